@@ -1,0 +1,38 @@
+"""Gymnasium environments of PyBullet humanoids and the experts that ship with pybullet.
+
+Importing this package registers ``sim/HumanoidWalk-v0`` and ``sim/HumanoidRun-v0``::
+
+    import gymnasium as gym
+    import sim
+
+    env = gym.make("sim/HumanoidWalk-v0", start_phase="random")
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from sim.errors import AssetError, SimError, UnknownExpertError
+from sim.experts import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
+
+ENV_IDS = ("sim/HumanoidWalk-v0", "sim/HumanoidRun-v0")
+
+_ENTRY_POINTS = {
+    "sim/HumanoidWalk-v0": "sim.humanoid_walk:HumanoidWalkEnv",
+    "sim/HumanoidRun-v0": "sim.humanoid_run:HumanoidRunEnv",
+}
+
+for _env_id, _entry in _ENTRY_POINTS.items():
+    if _env_id not in registry:
+        # Episode length is handled inside each env (the walk's limit is in simulated
+        # seconds), so no TimeLimit wrapper is added.
+        register(id=_env_id, entry_point=_entry, disable_env_checker=True)
+
+__all__ = [
+    "ENV_IDS",
+    "EXPERT_FOR_ENV",
+    "AssetError",
+    "MLPExpert",
+    "SimError",
+    "UnknownExpertError",
+    "expert_names",
+    "load_expert",
+]

@@ -1,0 +1,66 @@
+"""Headless rendering with a camera that follows the humanoid.
+
+Uses PyBullet's tiny software renderer, which works in DIRECT mode without a display
+(measured here: 320x240 in 16-29 ms; EGL falls back to software and is no faster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+
+@dataclass(frozen=True)
+class FollowCamera:
+    """Camera parameters; the target point is given per frame."""
+
+    width: int = 320
+    """Image width in pixels."""
+    height: int = 240
+    """Image height in pixels."""
+    distance: float = 3.0
+    """Distance from the target, metres."""
+    yaw: float = 0.0
+    """Yaw around the up axis, degrees."""
+    pitch: float = -15.0
+    """Pitch, degrees (negative looks down)."""
+    fov: float = 60.0
+    """Vertical field of view, degrees."""
+    up_axis: int = 2
+    """1 when the world is y-up (DeepMimic), 2 when z-up (roboschool)."""
+    shadows: bool = False
+    """Shadows cost about 1.8x the frame time with the tiny renderer."""
+
+    def render(self, client: int, target: Sequence[float]) -> np.ndarray:
+        """RGB frame (height, width, 3) uint8 looking at ``target`` in client ``client``."""
+        view = p.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=list(target),
+            distance=self.distance,
+            yaw=self.yaw,
+            pitch=self.pitch,
+            roll=0.0,
+            upAxisIndex=self.up_axis,
+            physicsClientId=client,
+        )
+        proj = p.computeProjectionMatrixFOV(
+            fov=self.fov,
+            aspect=self.width / self.height,
+            nearVal=0.05,
+            farVal=100.0,
+            physicsClientId=client,
+        )
+        _, _, rgba, _, _ = p.getCameraImage(
+            self.width,
+            self.height,
+            viewMatrix=view,
+            projectionMatrix=proj,
+            shadow=int(self.shadows),
+            renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=client,
+        )
+        frame = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)
+        return np.ascontiguousarray(frame[:, :, :3])
