@@ -1,1 +1,12 @@
-"""pipeline package."""
+"""The pipeline: CLI, configuration, tracking and the record/train/evaluate stages."""
+
+import datasets as _datasets
+
+# ``datasets`` is also the import name of Hugging Face's package; if that one is first on
+# the path, everything downstream would fail with confusing errors.
+if getattr(_datasets, "HUMANOID_IMITATION", False) is not True:
+    raise ImportError(
+        f"the 'datasets' package imported from {getattr(_datasets, '__file__', '?')} is not "
+        "this project's (Hugging Face 'datasets' shadows it?): install this project into a "
+        "dedicated virtual environment (see README)"
+    )

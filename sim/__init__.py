@@ -24,7 +24,7 @@ for _env_id, _entry in _ENTRY_POINTS.items():
     if _env_id not in registry:
         # Episode length is handled inside each env (the walk's limit is in simulated
         # seconds), so no TimeLimit wrapper is added.
-        register(id=_env_id, entry_point=_entry, disable_env_checker=True)
+        register(id=_env_id, entry_point=_entry)
 
 __all__ = [
     "ENV_IDS",

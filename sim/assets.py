@@ -17,7 +17,9 @@ def _package_dir(package: str) -> Path:
     # __init__ imports the legacy ``gym`` package and must never run.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise AssetError(f"package '{package}' not found: install the pybullet wheel (pip install pybullet)")
+        raise AssetError(
+            f"package '{package}' not found: install the pybullet wheel (pip install pybullet)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

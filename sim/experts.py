@@ -178,5 +178,7 @@ def expert_names() -> list[str]:
 def load_expert(name: str) -> MLPExpert:
     """Load a shipped expert by name (``humanoid_walk`` or ``humanoid_run``)."""
     if name not in _LOADERS:
-        raise UnknownExpertError(f"unknown expert '{name}': choose one of {', '.join(expert_names())}")
+        raise UnknownExpertError(
+            f"unknown expert '{name}': choose one of {', '.join(expert_names())}"
+        )
     return _LOADERS[name]()

@@ -1,0 +1,204 @@
+"""``pipeline rollout``: validate the request, run episodes with progress, report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import sim
+from pipeline.errors import PipelineError
+from pipeline.outputs import check_output_path, write_json
+from pipeline.policies import check_policy_name, resolve_policy
+from pipeline.rollout import EpisodeResult, summarize
+from pipeline.video import VIDEO_SUFFIXES
+from pipeline.workers import EpisodeTask, run_episodes
+
+WALK_ENV = "sim/HumanoidWalk-v0"
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """Everything ``pipeline rollout`` was asked to do."""
+
+    env_id: str
+    """Registered environment id."""
+    policy: str
+    """'expert', 'random' or an expert name."""
+    episodes: int
+    """Number of episodes, >= 1."""
+    seed: int
+    """Episode i is reset with seed + i."""
+    start_phase: str | None = None
+    """Walk only: '0', 'random' or a float in [0, 1)."""
+    episode_seconds: float | None = None
+    """Walk only: time limit in simulated seconds."""
+    workers: int = 1
+    """Worker processes."""
+    video: Path | None = None
+    """Video of the first episode."""
+    json_path: Path | None = None
+    """Metrics as JSON."""
+
+
+def parse_start_phase(value: str) -> float | str:
+    """'random', or a phase in [0, 1)."""
+    if value == "random":
+        return "random"
+    try:
+        phase = float(value)
+    except ValueError:
+        raise PipelineError(
+            f"--start-phase: '{value}' is not 'random' or a number in [0, 1)"
+        ) from None
+    if not 0.0 <= phase < 1.0:
+        raise PipelineError(f"--start-phase: {value} is outside [0, 1)")
+    return phase
+
+
+def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
+    """Validated constructor arguments for the environment."""
+    if request.env_id not in sim.ENV_IDS:
+        raise PipelineError(
+            f"--env: unknown environment '{request.env_id}' (choose one of {', '.join(sim.ENV_IDS)})"
+        )
+    kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
+    for option, value in (("--start-phase", request.start_phase),
+                          ("--episode-seconds", request.episode_seconds)):  # fmt: skip
+        if value is not None and request.env_id != WALK_ENV:
+            raise PipelineError(f"{option}: applies only to {WALK_ENV}, not {request.env_id}")
+    if request.start_phase is not None:
+        kwargs["start_phase"] = parse_start_phase(request.start_phase)
+    if request.episode_seconds is not None:
+        if not (math.isfinite(request.episode_seconds) and request.episode_seconds > 0):
+            raise PipelineError(f"--episode-seconds: {request.episode_seconds} must be > 0")
+        kwargs["episode_seconds"] = request.episode_seconds
+    return kwargs
+
+
+def validate(request: RolloutRequest) -> dict[str, Any]:
+    """Check every option before any work starts; returns the env kwargs."""
+    kwargs = env_kwargs_for(request)
+    check_policy_name(request.policy, request.env_id)
+    if request.episodes < 1:
+        raise PipelineError(f"--episodes: must be >= 1, got {request.episodes}")
+    if request.workers < 1:
+        raise PipelineError(f"--workers: must be >= 1, got {request.workers}")
+    if request.video is not None:
+        check_output_path(request.video, "--video", VIDEO_SUFFIXES)
+    if request.json_path is not None:
+        check_output_path(request.json_path, "--json", (".json",))
+    return kwargs
+
+
+def run_rollout_command(request: RolloutRequest, console: Console) -> list[EpisodeResult]:
+    """Run ``pipeline rollout``: episodes with a progress bar, a table, optional JSON/video."""
+    env_kwargs = validate(request)
+    space_env = gym.make(request.env_id)
+    try:
+        low, high = space_env.action_space.low, space_env.action_space.high
+    finally:
+        space_env.close()
+    policy = resolve_policy(request.policy, request.env_id, low, high)
+    tasks = [
+        EpisodeTask(
+            i, request.seed + i, video=str(request.video) if request.video and i == 0 else None
+        )
+        for i in range(request.episodes)
+    ]
+    falls = 0
+    with Progress(
+        TextColumn("[bold]rollout[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("falls {task.fields[falls]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task(f"{request.env_id} / {request.policy}", total=len(tasks), falls=0)
+
+        def advance(result: EpisodeResult) -> None:
+            nonlocal falls
+            falls += result.fell
+            progress.update(bar, advance=1, falls=falls)
+
+        results = run_episodes(request.env_id, env_kwargs, policy, tasks, request.workers, advance)
+    summary = summarize(results)
+    console.print(results_table(request, results, summary))
+    if request.video is not None:
+        console.print(f"video: {request.video}")
+    if request.json_path is not None:
+        write_json(request.json_path, {
+            "command": "rollout",
+            "env_id": request.env_id,
+            "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "render_mode"},
+            "policy": request.policy,
+            "seed": request.seed,
+            "workers": request.workers,
+            "episodes": [r.to_dict() for r in results],
+            "summary": summary,
+            "video": str(request.video) if request.video else None,
+        })  # fmt: skip
+        console.print(f"json: {request.json_path}")
+    return results
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def results_table(
+    request: RolloutRequest, results: list[EpisodeResult], summary: dict[str, Any]
+) -> Table:
+    """Per-episode rows and a mean row."""
+    table = Table(title=f"{request.env_id}, policy {request.policy}, {len(results)} episodes")
+    for column in ("episode", "seed", "steps", "survived s", "fell", "distance m", "return",
+                   "pose reward"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for i, r in enumerate(results):
+        table.add_row(str(i), str(r.seed), str(r.steps), _fmt(r.survived_s), "yes" if r.fell else "no",
+                      _fmt(r.distance), _fmt(r.ret, 1), _fmt(r.pose_reward, 3))  # fmt: skip
+
+    def mean(key: str) -> float | None:
+        return summary[key]["mean"] if key in summary else None
+
+    table.add_section()
+    table.add_row("mean", "", f"{summary['steps'] / len(results):.0f}", _fmt(mean("survived_s")),
+                  f"{summary['falls']}/{len(results)}", _fmt(mean("distance")),
+                  _fmt(mean("return"), 1), _fmt(mean("pose_reward"), 3))  # fmt: skip
+    return table
+
+
+def list_envs(console: Console, json_path: Path | None) -> None:
+    """Print the registered environments with their spaces and experts."""
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",))
+    rows = []
+    for env_id in sim.ENV_IDS:
+        env = gym.make(env_id)
+        try:
+            rows.append({
+                "env_id": env_id,
+                "observation_dim": int(env.observation_space.shape[0]),
+                "action_dim": int(env.action_space.shape[0]),
+                "expert": sim.EXPERT_FOR_ENV.get(env_id),
+            })  # fmt: skip
+        finally:
+            env.close()
+    table = Table(title="environments")
+    for column in ("env id", "observation", "action", "expert"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["env_id"], str(row["observation_dim"]), str(row["action_dim"]),
+                      str(row["expert"]))  # fmt: skip
+    console.print(table)
+    if json_path is not None:
+        write_json(json_path, {"command": "envs", "environments": rows})
+        console.print(f"json: {json_path}")
