@@ -65,9 +65,8 @@ def parse_start_phase(value: str) -> float | str:
 def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
     """Validated constructor arguments for the environment."""
     if request.env_id not in sim.ENV_IDS:
-        raise PipelineError(
-            f"--env: unknown environment '{request.env_id}' (choose one of {', '.join(sim.ENV_IDS)})"
-        )
+        choices = ", ".join(sim.ENV_IDS)
+        raise PipelineError(f"--env: unknown environment '{request.env_id}' (one of {choices})")
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
     for option, value in (("--start-phase", request.start_phase),
                           ("--episode-seconds", request.episode_seconds)):  # fmt: skip
@@ -163,7 +162,8 @@ def results_table(
                    "pose reward"):  # fmt: skip
         table.add_column(column, justify="right")
     for i, r in enumerate(results):
-        table.add_row(str(i), str(r.seed), str(r.steps), _fmt(r.survived_s), "yes" if r.fell else "no",
+        fell = "yes" if r.fell else "no"
+        table.add_row(str(i), str(r.seed), str(r.steps), _fmt(r.survived_s), fell,
                       _fmt(r.distance), _fmt(r.ret, 1), _fmt(r.pose_reward, 3))  # fmt: skip
 
     def mean(key: str) -> float | None:
