@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Developer tasks that need nothing but Python 3.10+ and pip.
+
+    python3 tasks.py demo    # install into .venv, roll the walking expert out, write a video
+    python3 tasks.py test    # install into .venv (with dev tools), lint, run the test suite
+    python3 tasks.py bench   # slow tests and the benchmarks
+
+The virtual environment lives in ``.venv`` (this project's ``datasets`` package shares
+its import name with Hugging Face's, so it must not share an environment with it). The
+install is skipped when ``pyproject.toml`` has not changed since the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+
+
+def ensure_venv(extras: str) -> None:
+    if not PY.exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / f".installed-{extras or 'base'}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    target = f".[{extras}]" if extras else "."
+    for cmd in ((PY, "-m", "pip", "install", "-q", "--upgrade", "pip"),
+                (PY, "-m", "pip", "install", "-q", "-e", target)):  # fmt: skip
+        if run(*cmd) != 0:
+            sys.exit(f"tasks.py: installing {target} into {VENV} failed")
+    stamp.write_text(digest)
+
+
+def demo() -> int:
+    ensure_venv("")
+    out = ROOT / "outputs"
+    out.mkdir(exist_ok=True)
+    return run(BIN / "pipeline", "rollout", "--env", "sim/HumanoidWalk-v0", "--policy", "expert",
+               "--episodes", "5", "--seed", "0", "--start-phase", "random",
+               "--video", out / "walk_expert.mp4", "--json", out / "walk_expert.json")  # fmt: skip
+
+
+def lint() -> int:
+    rc = run(BIN / "ruff", "check", ".")
+    rc = rc or run(BIN / "ruff", "format", "--check", ".")
+    return rc or run(BIN / "lint-imports")
+
+
+def test() -> int:
+    ensure_venv("dev")
+    rc = lint()
+    if rc:
+        return rc
+    # pytest's own exit code is returned as is (5 = no tests collected).
+    return run(PY, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+
+
+def bench() -> int:
+    ensure_venv("dev")
+    rc = run(PY, "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider")
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        rc = run(PY, script) or rc
+    return rc
+
+
+TASKS = {"demo": demo, "test": test, "lint": lint, "bench": bench}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in TASKS:
+        sys.exit(f"usage: python3 tasks.py {{{'|'.join(TASKS)}}}")
+    sys.exit(TASKS[sys.argv[1]]())
