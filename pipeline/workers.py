@@ -88,6 +88,57 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+class WorkerPool:
+    """Long-lived rollout workers: ``workers=1`` runs in this process, more in a spawn pool.
+
+    Each worker builds its environment once and keeps it for every episode it is given,
+    so repeated calls to :meth:`run` pay no start-up cost.
+    """
+
+    def __init__(
+        self, env_id: str, env_kwargs: dict[str, Any], policy: Policy, workers: int = 1
+    ) -> None:
+        self.workers = workers
+        self._local: RolloutWorker | None = None
+        self._pool: Any = None
+        if workers <= 1:
+            self._local = RolloutWorker(env_id, env_kwargs, policy)
+        else:
+            ctx = mp.get_context("spawn")
+            with _worker_environment():
+                self._pool = ctx.Pool(workers, _init_process, (env_id, env_kwargs, policy))
+
+    def run(
+        self,
+        tasks: Sequence[EpisodeTask],
+        on_result: Callable[[EpisodeResult], None] | None = None,
+    ) -> list[EpisodeResult]:
+        """Run ``tasks`` and return their results in task order."""
+        results: dict[int, EpisodeResult] = {}
+        if self._local is not None:
+            items: Iterator[tuple[int, EpisodeResult]] = map(self._local.run, tasks)
+        else:
+            items = self._pool.imap_unordered(_run_in_process, tasks)
+        for index, result in items:
+            results[index] = result
+            if on_result:
+                on_result(result)
+        return [results[t.index] for t in tasks]
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def run_episodes(
     env_id: str,
     env_kwargs: dict[str, Any],
@@ -96,34 +147,6 @@ def run_episodes(
     workers: int = 1,
     on_result: Callable[[EpisodeResult], None] | None = None,
 ) -> list[EpisodeResult]:
-    """Run ``tasks`` and return their results in task order.
-
-    ``workers=1`` runs in this process; more start a spawn-context process pool whose
-    workers keep their environment for all the episodes they are given.
-    """
-    results: dict[int, EpisodeResult] = {}
-
-    def collect(item: tuple[int, EpisodeResult]) -> None:
-        results[item[0]] = item[1]
-        if on_result:
-            on_result(item[1])
-
-    if workers <= 1 or len(tasks) <= 1:
-        worker = RolloutWorker(env_id, env_kwargs, policy)
-        try:
-            for task in tasks:
-                collect(worker.run(task))
-        finally:
-            worker.close()
-    else:
-        ctx = mp.get_context("spawn")
-        with _worker_environment():
-            pool = ctx.Pool(min(workers, len(tasks)), _init_process, (env_id, env_kwargs, policy))
-        try:
-            for item in pool.imap_unordered(_run_in_process, tasks):
-                collect(item)
-            pool.close()
-        finally:
-            pool.terminate()
-            pool.join()
-    return [results[t.index] for t in tasks]
+    """Run ``tasks`` on a fresh :class:`WorkerPool` and return results in task order."""
+    with WorkerPool(env_id, env_kwargs, policy, min(workers, len(tasks))) as pool:
+        return pool.run(tasks, on_result)
