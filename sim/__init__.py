@@ -8,10 +8,34 @@ Importing this package registers ``sim/HumanoidWalk-v0`` and ``sim/HumanoidRun-v
     env = gym.make("sim/HumanoidWalk-v0", start_phase="random")
 """
 
+import os as _os
+import sys as _sys
+
 from gymnasium.envs.registration import register, registry
 
+# Neither module imports pybullet, so these may come before the quiet import below.
 from sim.errors import AssetError, SimError, UnknownExpertError
 from sim.experts import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
+
+
+def _import_pybullet_quietly() -> None:
+    """Import pybullet with file descriptor 1 muted: its C module prints its build time to
+    stdout on import, which would pollute every command's (and worker's) output."""
+    if "pybullet" in _sys.modules:
+        return
+    _sys.stdout.flush()
+    saved = _os.dup(1)
+    devnull = _os.open(_os.devnull, _os.O_WRONLY)
+    try:
+        _os.dup2(devnull, 1)
+        import pybullet  # noqa: F401
+    finally:
+        _os.dup2(saved, 1)
+        _os.close(saved)
+        _os.close(devnull)
+
+
+_import_pybullet_quietly()
 
 ENV_IDS = ("sim/HumanoidWalk-v0", "sim/HumanoidRun-v0")
 
