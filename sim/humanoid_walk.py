@@ -138,8 +138,8 @@ class HumanoidWalkEnv(gym.Env):
 
     metadata: ClassVar[dict[str, Any]] = {
         "render_modes": ["rgb_array"],
-        # Nominal: actions come at ~27 Hz (1/30 s rounded up to whole ticks).
-        "render_fps": 30,
+        # One frame per action: 541 actions per 20 s (1/30 s rounded up to whole ticks).
+        "render_fps": 27,
     }
 
     def __init__(
@@ -181,14 +181,18 @@ class HumanoidWalkEnv(gym.Env):
         self._pristine_state = p.saveState(physicsClientId=client)
         self._clock = 0.0
         self._ticks = 0
-        self._start_root = np.zeros(3)
-        self._forward = self.clip.walking_direction
+        self._start_root = (0.0, 0.0, 0.0)
+        self._forward = tuple(self.clip.walking_direction.tolist())
 
     @staticmethod
     def _check_phase(phase: Any) -> None:
-        if phase == "random":
+        if isinstance(phase, str) and phase == "random":
             return
-        if isinstance(phase, str) or not 0.0 <= float(phase) < 1.0:
+        try:
+            valid = not isinstance(phase, str) and 0.0 <= float(phase) < 1.0
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
             raise ValueError(f"start_phase must be 'random' or a number in [0, 1), got {phase!r}")
 
     # -- gymnasium API ------------------------------------------------------------------
@@ -199,7 +203,7 @@ class HumanoidWalkEnv(gym.Env):
         super().reset(seed=seed)
         phase = (options or {}).get("start_phase", self.start_phase)
         self._check_phase(phase)
-        if phase == "random":
+        if isinstance(phase, str):  # "random"
             phase = float(self.np_random.uniform(0.0, 1.0))
         client = self._require_client()
         p.restoreState(self._pristine_state, physicsClientId=client)
@@ -207,7 +211,7 @@ class HumanoidWalkEnv(gym.Env):
         self._clock = float(phase) * self.clip.cycle_time
         self._ticks = 0
         self._character.reset(self.clip.pose_at(self._clock))
-        self._start_root = np.array(self._character.root_position())
+        self._start_root = self._character.root_position()
         obs, terms = self._observe()
         return obs, self._info(terms, fell=False)
 
@@ -264,10 +268,12 @@ class HumanoidWalkEnv(gym.Env):
         return obs, terms
 
     def _info(self, terms: RewardTerms, fell: bool) -> dict[str, Any]:
-        moved = np.array(self._character.root_position()) - self._start_root
+        x, _, z = self._character.root_position()
+        x0, _, z0 = self._start_root
+        forward_x, _, forward_z = self._forward
         return {
             **terms.as_info(),
-            "distance": float(moved @ self._forward),
+            "distance": (x - x0) * forward_x + (z - z0) * forward_z,
             "fell": fell,
             "sim_time": self._ticks / TICKS_PER_SECOND,
             "phase": self.clip.phase(self._clock),

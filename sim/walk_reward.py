@@ -71,40 +71,42 @@ class RewardTerms:
         }
 
 
-def _rotation_angle(w: float | np.ndarray) -> float | np.ndarray:
-    return 2.0 * np.arccos(np.clip(w, -1.0, 1.0))
+def _squared_norm(v: np.ndarray) -> float:
+    return float(np.vdot(v, v))
 
 
 def imitation_reward(sim: BodyState, ref: BodyState) -> RewardTerms:
     """Reward terms of the simulated state against the reference one."""
-    qs, qr = sim.base_orientation, ref.base_orientation
+    # Small vectors: few numpy calls, since each costs more than the arithmetic.
+    qs, qr = sim.base_orientation.tolist(), ref.base_orientation.tolist()
     # w of q_ref * conj(q_sim); not folded onto the shorter arc (see module docstring).
     root_w = qr[3] * qs[3] + qr[0] * qs[0] + qr[1] * qs[1] + qr[2] * qs[2]
-    root_rot_err = float(_rotation_angle(root_w)) ** 2
-    root_ang_vel_err = float(np.sum((sim.base_angular_velocity - ref.base_angular_velocity) ** 2))
+    root_rot_err = (2.0 * math.acos(min(max(root_w, -1.0), 1.0))) ** 2
+    root_ang_vel_err = _squared_norm(sim.base_angular_velocity - ref.base_angular_velocity)
 
     a, b = sim.joints.spherical_rotations, ref.joints.spherical_rotations
     # |w| of b * conj(a) is |a . b|: the shorter arc between the two joint rotations.
-    joint_angles = _rotation_angle(np.abs(np.sum(a * b, axis=1)))
+    joint_angles = 2.0 * np.arccos(np.minimum(np.abs(np.einsum("ij,ij->i", a, b)), 1.0))
     revolute_diff = sim.joints.revolute_angles - ref.joints.revolute_angles
     pose_err = (
         ROOT_WEIGHT * root_rot_err
-        + float(_SPHERICAL_WEIGHTS @ joint_angles**2)
-        + float(_REVOLUTE_WEIGHTS @ revolute_diff**2)
+        + float(_SPHERICAL_WEIGHTS @ (joint_angles * joint_angles))
+        + float(_REVOLUTE_WEIGHTS @ (revolute_diff * revolute_diff))
     )
 
     sph_vel = sim.joints.spherical_velocities - ref.joints.spherical_velocities
     rev_vel = sim.joints.revolute_velocities - ref.joints.revolute_velocities
     vel_err = (
         ROOT_WEIGHT * root_ang_vel_err
-        + float(_SPHERICAL_WEIGHTS @ np.sum(sph_vel**2, axis=1))
-        + float(_REVOLUTE_WEIGHTS @ rev_vel**2)
+        + float(_SPHERICAL_WEIGHTS @ np.einsum("ij,ij->i", sph_vel, sph_vel))
+        + float(_REVOLUTE_WEIGHTS @ (rev_vel * rev_vel))
     )
 
-    end_eff_err = float(np.mean(np.sum((sim.end_effectors - ref.end_effectors) ** 2, axis=1)))
+    effectors = sim.end_effectors - ref.end_effectors
+    end_eff_err = _squared_norm(effectors) / len(effectors)
 
-    root_pos_err = float(np.sum((sim.base_position - ref.base_position) ** 2))
-    root_vel_err = float(np.sum((sim.base_linear_velocity - ref.base_linear_velocity) ** 2))
+    root_pos_err = _squared_norm(sim.base_position - ref.base_position)
+    root_vel_err = _squared_norm(sim.base_linear_velocity - ref.base_linear_velocity)
     root_err = root_pos_err + 0.1 * root_rot_err + 0.01 * root_vel_err + 0.001 * root_ang_vel_err
 
     return RewardTerms(

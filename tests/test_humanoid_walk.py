@@ -131,6 +131,8 @@ def test_bad_arguments_and_actions_are_rejected(make_env: Callable[..., Humanoid
         HumanoidWalkEnv(start_phase=1.0)
     with pytest.raises(ValueError, match="start_phase"):
         HumanoidWalkEnv(start_phase="sometimes")
+    with pytest.raises(ValueError, match="start_phase"):
+        HumanoidWalkEnv(start_phase=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="render_mode"):
         HumanoidWalkEnv(render_mode="human")
     with pytest.raises(ValueError, match="episode_seconds"):
