@@ -82,10 +82,9 @@ class HumanoidWalkEnv(gym.Env):
 
     ``Box(OBS_LOW, OBS_HIGH, (197,), float32)``, with bounds [0, 1] for the phase, +-100
     for the root height, +-4 for link poses and +-500 for velocities: the clip phase, the
-    root height, then for each of the 15 links its centre-of-mass position and
-    orientation (w, x, y, z with w >= 0) relative to the root, then each link's linear
-    and angular velocity, all in the root's heading frame (see
-    :mod:`sim.walk_character`).
+    root height, then for each of the 15 links its centre-of-mass position relative to
+    the root and its orientation (w, x, y, z with w >= 0), then each link's linear and
+    angular velocity, all in the root's heading frame (see :mod:`sim.walk_character`).
 
     ## Rewards
 
@@ -95,20 +94,23 @@ class HumanoidWalkEnv(gym.Env):
     ``reward_end_effector`` and ``reward_root``. The humanoid is never re-synchronised
     with the clip, so the end-effector and root terms decay as it drifts; the pose term
     (about 0.92 for the expert), ``distance`` and survival time are the walking metrics.
+    As in the reference, the velocity term compares the root's angular velocity with the
+    clip's but the joints' velocities with zero (its kinematic character reports zero).
 
     ## Starting State
 
     The humanoid starts in the clip's pose and velocities at phase ``start_phase``
     (``"random"``: uniform in [0, 1) from ``self.np_random``; ``reset(options=
-    {"start_phase": x})`` overrides it for one episode). The simulation is restored from
-    a snapshot at every reset, so ``reset(seed=s)`` gives the same episode whatever ran
-    before.
+    {"start_phase": x})`` overrides it for one episode; the reference draws k/1000, k in
+    0..1000). The simulation is restored from a snapshot at every reset, so
+    ``reset(seed=s)`` gives the same episode whatever ran before.
 
     ## Episode End
 
     - Termination: a fall, i.e. a link other than the feet (links 0-4, 6-10, 12-14)
       touches the floor, checked after every physics tick (``info["fell"]``).
-    - Truncation: ``episode_seconds`` of simulated time (20 s: 541 actions).
+    - Truncation: ``episode_seconds`` of simulated time since reset (20 s: 541 actions;
+      the reference stops at clip time 20 s, i.e. earlier after a random start phase).
 
     Physics runs at 240 Hz. An action is held until the clock passes 1/30 s after it was
     first applied, i.e. for 8 or 9 ticks (about 27 actions per simulated second, as in

@@ -6,13 +6,14 @@ the simulated character (stable PD control, fall detection), the invisible kinem
 Timing, rewards and the gymnasium API live in :mod:`sim.humanoid_walk` and
 :mod:`sim.walk_reward`.
 
-Observation layout (float64 here, float32 in the env), all in the character's heading
-frame (origin under the root, x along the root's heading projected on the floor, y up)::
+Observation layout (float64 here, float32 in the env). Vectors and orientations are
+expressed in the character's heading frame: world axes turned about y (up) so that x
+points along the root's x axis projected on the floor::
 
     0          phase of the motion clip, [0, 1)
     1          root height (y) above the floor
-    2-106      per link 0..14: centre-of-mass position (3) and orientation (w, x, y, z;
-               w >= 0) relative to the root's ground point
+    2-106      per link 0..14: centre-of-mass position relative to the root (3), then
+               orientation (w, x, y, z; w >= 0)
     107-196    per link 0..14: linear velocity (3), angular velocity (3)
 
 Every PyBullet call names its client explicitly, so several characters in one process
