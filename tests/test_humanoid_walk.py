@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -434,18 +433,3 @@ def test_expert_survives_most_random_starts(
         _, outcomes = rollout(env, seed, expert, steps=1000)
         survived += not outcomes[-1][3]["fell"]
     assert survived / 40 >= 0.65  # reference: 67-80%
-
-
-@pytest.mark.slow
-def test_speed_with_expert_in_the_loop(
-    make_env: Callable[..., HumanoidWalkEnv], expert: Policy
-) -> None:
-    env = make_env()
-    best = 0.0
-    for _ in range(3):  # best of three: other processes may share the machine
-        obs, _ = env.reset(seed=0)
-        start = time.perf_counter()
-        for _ in range(200):
-            obs = env.step(expert(obs))[0]
-        best = max(best, 200 / (time.perf_counter() - start))
-    assert best >= 400, f"{best:.0f} control steps/s"
