@@ -8,6 +8,7 @@ Importing this package registers ``sim/HumanoidWalk-v0`` and ``sim/HumanoidRun-v
     env = gym.make("sim/HumanoidWalk-v0", start_phase="random")
 """
 
+import ctypes
 import os as _os
 import sys as _sys
 
@@ -19,19 +20,26 @@ from sim.experts import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
 
 
 def _import_pybullet_quietly() -> None:
-    """Import pybullet with file descriptor 1 muted: its C module prints its build time to
-    stdout on import, which would pollute every command's (and worker's) output."""
+    """Import pybullet with stdout and stderr muted at the file-descriptor level: its C
+    module prints its build time on import, which would pollute every command's (and
+    every worker's) output. Python exceptions still propagate after the streams return."""
     if "pybullet" in _sys.modules:
         return
     _sys.stdout.flush()
-    saved = _os.dup(1)
+    _sys.stderr.flush()
+    saved = {fd: _os.dup(fd) for fd in (1, 2)}
     devnull = _os.open(_os.devnull, _os.O_WRONLY)
     try:
-        _os.dup2(devnull, 1)
+        for fd in saved:
+            _os.dup2(devnull, fd)
         import pybullet  # noqa: F401
+
+        # C stdio may buffer the banner; flush it while the descriptors are muted.
+        ctypes.CDLL(None).fflush(None)
     finally:
-        _os.dup2(saved, 1)
-        _os.close(saved)
+        for fd, original in saved.items():
+            _os.dup2(original, fd)
+            _os.close(original)
         _os.close(devnull)
 
 
