@@ -10,6 +10,7 @@ on one observation or a batch, so rollout workers never need TensorFlow: an
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from sim.assets import checkpoint_path, pybullet_envs_path
 from sim.errors import AssetError, UnknownExpertError
+from sim.quiet import muted_output
 
 WALK_CHECKPOINT = "data/policies/humanoid3d/humanoid3d_walk.ckpt"
 RUN_WEIGHTS_SCRIPT = "examples/enjoy_TF_HumanoidBulletEnv_v0_2017may.py"
@@ -84,7 +86,9 @@ def _load_walk() -> MLPExpert:
     prefix = checkpoint_path(WALK_CHECKPOINT)
     # TensorFlow is imported here only: loading is done once in the parent process and
     # the resulting NumPy expert is what workers receive.
-    import tensorflow as tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up log is noise here
+    with muted_output():
+        import tensorflow as tf
 
     try:
         reader = tf.train.load_checkpoint(str(prefix))

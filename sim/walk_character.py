@@ -30,6 +30,7 @@ import pybullet as p
 
 from sim.assets import pybullet_data_path
 from sim.mocap import JOINT_LINKS, JOINTS, ClipPose, Rotation
+from sim.quiet import muted_output
 
 HUMANOID_URDF = "humanoid/humanoid.urdf"
 FLOOR_URDF = "plane_implicit.urdf"
@@ -149,6 +150,29 @@ def _read_joints(body: int, client: int) -> JointReading:
     return JointReading(pos[_POS_SPH], pos[_POS_REV], vel[_VEL_SPH], vel[_VEL_REV])
 
 
+def _load_bodies(urdf: str, client: int) -> tuple[int, int]:
+    """Load the simulated character and its reference ghost."""
+    body = p.loadURDF(
+        urdf,
+        [0, 0.889540259, 0],
+        globalScaling=MODEL_SCALE,
+        useFixedBase=False,
+        flags=_SIM_FLAGS,
+        physicsClientId=client,
+    )
+    # The ghost is a fixed-base copy posed kinematically; it must neither collide nor
+    # be simulated (asleep), nor be seen (alpha 0).
+    ghost = p.loadURDF(
+        urdf,
+        [0, 0.85, 0],
+        globalScaling=MODEL_SCALE,
+        useFixedBase=True,
+        flags=p.URDF_MAINTAIN_LINK_ORDER,
+        physicsClientId=client,
+    )
+    return body, ghost
+
+
 class WalkCharacter:
     """The simulated humanoid and its invisible reference ghost, loaded into ``client``."""
 
@@ -156,24 +180,10 @@ class WalkCharacter:
         self.client = client
         self.floor = floor
         urdf = str(pybullet_data_path(HUMANOID_URDF))
-        self.body = p.loadURDF(
-            urdf,
-            [0, 0.889540259, 0],
-            globalScaling=MODEL_SCALE,
-            useFixedBase=False,
-            flags=_SIM_FLAGS,
-            physicsClientId=client,
-        )
-        # The ghost is a fixed-base copy posed kinematically; it must neither collide nor
-        # be simulated (asleep), nor be seen (alpha 0).
-        self.ghost = p.loadURDF(
-            urdf,
-            [0, 0.85, 0],
-            globalScaling=MODEL_SCALE,
-            useFixedBase=True,
-            flags=p.URDF_MAINTAIN_LINK_ORDER,
-            physicsClientId=client,
-        )
+        # The URDF has joints without an axis element; pybullet warns about each of them
+        # on every load, which says nothing a user can act on.
+        with muted_output():
+            self.body, self.ghost = _load_bodies(urdf, client)
         for link in range(-1, NUM_LINKS):
             p.changeDynamics(self.body, link, lateralFriction=FRICTION, physicsClientId=client)
         p.changeDynamics(self.body, -1, linearDamping=0, angularDamping=0, physicsClientId=client)
