@@ -24,7 +24,7 @@ import numpy as np
 from datasets import journal
 from datasets.checks import check_episode, check_file, expect, open_h5
 from datasets.checksum import episode_checksum, stored_arrays
-from datasets.errors import DatasetError
+from datasets.errors import DatasetError, first_line
 from datasets.schema import (
     ACTIONS,
     DROPPED_ATTEMPTS,
@@ -184,6 +184,9 @@ class Dataset:
                 return
             except _JournalRaceError:
                 self.close()
+            except BaseException:
+                self.close()
+                raise
         raise DatasetError(f"{path}: kept changing while being opened; try again")
 
     def _load(self, include_journal: bool) -> None:
@@ -228,6 +231,9 @@ class Dataset:
                     self.pending_episodes += 1
             except FileNotFoundError:
                 raise _JournalRaceError() from None
+            except (OSError, ValueError, KeyError) as exc:
+                problem = f"unreadable journal entry ({first_line(exc)})"
+                raise DatasetError(f"{entry.path}: {problem}") from None
             self.next_attempt = entry.attempt + 1
 
     def __len__(self) -> int:

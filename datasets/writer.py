@@ -10,11 +10,13 @@ file. The design below never writes into the published file.
 complete, closed and fsync'ed copy. POSIX ``rename`` is atomic, so at every instant the
 name refers either to the old complete file or to the new complete file.
 
-**Commit = a journal entry.** :meth:`EpisodeWriter.commit` writes the episode as a small
-HDF5 file in ``<path>.journal/``, closes and fsyncs it, then renames it to its final name
-(``<uuid>-<attempt>.episode.h5``) and fsyncs the directory. When ``commit`` returns, the
-episode is durable: a kill afterwards cannot lose it; a kill before the rename leaves
-only a ``.tmp`` file, which is never read. Drops are journaled the same way (JSON).
+**Commit = a journal entry.** :meth:`EpisodeWriter.commit` builds the episode as a small
+HDF5 file in memory, writes it under a temporary name in ``<path>.journal/``, fsyncs it,
+renames it to its final name (``<uuid>-<attempt>.episode.h5``) and fsyncs the directory.
+When ``commit`` returns the episode is durable: a kill afterwards cannot lose it; a kill
+before the rename leaves only a ``.tmp`` file, which is never read. Drops are journaled
+the same way (JSON). Entries are written one at a time, so the durable entries always
+form an unbroken run of attempts.
 
 **Merge = copy, append, rename.** From time to time the writer copies the dataset file
 to a temporary file, appends the journaled episodes to the copy (``H5Ocopy``: compressed
@@ -28,9 +30,23 @@ the lock it deletes temporaries and stale entries and merges the unbroken run of
 entries that follow the file's ``next_attempt``. Readers show those pending entries too,
 without changing anything, so a dataset always presents exactly the committed episodes.
 
+**Why a kill cannot break it.** Every step that changes what a reader sees is a single
+``rename`` of a complete file, and every other step writes only files no reader uses
+(temporaries, a private copy). SIGKILL does not lose data the kernel already accepted,
+so the fsyncs are for power loss (``durable=False`` skips them and stays kill-safe).
+``tests/test_store_crash.py`` kills a recorder at random moments and at each of these
+steps, and checks the invariant after every kill.
+
+**Errors.** A failing write (disk full, read-only file system) raises a one-line
+:class:`DatasetWriteError`; nothing published is touched. HDF5 itself never sees a
+failing write (see ``datasets.h5write``), because after one it can crash the process.
+A merge that was only opportunistic does not fail the commit that triggered it (that
+episode is already durable); :meth:`EpisodeWriter.flush` and :meth:`~EpisodeWriter.close`
+report it.
+
 **Cost.** A merge copies the whole file, so merges are batched: one happens when its
 estimated cost (the last merge's time, scaled by the file's growth) is at most
-``merge_overhead`` (default 5%) of the time since the previous merge, when
+``merge_overhead`` (default 2%) of the time since the previous merge, when
 ``max_pending`` entries wait, and at :meth:`EpisodeWriter.close`. The writer keeps no
 episode data in memory between commits, and a merge needs free space for one more copy
 of the file.
@@ -167,7 +183,7 @@ class EpisodeWriter:
         overwrite: bool = False,
         compression: str | Compression = "gzip",
         durable: bool = True,
-        merge_overhead: float = 0.05,
+        merge_overhead: float = 0.02,
         max_pending: int = 64,
     ) -> EpisodeWriter:
         """Start a new file at ``path``; an existing file is replaced only with ``overwrite``.
@@ -227,7 +243,7 @@ class EpisodeWriter:
         metadata: DatasetMetadata,
         *,
         durable: bool = True,
-        merge_overhead: float = 0.05,
+        merge_overhead: float = 0.02,
         max_pending: int = 64,
     ) -> EpisodeWriter:
         """Add episodes of a new recording to an existing, compatible file.
@@ -253,7 +269,7 @@ class EpisodeWriter:
         *,
         recording_args: dict[str, Any] | None = None,
         durable: bool = True,
-        merge_overhead: float = 0.05,
+        merge_overhead: float = 0.02,
         max_pending: int = 64,
     ) -> EpisodeWriter:
         """Continue an interrupted recording at the file's next attempt.

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--create", action="store_true", help="create instead of resume")
     parser.add_argument("--compression", default="gzip")
-    parser.add_argument("--merge-overhead", type=float, default=0.05)
+    parser.add_argument("--merge-overhead", type=float, default=0.02)
     parser.add_argument("--max-pending", type=int, default=64)
     parser.add_argument("--step-ms", type=float, default=0.0, help="simulated time per step")
     parser.add_argument("--crash-at", help="SIGKILL this process at a journal.fault point")
