@@ -80,7 +80,7 @@ def main() -> int:
             f"{s['return']['mean']:.0f} ({s['return']['min']:.0f}-{s['return']['max']:.0f})",
             pose,
         )
-    Console().print(table)
+    Console(width=140).print(table)
     print(f"results: {RESULTS}")
     return 0
 

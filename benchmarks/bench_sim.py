@@ -149,7 +149,7 @@ def main() -> int:
             f"{r['render']['frame_ms']:.1f}",
             f"{100 * r['render']['encode_overhead']:+.0f}%",
         )
-    Console().print(table)
+    Console(width=140).print(table)
     print(f"results: {RESULTS}")
     return 0
 
