@@ -52,7 +52,7 @@ def main() -> int:
     }
     for name, env_id, kwargs, episodes in CASES:
         start = time.perf_counter()
-        tasks = [EpisodeTask(i, i) for i in range(episodes)]
+        tasks = [EpisodeTask(i) for i in range(episodes)]
         results = run_episodes(env_id, kwargs, experts[env_id], tasks, args.workers)
         report["cases"][name] = {
             "env_id": env_id,

@@ -28,7 +28,7 @@ import sim
 from pipeline.policies import ExpertPolicy
 from pipeline.rollout import run_episode
 from pipeline.video import VideoWriter
-from pipeline.workers import EpisodeTask, WorkerPool
+from pipeline.workers import EpisodeTask, rollout_pool
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 RESULTS = Path(__file__).parent / "results" / "bench_sim.json"
@@ -51,10 +51,10 @@ def pool_speed(
 ) -> dict:
     """Throughput of a warm WorkerPool running whole episodes."""
     start = time.perf_counter()
-    with WorkerPool(env_id, kwargs, policy, workers) as pool:
-        pool.run([EpisodeTask(i, 10_000 + i) for i in range(workers)])  # warm every worker
+    with rollout_pool(env_id, kwargs, policy, workers) as pool:
+        pool.run([EpisodeTask(10_000 + i) for i in range(workers)])  # warm every worker
         warm = time.perf_counter()
-        results = pool.run([EpisodeTask(i, i) for i in range(episodes)])
+        results = pool.run([EpisodeTask(i) for i in range(episodes)])
         end = time.perf_counter()
     steps = sum(r.steps for r in results)
     return {

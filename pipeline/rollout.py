@@ -51,9 +51,12 @@ def run_episode(
 ) -> EpisodeResult:
     """Roll ``policy`` out for one episode from ``env.reset(seed=seed)``.
 
-    With ``video``, every control step is rendered and streamed into that file.
+    With ``video``, every control step is rendered and streamed into that file. Actions
+    are cast to the action space's dtype, as recording does, so a rollout and a recording
+    of the same policy and seed follow the same trajectory.
     """
     start = time.perf_counter()
+    dtype = env.action_space.dtype
     policy.reset(seed)
     obs, info = env.reset(seed=seed, options=options)
     writer = VideoWriter(video, fps=float(env.metadata.get("render_fps", 30))) if video else None
@@ -63,7 +66,8 @@ def run_episode(
         if writer:
             writer.append(env.render())
         while not (terminated or truncated):
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+            action = np.asarray(policy.act(obs)).astype(dtype)
+            obs, reward, terminated, truncated, info = env.step(action)
             steps += 1
             ret += float(reward)
             pose_sum += float(info.get("reward_pose", math.nan))

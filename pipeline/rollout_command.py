@@ -107,7 +107,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     policy = resolve_policy(request.policy, request.env_id, low, high)
     tasks = [
         EpisodeTask(
-            i, request.seed + i, video=str(request.video) if request.video and i == 0 else None
+            request.seed + i, video=str(request.video) if request.video and i == 0 else None
         )
         for i in range(request.episodes)
     ]

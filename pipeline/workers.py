@@ -2,25 +2,31 @@
 
 Measured on 2 cores: gymnasium's ``AsyncVectorEnv`` synchronises every control step and
 gives ~1.0x; a pool whose workers each own an environment and run complete episodes
-gives 1.6-1.9x. :class:`RolloutWorker` holds no process logic of its own (constructor
-arguments picklable, methods return plain data), so the same class can later run as a
-Ray actor for multi-machine rollouts.
+gives 1.6-1.9x. A worker is any object with ``run(task)`` and ``close()``, built in its
+process by a picklable factory; :class:`RolloutWorker` and :class:`DemoWorker` hold no
+process logic (constructor arguments picklable, methods return plain data), so the same
+classes can later run as Ray actors for multi-machine rollouts.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 
+from datasets import Episode
+from pipeline.demonstration import DemoTask, record_demonstration
 from pipeline.policies import Policy
 from pipeline.rollout import EpisodeResult, run_episode
+from sim import MLPExpert
 
 # Without these, two PyBullet/NumPy processes on two cores each run ~3.5x slower
 # (BLAS thread pools oversubscribe the cores).
@@ -33,42 +39,67 @@ WORKER_THREAD_ENV = {
 }
 
 
+class Worker(Protocol):
+    """What a pool needs from a worker."""
+
+    def run(self, task: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
+    import sim  # noqa: F401  (registers the environments in this process)
+
+    return gym.make(env_id, **env_kwargs)
+
+
 @dataclass(frozen=True)
 class EpisodeTask:
-    """One episode to run: its position in the output, seed, reset options, video path."""
+    """One evaluation episode: seed, reset options, video path."""
 
-    index: int
     seed: int
     options: dict[str, Any] | None = None
     video: str | None = None
 
 
 class RolloutWorker:
-    """Owns one environment and one policy; runs whole episodes on request."""
+    """Owns one environment and one policy; runs whole episodes and returns metrics."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Policy) -> None:
-        import sim  # noqa: F401  (registers the environments in this process)
-
-        self.env = gym.make(env_id, **env_kwargs)
+        self.env = _make_env(env_id, env_kwargs)
         self.policy = policy
 
-    def run(self, task: EpisodeTask) -> tuple[int, EpisodeResult]:
+    def run(self, task: EpisodeTask) -> EpisodeResult:
         video = Path(task.video) if task.video else None
-        return task.index, run_episode(self.env, self.policy, task.seed, task.options, video)
+        return run_episode(self.env, self.policy, task.seed, task.options, video)
 
     def close(self) -> None:
         self.env.close()
 
 
-_worker: RolloutWorker | None = None
+class DemoWorker:
+    """Owns one environment and an expert; records whole demonstrations."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], expert: MLPExpert) -> None:
+        self.env = _make_env(env_id, env_kwargs)
+        self.expert = expert
+
+    def run(self, task: DemoTask) -> Episode:
+        return record_demonstration(self.env, self.expert, task)
+
+    def close(self) -> None:
+        self.env.close()
 
 
-def _init_process(env_id: str, env_kwargs: dict[str, Any], policy: Policy) -> None:
+_worker: Worker | None = None
+
+
+def _init_process(factory: Callable[[], Worker]) -> None:
     global _worker
-    _worker = RolloutWorker(env_id, env_kwargs, policy)
+    _worker = factory()
 
 
-def _run_in_process(task: EpisodeTask) -> tuple[int, EpisodeResult]:
+def _run_in_process(task: Any) -> Any:
     assert _worker is not None, "worker process was not initialised"
     return _worker.run(task)
 
@@ -89,41 +120,56 @@ def _worker_environment() -> Iterator[None]:
 
 
 class WorkerPool:
-    """Long-lived rollout workers: ``workers=1`` runs in this process, more in a spawn pool.
+    """Long-lived workers: ``workers=1`` runs in this process, more in a spawn pool.
 
-    Each worker builds its environment once and keeps it for every episode it is given,
-    so repeated calls to :meth:`run` pay no start-up cost.
+    Each worker is built once by ``factory`` and keeps its environment for every task it
+    is given, so repeated calls pay no start-up cost.
     """
 
-    def __init__(
-        self, env_id: str, env_kwargs: dict[str, Any], policy: Policy, workers: int = 1
-    ) -> None:
-        self.workers = workers
-        self._local: RolloutWorker | None = None
+    def __init__(self, factory: Callable[[], Worker], workers: int = 1) -> None:
+        self.workers = max(1, workers)
+        self._local: Worker | None = None
         self._pool: Any = None
-        if workers <= 1:
-            self._local = RolloutWorker(env_id, env_kwargs, policy)
+        if self.workers == 1:
+            self._local = factory()
         else:
             ctx = mp.get_context("spawn")
             with _worker_environment():
-                self._pool = ctx.Pool(workers, _init_process, (env_id, env_kwargs, policy))
+                self._pool = ctx.Pool(self.workers, _init_process, (factory,))
+
+    def imap(self, tasks: Iterable[Any], window: int | None = None) -> Iterator[Any]:
+        """Results of ``tasks`` in task order, with at most ``window`` tasks in flight.
+
+        ``tasks`` may be endless: tasks are taken from it only as results are consumed, so
+        a caller can stop whenever it has enough (unfinished tasks are simply dropped).
+        """
+        if self._local is not None:
+            yield from map(self._local.run, tasks)
+            return
+        window = window or 2 * self.workers
+        pending: deque[Any] = deque()
+        source = iter(tasks)
+        for task in source:
+            pending.append(self._pool.apply_async(_run_in_process, (task,)))
+            if len(pending) >= window:
+                break
+        while pending:
+            result = pending.popleft().get()
+            for task in source:
+                pending.append(self._pool.apply_async(_run_in_process, (task,)))
+                break
+            yield result
 
     def run(
-        self,
-        tasks: Sequence[EpisodeTask],
-        on_result: Callable[[EpisodeResult], None] | None = None,
-    ) -> list[EpisodeResult]:
+        self, tasks: Sequence[Any], on_result: Callable[[Any], None] | None = None
+    ) -> list[Any]:
         """Run ``tasks`` and return their results in task order."""
-        results: dict[int, EpisodeResult] = {}
-        if self._local is not None:
-            items: Iterator[tuple[int, EpisodeResult]] = map(self._local.run, tasks)
-        else:
-            items = self._pool.imap_unordered(_run_in_process, tasks)
-        for index, result in items:
-            results[index] = result
+        results = []
+        for result in self.imap(tasks):
+            results.append(result)
             if on_result:
                 on_result(result)
-        return [results[t.index] for t in tasks]
+        return results
 
     def close(self) -> None:
         if self._local is not None:
@@ -139,6 +185,20 @@ class WorkerPool:
         self.close()
 
 
+def rollout_pool(
+    env_id: str, env_kwargs: dict[str, Any], policy: Policy, workers: int = 1
+) -> WorkerPool:
+    """A pool of :class:`RolloutWorker`."""
+    return WorkerPool(partial(RolloutWorker, env_id, env_kwargs, policy), workers)
+
+
+def demo_pool(
+    env_id: str, env_kwargs: dict[str, Any], expert: MLPExpert, workers: int = 1
+) -> WorkerPool:
+    """A pool of :class:`DemoWorker`."""
+    return WorkerPool(partial(DemoWorker, env_id, env_kwargs, expert), workers)
+
+
 def run_episodes(
     env_id: str,
     env_kwargs: dict[str, Any],
@@ -147,6 +207,6 @@ def run_episodes(
     workers: int = 1,
     on_result: Callable[[EpisodeResult], None] | None = None,
 ) -> list[EpisodeResult]:
-    """Run ``tasks`` on a fresh :class:`WorkerPool` and return results in task order."""
-    with WorkerPool(env_id, env_kwargs, policy, min(workers, len(tasks))) as pool:
+    """Run ``tasks`` on a fresh rollout pool and return results in task order."""
+    with rollout_pool(env_id, env_kwargs, policy, min(workers, len(tasks))) as pool:
         return pool.run(tasks, on_result)
