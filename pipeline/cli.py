@@ -64,6 +64,89 @@ def rollout(
 
 
 @app.command()
+def record(
+    out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
+    env: Annotated[
+        str | None, typer.Option(help="Environment id [default: sim/HumanoidWalk-v0].")
+    ] = None,
+    expert: Annotated[
+        str | None, typer.Option(help="'expert' (the env's shipped expert) or an expert name.")
+    ] = None,
+    episodes: Annotated[
+        int, typer.Option(help="Episodes to add (with --resume: ignored, the file's target).")
+    ] = 50,
+    seed: Annotated[
+        int | None, typer.Option(help="Base seed: attempt n uses a seed derived from (seed, n).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
+    start_phase: Annotated[
+        str | None, typer.Option(help="Walk only: '0' (default), 'random' or a phase in [0, 1).")
+    ] = None,
+    episode_seconds: Annotated[
+        float | None, typer.Option(help="Walk only: episode length in simulated seconds.")
+    ] = None,
+    noise: Annotated[
+        float | None,
+        typer.Option(help="DART noise on executed actions, in expert action scales [default 0]."),
+    ] = None,
+    keep_failed: Annotated[
+        bool | None,
+        typer.Option("--keep-failed/--drop-failed", help="Keep episodes where the expert fell."),
+    ] = None,
+    append: Annotated[bool, typer.Option(help="Add episodes to a compatible file.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted recording at its next attempt.")
+    ] = False,
+    compression: Annotated[str, typer.Option(help="gzip[:level], lzf or none.")] = "gzip",
+    max_attempts: Annotated[
+        int | None, typer.Option(help="Give up after this many attempts [default 10 x episodes].")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the recording summary.")
+    ] = None,
+) -> None:
+    """Record expert demonstrations into a crash-safe HDF5 file."""
+    from pipeline.record import RecordConfig
+    from pipeline.record_command import run_record_command
+
+    modes = [name for name, on in (("append", append), ("overwrite", overwrite),
+                                   ("resume", resume)) if on]  # fmt: skip
+    if len(modes) > 1:
+        raise PipelineError(f"--{modes[0]} and --{modes[1]} exclude each other")
+    explicit = {"env_id": env, "expert": expert, "seed": seed, "noise": noise,
+                "start_phase": start_phase, "episode_seconds": episode_seconds,
+                "keep_failed": keep_failed}  # fmt: skip
+    given = {k for k, v in explicit.items() if v is not None}
+    config = RecordConfig(
+        out=out,
+        episodes=episodes,
+        workers=workers,
+        mode=modes[0] if modes else "create",  # type: ignore[arg-type]
+        compression=compression,
+        max_attempts=max_attempts,
+        **{k: v for k, v in explicit.items() if v is not None},
+    )
+    run_record_command(config, given, json_out, Console())
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
+    verify: Annotated[
+        bool, typer.Option(help="Re-compute every checksum; exit 1 if any episode is bad.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+) -> None:
+    """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
+    from pipeline.record_command import run_inspect_command
+
+    code = run_inspect_command(path, verify, json_out, Console())
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def envs(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the list as JSON.")] = None,
 ) -> None:
@@ -77,7 +160,9 @@ def _report(exc: Exception) -> int:
     """Print a known error as one line and return its exit code; re-raise anything else."""
     from sim import SimError
 
-    if isinstance(exc, PipelineError | SimError):
+    from datasets import DatasetError
+
+    if isinstance(exc, PipelineError | SimError | DatasetError):
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     # Typer vendors its own copy of click in recent releases, so click's exception classes

@@ -11,10 +11,7 @@ import errno
 import json
 import math
 import os
-import shutil
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -520,23 +517,7 @@ def test_output_directory_missing(tmp_path):
     assert not path.parent.exists()
 
 
-@contextlib.contextmanager
-def mounted_tmpfs(directory: Path, options: str) -> Iterator[Path]:
-    """A size-capped or read-only tmpfs at ``directory``; skip the test where not allowed."""
-    directory.mkdir(exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
-                          capture_output=True)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
-def test_output_directory_not_writable(tmp_path):
+def test_output_directory_not_writable(tmp_path, mounted_tmpfs):
     if os.geteuid() == 0:  # root ignores permission bits: use a read-only file system
         context = mounted_tmpfs(tmp_path / "ro", "ro,size=1m")
     else:
@@ -551,7 +532,7 @@ def test_output_directory_not_writable(tmp_path):
         assert not path.exists()
 
 
-def test_disk_full_on_a_small_file_system(tmp_path):
+def test_disk_full_on_a_small_file_system(tmp_path, mounted_tmpfs):
     rng = np.random.default_rng(5)
     with mounted_tmpfs(tmp_path / "small", "size=1m") as directory:
         path = directory / "walk.h5"
@@ -571,7 +552,7 @@ def test_disk_full_on_a_small_file_system(tmp_path):
         assert list(directory.rglob("*.tmp")) == []
 
 
-def test_disk_full_inside_hdf5_during_a_merge(tmp_path, monkeypatch):
+def test_disk_full_inside_hdf5_during_a_merge(tmp_path, monkeypatch, mounted_tmpfs):
     """ENOSPC in the middle of HDF5's writes: a clean error, no crash, nothing lost."""
     rng = np.random.default_rng(6)
     with mounted_tmpfs(tmp_path / "small", "size=1m") as directory:

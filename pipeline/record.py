@@ -1,0 +1,247 @@
+"""The record stage: run the expert in worker processes and commit demonstrations.
+
+Attempt ``n`` resets the environment with a seed derived from ``(seed, n)`` only and is
+committed (or logged as dropped) strictly in attempt order, so the same arguments give
+the same episodes in the same order whatever ``workers`` is and however often the
+recording was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from itertools import count
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+
+import sim
+from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
+from pipeline.demonstration import DemoTask
+from pipeline.errors import PipelineError
+from pipeline.workers import demo_pool
+
+WriteMode = Literal["create", "append", "overwrite", "resume"]
+# Arguments that define which episodes a recording produces; a resume must keep them.
+DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
+                 "keep_failed")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """What ``pipeline record`` was asked to do (validated by :func:`validate_config`)."""
+
+    out: Path
+    """The demonstration file to write."""
+    env_id: str = "sim/HumanoidWalk-v0"
+    """Environment id."""
+    expert: str = "expert"
+    """'expert' (the env's shipped expert) or an expert name."""
+    episodes: int = 50
+    """Episodes to add (create/overwrite/append) or to reach in total (resume)."""
+    seed: int = 0
+    """Base seed; attempt n resets with a seed derived from (seed, n)."""
+    workers: int = 1
+    """Worker processes that run whole episodes."""
+    start_phase: str | None = None
+    """Walk only: '0', 'random' or a phase in [0, 1)."""
+    episode_seconds: float | None = None
+    """Walk only: episode length in simulated seconds."""
+    noise: float = 0.0
+    """DART noise: Gaussian noise of this many expert action scales on executed actions."""
+    keep_failed: bool = False
+    """Keep episodes in which the expert fell (dropped and logged otherwise)."""
+    mode: WriteMode = "create"
+    """create a new file, overwrite one, append to a compatible one, or resume one."""
+    compression: str = "gzip"
+    """Compression of the arrays: gzip[:level], lzf or none."""
+    max_attempts: int | None = None
+    """Give up after this many attempts in this session (default 10 x episodes + 10)."""
+
+    def defining_args(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: d[k] for k in DEFINING_ARGS}
+
+
+@dataclass
+class RecordSummary:
+    """What one ``pipeline record`` session did."""
+
+    path: str
+    """The demonstration file."""
+    committed: int = 0
+    """Episodes committed in this session."""
+    dropped_fell: int = 0
+    """Attempts dropped because the expert fell."""
+    rejected: int = 0
+    """Attempts rejected because of non-finite values."""
+    attempts: int = 0
+    """Attempts run in this session."""
+    steps: int = 0
+    """Steps committed in this session."""
+    total_episodes: int = 0
+    """Episodes in the file at the end."""
+    target_episodes: int = 0
+    """Episodes the recording aims at in total."""
+    wall_s: float = 0.0
+    """Wall-clock seconds of the session."""
+    file_bytes: int = 0
+    """Size of the file at the end."""
+    next_attempt: int = 0
+    """Where a resume would continue."""
+    interrupted: bool = False
+    """True when stopped by Ctrl-C before reaching the target."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved recording arguments."""
+
+    @property
+    def episodes_per_s(self) -> float:
+        return self.committed / self.wall_s if self.wall_s > 0 else math.nan
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.wall_s if self.wall_s > 0 else math.nan
+
+
+def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
+    """Constructor arguments of the recording environment."""
+    from pipeline.rollout_command import parse_start_phase
+
+    kwargs: dict[str, Any] = {}
+    if config.start_phase is not None:
+        kwargs["start_phase"] = parse_start_phase(config.start_phase)
+    if config.episode_seconds is not None:
+        kwargs["episode_seconds"] = config.episode_seconds
+    return kwargs
+
+
+def resolve_resume(config: RecordConfig, given: set[str]) -> tuple[RecordConfig, int]:
+    """Fill a resume's arguments from the file and check the ones the user gave agree.
+
+    Returns the config to use and the target number of episodes in the file.
+    """
+    with open_dataset(config.out) as ds:
+        sessions = [s for s in ds.sessions if s.get("kind") in ("create", "append")]
+    args = (sessions[-1].get("recording_args") or {}) if sessions else {}
+    if "target_episodes" not in args:
+        raise PipelineError(f"--resume {config.out}: file was not written by 'pipeline record'")
+    stored = {k: args.get(k) for k in DEFINING_ARGS}
+    for key in DEFINING_ARGS:
+        if key in given and getattr(config, key) != stored[key]:
+            option = "--" + key.replace("_id", "").replace("_", "-")
+            raise PipelineError(
+                f"{option}: {getattr(config, key)!r} differs from the recording being resumed "
+                f"({stored[key]!r} in {config.out})"
+            )
+    return replace(config, **stored), int(args["target_episodes"])
+
+
+def record(
+    config: RecordConfig,
+    given: set[str] | None = None,
+    on_episode: Callable[[RecordSummary, Episode], None] | None = None,
+) -> RecordSummary:
+    """Record demonstrations as ``config`` says; ``given`` names options set explicitly
+    (for a resume, which takes the others from the file)."""
+    target = 0
+    if config.mode == "resume":
+        config, target = resolve_resume(config, given or set())
+    expert_name = sim.EXPERT_FOR_ENV[config.env_id] if config.expert == "expert" else config.expert
+    env_kwargs = env_kwargs_of(config)
+    env = gym.make(config.env_id, **env_kwargs)
+    try:
+        obs_spec = SpaceSpec.from_space(env.observation_space)
+        act_spec = SpaceSpec.from_space(env.action_space)
+    finally:
+        env.close()
+    expert = sim.load_expert(expert_name)
+    writer = _open_writer(config, expert_name, obs_spec, act_spec, env_kwargs)
+    summary = RecordSummary(path=str(config.out), config={**asdict(config), "out": str(config.out)})
+    start = time.perf_counter()
+    try:
+        if config.mode != "resume":
+            target = writer.episode_count + config.episodes
+        summary.target_episodes = target
+        _record_into(writer, config, expert, env_kwargs, target, summary, on_episode)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.wall_s = time.perf_counter() - start
+        writer.close()
+        summary.total_episodes = writer.episode_count
+        summary.next_attempt = writer.next_attempt
+        summary.file_bytes = config.out.stat().st_size
+    return summary
+
+
+def _open_writer(
+    config: RecordConfig,
+    expert_name: str,
+    obs_spec: SpaceSpec,
+    act_spec: SpaceSpec,
+    env_kwargs: dict[str, Any],
+) -> EpisodeWriter:
+    args = config.defining_args()
+    if config.mode == "resume":
+        return EpisodeWriter.resume(config.out, recording_args={**args, "workers": config.workers})
+    existing = 0
+    if config.mode == "append":
+        with open_dataset(config.out) as ds:
+            existing = len(ds)
+    args["target_episodes"] = existing + config.episodes
+    meta = DatasetMetadata(
+        env_id=config.env_id,
+        observation_space=obs_spec,
+        action_space=act_spec,
+        env_kwargs=env_kwargs,
+        expert_id=expert_name,
+        noise_scale=config.noise,
+        recording_args=args,
+    )
+    if config.mode == "append":
+        return EpisodeWriter.append(config.out, meta)
+    return EpisodeWriter.create(
+        config.out, meta, overwrite=config.mode == "overwrite", compression=config.compression
+    )
+
+
+def _record_into(
+    writer: EpisodeWriter,
+    config: RecordConfig,
+    expert: sim.MLPExpert,
+    env_kwargs: dict[str, Any],
+    target: int,
+    summary: RecordSummary,
+    on_episode: Callable[[RecordSummary, Episode], None] | None,
+) -> None:
+    if writer.episode_count >= target:
+        return
+    budget = config.max_attempts or 10 * max(target - writer.episode_count, 1) + 10
+    first = writer.next_attempt
+    tasks = (DemoTask(n, config.seed, config.noise) for n in count(first))
+    with demo_pool(config.env_id, env_kwargs, expert, config.workers) as pool:
+        for episode in pool.imap(tasks):
+            summary.attempts += 1
+            if episode.fell and not config.keep_failed:
+                writer.drop(episode.seed, "fell", attempt=episode.attempt)
+                summary.dropped_fell += 1
+            else:
+                result = writer.commit(episode)
+                if result.committed:
+                    summary.committed += 1
+                    summary.steps += episode.total_steps
+                else:
+                    summary.rejected += 1
+            if on_episode:
+                on_episode(summary, episode)
+            if writer.episode_count >= target:
+                return
+            if summary.attempts >= budget:
+                raise PipelineError(
+                    f"{config.out}: gave up after {summary.attempts} attempts with "
+                    f"{writer.episode_count} of {target} episodes (the expert keeps failing; "
+                    "lower --noise, use --keep-failed or raise --max-attempts)"
+                )

@@ -1,0 +1,191 @@
+"""``pipeline record`` and ``pipeline inspect``: validation, progress and reports."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from datasets import Episode, open_dataset, validate
+from pipeline.errors import PipelineError
+from pipeline.outputs import check_output_path, write_json
+from pipeline.policies import check_policy_name
+from pipeline.record import RecordConfig, RecordSummary, record
+from pipeline.rollout_command import RolloutRequest, env_kwargs_for
+
+
+def validate_config(config: RecordConfig) -> None:
+    """Check every option before any work starts."""
+    if config.mode != "resume":
+        env_kwargs_for(RolloutRequest(config.env_id, "random", 1, 0, config.start_phase,
+                                      config.episode_seconds))  # fmt: skip
+        check_policy_name(config.expert, config.env_id)
+    if config.episodes < 1:
+        raise PipelineError(f"--episodes: must be >= 1, got {config.episodes}")
+    if config.workers < 1:
+        raise PipelineError(f"--workers: must be >= 1, got {config.workers}")
+    if not (math.isfinite(config.noise) and config.noise >= 0):
+        raise PipelineError(f"--noise: must be a finite number >= 0, got {config.noise}")
+    if config.max_attempts is not None and config.max_attempts < 1:
+        raise PipelineError(f"--max-attempts: must be >= 1, got {config.max_attempts}")
+    out = config.out
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise PipelineError(f"--out {out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PipelineError(f"--out {out}: directory {parent} is not writable")
+    if out.is_dir():
+        raise PipelineError(f"--out {out}: is a directory, expected a file path")
+    if config.mode == "create" and out.exists():
+        raise PipelineError(
+            f"--out {out}: already exists; not overwriting it (use --append, --resume or "
+            "--overwrite)"
+        )
+    if config.mode in ("append", "resume"):
+        if not out.exists():
+            raise PipelineError(f"--{config.mode} {out}: file does not exist")
+        validate(out)
+
+
+def run_record_command(
+    config: RecordConfig, given: set[str], json_path: Path | None, console: Console
+) -> RecordSummary:
+    """Run ``pipeline record`` with a progress bar and print a summary table."""
+    validate_config(config)
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",))
+    with Progress(
+        TextColumn("[bold]record[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} steps/s, falls {task.fields[falls]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("record", total=None, rate="-", falls=0)
+
+        def advance(summary: RecordSummary, episode: Episode) -> None:
+            progress.update(
+                bar,
+                completed=summary.committed,
+                total=summary.target_episodes - (summary.total_episodes or 0) or None,
+                rate=f"{summary.steps / max(progress.tasks[0].elapsed or 1e-9, 1e-9):.0f}",
+                falls=summary.dropped_fell + int(bool(episode.fell and config.keep_failed)),
+            )
+
+        summary = record(config, given, advance)
+    console.print(summary_table(summary))
+    console.print(f"dataset: {summary.path}")
+    if summary.interrupted:
+        console.print(f"interrupted: continue with 'pipeline record --out {summary.path} --resume'")
+    if json_path is not None:
+        write_json(json_path, {"command": "record", **asdict(summary),
+                               "episodes_per_s": summary.episodes_per_s,
+                               "steps_per_s": summary.steps_per_s})  # fmt: skip
+        console.print(f"json: {json_path}")
+    return summary
+
+
+def summary_table(s: RecordSummary) -> Table:
+    table = Table(title=f"recorded {s.config.get('env_id')} with {s.config.get('expert')}")
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    rows = [
+        ("episodes committed (this run)", str(s.committed)),
+        ("episodes in file / target", f"{s.total_episodes} / {s.target_episodes}"),
+        ("attempts run", str(s.attempts)),
+        ("dropped: expert fell", str(s.dropped_fell)),
+        ("rejected: non-finite values", str(s.rejected)),
+        ("steps committed", str(s.steps)),
+        ("episodes/s", f"{s.episodes_per_s:.2f}"),
+        ("steps/s", f"{s.steps_per_s:.0f}"),
+        ("file size", f"{s.file_bytes / 1e6:.1f} MB"),
+        ("next attempt", str(s.next_attempt)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def run_inspect_command(path: Path, verify: bool, json_path: Path | None, console: Console) -> int:
+    """Print what a demonstration file holds; with ``verify``, re-hash every episode.
+
+    Returns 1 when verification finds a bad episode, else 0.
+    """
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",))
+    validate(path)
+    with open_dataset(path) as ds:
+        summary = ds.summary().to_dict()
+        bad = ds.verify() if verify else None
+        drops = len(ds.dropped_attempts)
+        sessions = ds.sessions
+    console.print(inspect_table(summary, drops))
+    console.print(ranges_table(summary))
+    if sessions:
+        console.print("recording arguments: " + str(sessions[-1].get("recording_args")))
+    payload: dict[str, Any] = {"command": "inspect", "summary": summary, "dropped": drops,
+                               "sessions": sessions}  # fmt: skip
+    if bad is not None:
+        payload["verify"] = {"bad_episode_ids": bad, "ok": not bad}
+        if bad:
+            console.print(f"[red]verify: {len(bad)} bad episode(s): {bad}[/red]")
+        else:
+            console.print(f"verify: all {summary['episodes']} episode checksums match")
+    if json_path is not None:
+        write_json(json_path, payload)
+        console.print(f"json: {json_path}")
+    return 1 if bad else 0
+
+
+def _stat(stats: dict[str, Any] | None, digits: int = 1) -> str:
+    if not stats or stats.get("mean") is None:
+        return "-"
+    return (f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} "
+            f"[{stats['min']:.{digits}f}, {stats['max']:.{digits}f}]")  # fmt: skip
+
+
+def inspect_table(s: dict[str, Any], drops: int) -> Table:
+    table = Table(title=s["path"])
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    survival = s.get("survival_rate")
+    rows = [
+        ("environment", s["env_id"]),
+        ("expert / noise", f"{s.get('expert_id')} / {s.get('noise_scale')}"),
+        ("schema version", str(s["schema_version"])),
+        ("created", s.get("created", "")),
+        ("episodes (pending in journal)", f"{s['episodes']} ({s.get('pending_episodes', 0)})"),
+        ("steps", str(s["total_steps"])),
+        ("dropped attempts", f"{drops} {s.get('dropped_reasons') or ''}"),
+        ("survival rate", "-" if survival is None else f"{100 * survival:.1f}%"),
+        ("steps per episode", _stat(s.get("steps"), 0)),
+        ("return", _stat(s.get("returns"))),
+        ("distance m", _stat(s.get("distances"), 2)),
+        ("file size", f"{s['file_bytes'] / 1e6:.2f} MB ({s.get('compression')})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def ranges_table(s: dict[str, Any], limit: int = 8) -> Table:
+    """First few per-dimension ranges of observations and actions (all are in --json)."""
+    table = Table(title="per-dimension ranges (first dimensions; --json has all)")
+    for column in ("array", "dims", "min (first dims)", "max (first dims)"):
+        table.add_column(column)
+
+    def fmt(values: list[float | None]) -> str:
+        return " ".join("nan" if x is None else f"{x:.2f}" for x in values[:limit])
+
+    for key in ("observation", "action"):
+        low, high = s.get(f"{key}_min") or [], s.get(f"{key}_max") or []
+        table.add_row(key, str(len(low)), fmt(low), fmt(high))
+    return table
