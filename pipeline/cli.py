@@ -158,9 +158,8 @@ def envs(
 
 def _report(exc: Exception) -> int:
     """Print a known error as one line and return its exit code; re-raise anything else."""
-    from sim import SimError
-
     from datasets import DatasetError
+    from sim import SimError
 
     if isinstance(exc, PipelineError | SimError | DatasetError):
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -159,7 +159,8 @@ def record(
         env.close()
     expert = sim.load_expert(expert_name)
     writer = _open_writer(config, expert_name, obs_spec, act_spec, env_kwargs)
-    summary = RecordSummary(path=str(config.out), config={**asdict(config), "out": str(config.out)})
+    resolved = {**asdict(config), "out": str(config.out), "expert_id": expert_name}
+    summary = RecordSummary(path=str(config.out), config=resolved)
     start = time.perf_counter()
     try:
         if config.mode != "resume":

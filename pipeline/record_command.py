@@ -94,7 +94,7 @@ def run_record_command(
 
 
 def summary_table(s: RecordSummary) -> Table:
-    table = Table(title=f"recorded {s.config.get('env_id')} with {s.config.get('expert')}")
+    table = Table(title=f"recorded {s.config.get('env_id')} with {s.config.get('expert_id')}")
     table.add_column("", justify="left")
     table.add_column("value", justify="right")
     rows = [
