@@ -80,7 +80,10 @@ def record(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     start_phase: Annotated[
-        str | None, typer.Option(help="Walk only: '0' (default), 'random' or a phase in [0, 1).")
+        str | None,
+        typer.Option(
+            help="Walk only: 'random' (default: diverse demos), '0' or a phase in [0, 1)."
+        ),
     ] = None,
     episode_seconds: Annotated[
         float | None, typer.Option(help="Walk only: episode length in simulated seconds.")

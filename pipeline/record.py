@@ -47,7 +47,8 @@ class RecordConfig:
     workers: int = 1
     """Worker processes that run whole episodes."""
     start_phase: str | None = None
-    """Walk only: '0', 'random' or a phase in [0, 1)."""
+    """Walk only: '0', 'random' or a phase in [0, 1); None means 'random' for the walk
+    (from phase 0 every episode of the deterministic walk would be the same)."""
     episode_seconds: float | None = None
     """Walk only: episode length in simulated seconds."""
     noise: float = 0.0
@@ -108,11 +109,13 @@ class RecordSummary:
 
 def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
     """Constructor arguments of the recording environment."""
-    from pipeline.rollout_command import parse_start_phase
+    from pipeline.rollout_command import WALK_ENV, parse_start_phase
 
     kwargs: dict[str, Any] = {}
     if config.start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(config.start_phase)
+    elif config.env_id == WALK_ENV:
+        kwargs["start_phase"] = "random"
     if config.episode_seconds is not None:
         kwargs["episode_seconds"] = config.episode_seconds
     return kwargs

@@ -1,0 +1,139 @@
+"""Recording benchmarks (issue 3): overhead vs the bare expert loop, workers, memory, size.
+
+    .venv/bin/python benchmarks/bench_record.py [--quick]
+
+- overhead: episodes/s of ``record()`` (workers=1, gzip, crash-safe journal and merges)
+  over episodes/s of the bare expert rollout loop on the same env, same seeds, same run;
+- workers: ``record()`` with 2 workers over 1 worker (pool start-up included);
+- memory: peak RSS of a ``pipeline record`` process recording 200 episodes over one
+  recording 20 (HumanoidRun, 2 workers; each in a fresh process);
+- size: bytes on disk per 1000 steps, gzip vs lzf vs uncompressed, per task.
+
+Prints a table and writes ``benchmarks/results/bench_record.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import sim
+from pipeline.demonstration import attempt_seed
+from pipeline.policies import ExpertPolicy
+from pipeline.record import RecordConfig, env_kwargs_of, record
+from pipeline.workers import EpisodeTask, rollout_pool
+
+WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
+RESULTS = Path(__file__).parent / "results" / "bench_record.json"
+
+
+def bare_loop(env_id: str, episodes: int) -> dict:
+    """The expert rollout loop alone: same env kwargs and seeds as the recording, timed
+    like ``record()`` from loading the expert to the last episode."""
+    config = RecordConfig(out=Path("unused"), env_id=env_id)
+    start = time.perf_counter()
+    expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[env_id]))
+    with rollout_pool(env_id, env_kwargs_of(config), expert, 1) as pool:
+        results = pool.run([EpisodeTask(attempt_seed(0, n)) for n in range(episodes)])
+    wall = time.perf_counter() - start
+    return {"episodes": episodes, "steps": sum(r.steps for r in results), "seconds": wall,
+            "episodes_per_s": episodes / wall}  # fmt: skip
+
+
+def recorded(
+    env_id: str, episodes: int, workers: int, tmp: Path, compression: str = "gzip", tag: str = ""
+) -> dict:
+    """A full ``record()`` call, writer close (final merge) included. Failed attempts are kept
+    so both sides run the same episodes."""
+    path = tmp / f"{env_id.split('/')[1]}-{workers}-{compression}{tag}.h5"
+    config = RecordConfig(out=path, env_id=env_id, episodes=episodes, workers=workers,
+                          keep_failed=True, compression=compression)  # fmt: skip
+    start = time.perf_counter()
+    summary = record(config)
+    wall = time.perf_counter() - start
+    return {"episodes": summary.committed, "steps": summary.steps, "seconds": wall,
+            "episodes_per_s": summary.committed / wall, "file_bytes": path.stat().st_size,
+            "bytes_per_1000_steps": 1000 * path.stat().st_size / summary.steps}  # fmt: skip
+
+
+def peak_rss_kb(episodes: int, tmp: Path) -> int:
+    """Peak RSS of a fresh process that records ``episodes`` HumanoidRun episodes."""
+    out = tmp / f"rss-{episodes}.h5"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.record import RecordConfig, record\n"
+        f"record(RecordConfig(out=Path({str(out)!r}), env_id={RUN!r}, episodes={episodes}))\n"
+        # VmHWM, not ru_maxrss: ru_maxrss survives fork+exec, so a child started from this
+        # (TensorFlow-sized) process would report at least this process's peak.
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer episodes (smoke run)")
+    args = parser.parse_args()
+    n = {WALK: 4, RUN: 6} if args.quick else {WALK: 16, RUN: 24}
+    rss_counts = (5, 20) if args.quick else (20, 200)
+    sim.load_expert("humanoid_walk")  # pay TensorFlow's import once, outside the timings
+    report: dict = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "tasks": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for env_id in (WALK, RUN):
+            bare = bare_loop(env_id, n[env_id])
+            rec1 = recorded(env_id, n[env_id], 1, tmp)
+            rec2 = recorded(env_id, n[env_id], 2, tmp)
+            sizes = {c: recorded(env_id, 3, 1, tmp, c, "-size")["bytes_per_1000_steps"]
+                     for c in ("gzip", "lzf", "none")}  # fmt: skip
+            report["tasks"][env_id] = {
+                "bare": bare, "record_1": rec1, "record_2": rec2,
+                "overhead_ratio": rec1["episodes_per_s"] / bare["episodes_per_s"],
+                "workers_ratio": rec2["episodes_per_s"] / rec1["episodes_per_s"],
+                "bytes_per_1000_steps": sizes,
+            }  # fmt: skip
+        small, large = (peak_rss_kb(k, tmp) for k in rss_counts)
+    report["memory"] = {"episodes": rss_counts, "peak_rss_kb": [small, large],
+                        "ratio": large / small}  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+    table = Table(title=f"recording benchmarks ({report['machine']})")
+    for column in ("env", "bare eps/s", "record eps/s", "record/bare", "2 workers/1",
+                   "KB/1000 steps gzip", "lzf", "none"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for env_id, r in report["tasks"].items():
+        size = r["bytes_per_1000_steps"]
+        table.add_row(env_id, f"{r['bare']['episodes_per_s']:.2f}",
+                      f"{r['record_1']['episodes_per_s']:.2f}", f"{r['overhead_ratio']:.2f}",
+                      f"{r['workers_ratio']:.2f}x", f"{size['gzip'] / 1e3:.0f}",
+                      f"{size['lzf'] / 1e3:.0f}", f"{size['none'] / 1e3:.0f}")  # fmt: skip
+    Console(width=140).print(table)
+    m = report["memory"]
+    print(f"peak RSS recording {m['episodes'][0]} vs {m['episodes'][1]} HumanoidRun episodes: "
+          f"{m['peak_rss_kb'][0] / 1e3:.0f} MB vs {m['peak_rss_kb'][1] / 1e3:.0f} MB "
+          f"(ratio {m['ratio']:.2f})")  # fmt: skip
+    print(f"results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
