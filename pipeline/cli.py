@@ -150,6 +150,49 @@ def inspect(
 
 
 @app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
+    out: Annotated[Path, typer.Option(help="Minari datasets root directory to write into.")],
+    format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
+    dataset_id: Annotated[
+        str | None, typer.Option(help="Minari id, e.g. humanoid/walk/expert-v0 [default: derived].")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
+) -> None:
+    """Export a demonstration file to another format (a Minari dataset)."""
+    from datasets.minari_io import export_minari
+
+    _check_format(format)
+    where = export_minari(path, out, dataset_id, overwrite=overwrite)
+    Console().print(f"minari dataset: {where}")
+    Console().print(f"load it with: MINARI_DATASETS_PATH={out} python -c \"import minari; "
+                    f"print(minari.load_dataset('{where.relative_to(out)}'))\"")  # fmt: skip
+
+
+@app.command(name="import")
+def import_(
+    source: Annotated[str, typer.Argument(help="Minari dataset directory or id.")],
+    out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
+    format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
+    datasets_root: Annotated[
+        Path | None, typer.Option(help="Minari datasets root for an id [default: Minari's].")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Import a dataset from another format (Minari) into a demonstration file."""
+    from datasets.minari_io import import_minari
+
+    _check_format(format)
+    where = import_minari(source, out, datasets_root=datasets_root, overwrite=overwrite)
+    Console().print(f"dataset: {where}")
+
+
+def _check_format(value: str) -> None:
+    if value != "minari":
+        raise PipelineError(f"--format: unknown format '{value}' (supported: minari)")
+
+
+@app.command()
 def envs(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the list as JSON.")] = None,
 ) -> None:

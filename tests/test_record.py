@@ -276,3 +276,22 @@ def test_inspect_other_schema_version(tmp_path, capsys):
         f.attrs["schema_version"] = 99
     code, _, err = cli(capsys, "inspect", str(path))
     assert code == 2 and "schema version" in err and err.count("\n") == 1
+
+
+def test_export_import_minari_round_trip_via_cli(tmp_path, capsys):
+    path = tmp_path / "walk.h5"
+    record(RecordConfig(out=path, episodes=2, seed=3, **SHORT_WALK))
+    code, out, err = cli(capsys, "export", str(path), "--out", str(tmp_path / "minari"))
+    assert code == 0, err
+    assert "humanoid/walk/expert-v0" in out
+    back = tmp_path / "back.h5"
+    code, _, err = cli(capsys, "import", "humanoid/walk/expert-v0", "--out", str(back),
+                       "--datasets-root", str(tmp_path / "minari"))  # fmt: skip
+    assert code == 0, err
+    assert [c for *_, c in fingerprint(back)] == [c for *_, c in fingerprint(path)]
+    code, _, err = cli(capsys, "export", str(path), "--out", str(tmp_path / "minari"))
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+    code, _, err = cli(
+        capsys, "export", str(path), "--out", str(tmp_path / "m2"), "--format", "csv"
+    )
+    assert code == 2 and "--format: unknown format 'csv'" in err
