@@ -41,8 +41,9 @@ RESULTS = Path(__file__).parent / "results" / "bench_record.json"
 
 
 def _rates(start: float, end: float, episodes: int, steps: int) -> dict:
-    return {"episodes": episodes, "steps": steps, "seconds": end - start,
-            "episodes_per_s": episodes / (end - start), "steps_per_s": steps / (end - start)}  # fmt: skip
+    seconds = end - start
+    return {"episodes": episodes, "steps": steps, "seconds": seconds,
+            "episodes_per_s": episodes / seconds, "steps_per_s": steps / seconds}  # fmt: skip
 
 
 def bare_loop(env_id: str, episodes: int) -> dict:
