@@ -1,0 +1,26 @@
+"""``mlp``: a multilayer perceptron policy.
+
+Each hidden layer is one block: Dense, then batch normalization before or after the
+activation (or none), then dropout. With an observation history (K > 1) the K normalized
+observations are flattened side by side, a frame-stacking MLP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from models.config import MLPConfig
+from models.registry import Blocks, register_policy
+from models.spec import PolicySpec
+
+
+@register_policy("mlp", MLPConfig)
+def build_mlp(x: Any, spec: PolicySpec, config: MLPConfig, blocks: Blocks) -> Any:
+    """Hidden dense blocks on the normalized observation; returns the last block's output."""
+    if spec.history > 1:
+        x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(config.hidden_sizes):
+        x = blocks.dense(x, units, name=f"hidden_{index}")
+    return x

@@ -1,0 +1,283 @@
+"""Policy registry and the frame every architecture is built into.
+
+An architecture registers a *trunk* builder under a name together with its config class::
+
+    @register_policy("mlp", MLPConfig)
+    def build_mlp(x, spec, config, blocks): ...   # normalized obs tensor -> features
+
+:func:`build_policy` puts every trunk in the same frame, so normalization can never be
+forgotten by an architecture::
+
+    raw obs -> Normalization(obs stats) -> trunk -> Dense(act_dim, linear)   = train_model
+                                                         -> Normalization(act stats, invert)
+                                                                              = policy
+
+The two Keras models share every layer. ``train_model`` maps raw observations to z-scored
+actions: compile and fit it on z-scored targets (``spec.normalize_actions``), so the loss is
+measured in units where every action dimension counts alike. ``policy`` maps raw
+observations to raw actions: it is what rollouts call and what gets saved. Training
+``train_model`` trains ``policy``; no custom ``train_step`` is involved, so both are plain
+functional models that save and load with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import keras
+import numpy as np
+
+from models.config import LayerOptions, PolicyConfig
+from models.spec import PolicySpec
+
+TRAIN_OUTPUT_LAYER = "action_normalized"
+"""Name of the linear output layer (z-scored actions); the train model ends here."""
+OBS_NORM_LAYER = "obs_norm"
+ACTION_LAYER = "action"
+_BUILTIN_MODULES = ("models.mlp", "models.cnn")
+
+_INITIALIZERS: dict[str, type[keras.initializers.Initializer]] = {
+    "glorot_uniform": keras.initializers.GlorotUniform,
+    "glorot_normal": keras.initializers.GlorotNormal,
+    "he_uniform": keras.initializers.HeUniform,
+    "he_normal": keras.initializers.HeNormal,
+    "lecun_normal": keras.initializers.LecunNormal,
+}
+
+Builder = TypeVar("Builder", bound=Callable[..., Any])
+
+
+class UnknownPolicyError(ValueError):
+    """No architecture is registered under the requested name."""
+
+
+class Blocks:
+    """What trunk builders build with: seeded initializers, regularizers, the hidden block.
+
+    Every random choice draws its seed from one generator seeded by the build seed, in
+    construction order, so the same seed gives identical initial weights (and dropout masks)
+    while no two layers share a seed.
+    """
+
+    def __init__(self, options: LayerOptions, seed: int) -> None:
+        self.options = options
+        self._rng = np.random.default_rng(seed)
+
+    def seed(self) -> int:
+        """A fresh seed for one initializer or dropout layer."""
+        return int(self._rng.integers(0, 2**31 - 1))
+
+    def initializer(self, kind: str | None = None) -> keras.initializers.Initializer:
+        """A seeded kernel initializer, by default the configured one."""
+        return _INITIALIZERS[kind or self.options.initializer](seed=self.seed())
+
+    def regularizer(self) -> keras.regularizers.Regularizer | None:
+        """``l1 * sum|w| + l2 * sum w^2`` for one kernel, or None when both are zero."""
+        if self.options.l1 == 0.0 and self.options.l2 == 0.0:
+            return None
+        return keras.regularizers.L1L2(l1=self.options.l1, l2=self.options.l2)
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether a linear layer feeding a hidden block needs a bias (not when BN follows)."""
+        return self.options.batch_norm != "before"
+
+    def dense(self, x: Any, units: int, name: str) -> Any:
+        """A complete hidden dense block: linear, batch norm/activation, dropout."""
+        x = keras.layers.Dense(
+            units,
+            use_bias=self.use_bias,
+            kernel_initializer=self.initializer(),
+            kernel_regularizer=self.regularizer(),
+            name=name,
+        )(x)
+        return self.dropout(self.activate(x, name), name)
+
+    def activate(self, x: Any, name: str) -> Any:
+        """The activation, with batch normalization before or after it as configured."""
+        if self.options.batch_norm == "before":
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        if self.options.activation == "leaky_relu":
+            layer = keras.layers.LeakyReLU(
+                negative_slope=self.options.leaky_relu_slope, name=f"{name}_act"
+            )
+        else:
+            layer = keras.layers.Activation(self.options.activation, name=f"{name}_act")
+        x = layer(x)
+        if self.options.batch_norm == "after":
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return x
+
+    def dropout(self, x: Any, name: str) -> Any:
+        """Dropout at the configured rate (no layer at all when the rate is 0)."""
+        if self.options.dropout > 0.0:
+            x = keras.layers.Dropout(self.options.dropout, seed=self.seed(), name=f"{name}_drop")(x)
+        return x
+
+
+@dataclass(frozen=True)
+class _Entry:
+    config_class: type[LayerOptions]
+    builder: Callable[[Any, PolicySpec, Any, Blocks], Any]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_policy(name: str, config_class: type[LayerOptions]) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(x, spec, config, blocks) -> features`` under ``name``.
+
+    ``x`` is the normalized observation tensor, (N, obs_dim) or (N, K, obs_dim); the builder
+    returns the last hidden features, to which the frame adds the linear action layer.
+    ``config_class`` must have a ``name`` field defaulting to ``name``.
+    """
+    field = config_class.model_fields.get("name")
+    if field is None or field.default != name:
+        raise ValueError(f"{config_class.__name__}.name must default to {name!r}")
+
+    def decorate(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"a policy named {name!r} is already registered")
+        _REGISTRY[name] = _Entry(config_class, builder)
+        return builder
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    # The built-in builders import this module for the decorator, so they are imported on
+    # first use rather than at the top (which would be circular).
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def available_policies() -> tuple[str, ...]:
+    """Names of all registered architectures, sorted."""
+    _load_builtins()
+    return tuple(sorted(_REGISTRY))
+
+
+def _entry(name: str) -> _Entry:
+    _load_builtins()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, sorted(_REGISTRY), n=1)
+        hint = f", did you mean {close[0]!r}?" if close else ""
+        raise UnknownPolicyError(
+            f"unknown policy {name!r} (available: {', '.join(sorted(_REGISTRY))}){hint}"
+        )
+    return _REGISTRY[name]
+
+
+def resolve_config(
+    name_or_config: str | LayerOptions | Mapping[str, Any],
+    config: LayerOptions | Mapping[str, Any] | None = None,
+) -> LayerOptions:
+    """The validated config object for a name plus optional config, or for a config alone.
+
+    Raises ``UnknownPolicyError``, ``pydantic.ValidationError`` or ``TypeError``.
+    """
+    if isinstance(name_or_config, LayerOptions | Mapping):
+        if config is not None:
+            raise TypeError("pass either a config alone or a policy name and its config")
+        if isinstance(name_or_config, LayerOptions):
+            _entry(name_or_config.name)  # type: ignore[attr-defined]
+            return name_or_config
+        name, config = str(name_or_config.get("name", "")), name_or_config
+    else:
+        name = name_or_config
+    entry = _entry(name)
+    if config is None:
+        return entry.config_class()
+    if isinstance(config, entry.config_class):
+        return config
+    if isinstance(config, Mapping):
+        return entry.config_class.model_validate({**config, "name": config.get("name", name)})
+    raise TypeError(f"config for {name!r} must be a mapping or {entry.config_class.__name__}")
+
+
+def build_loss(config: LayerOptions) -> keras.losses.Loss:
+    """The configured training loss (on z-scored actions)."""
+    if config.loss == "huber":
+        return keras.losses.Huber(delta=config.huber_delta, name="huber")
+    return keras.losses.MeanSquaredError(name="mse")
+
+
+@dataclass(frozen=True)
+class PolicyModels:
+    """A built policy: two functional models sharing all layers (see the module docstring)."""
+
+    train_model: keras.Model
+    """Raw observations -> z-scored actions; compile with :attr:`loss` and fit this one."""
+    policy: keras.Model
+    """Raw observations -> raw actions; roll out and save this one."""
+    spec: PolicySpec
+    """Shapes and normalization statistics the models were built with."""
+    config: PolicyConfig | LayerOptions
+    """The validated architecture config."""
+
+    @property
+    def loss(self) -> keras.losses.Loss:
+        """A fresh instance of the configured loss."""
+        return build_loss(self.config)
+
+    @classmethod
+    def from_policy(
+        cls, policy: keras.Model, spec: PolicySpec, config: LayerOptions
+    ) -> PolicyModels:
+        """Recover the train model from a (reloaded) policy, e.g. to fine-tune it (DAgger)."""
+        train_model = keras.Model(
+            policy.input, policy.get_layer(TRAIN_OUTPUT_LAYER).output, name=f"{policy.name}_train"
+        )
+        return cls(train_model, policy, spec, config)
+
+
+def _normalization(mean: Any, variance: Any, name: str, invert: bool = False) -> keras.layers.Layer:
+    # float32 even under a mixed-precision policy: float16 would round raw observations
+    # (and the statistics) before they are scaled.
+    return keras.layers.Normalization(
+        axis=-1, mean=np.asarray(mean), variance=np.asarray(variance), invert=invert,
+        name=name, dtype="float32",
+    )  # fmt: skip
+
+
+def build_policy(
+    name_or_config: str | LayerOptions | Mapping[str, Any],
+    spec: PolicySpec,
+    config: LayerOptions | Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+) -> PolicyModels:
+    """Build a registered architecture with normalization inside.
+
+    ``build_policy("mlp", spec, {"hidden_sizes": [64]})``, ``build_policy("mlp", spec)`` (all
+    defaults) and ``build_policy(MLPConfig(...), spec)`` are equivalent ways to ask. ``seed``
+    fixes every initializer and dropout layer. Raises ``UnknownPolicyError``,
+    ``pydantic.ValidationError``, or ``ValueError`` when the spec does not suit the
+    architecture (e.g. ``cnn1d`` without an observation history).
+    """
+    cfg = resolve_config(name_or_config, config)
+    entry = _entry(cfg.name)  # type: ignore[attr-defined]
+    blocks = Blocks(cfg, seed)
+    name = cfg.name  # type: ignore[attr-defined]
+
+    obs = keras.Input(shape=spec.obs_shape, name="observation")
+    x = _normalization(spec.obs_mean, spec.obs_variance, OBS_NORM_LAYER)(obs)
+    features = entry.builder(x, spec, cfg, blocks)
+    # Glorot suits the output's identity activation whatever the hidden initializer is.
+    normalized_action = keras.layers.Dense(
+        spec.act_dim,
+        kernel_initializer=blocks.initializer("glorot_uniform"),
+        kernel_regularizer=blocks.regularizer(),
+        name=TRAIN_OUTPUT_LAYER,
+        dtype="float32",
+    )(features)
+    action = _normalization(spec.act_mean, spec.act_variance, ACTION_LAYER, invert=True)(
+        normalized_action
+    )
+    train_model = keras.Model(obs, normalized_action, name=f"{name}_train")
+    policy = keras.Model(obs, action, name=f"{name}_policy")
+    return PolicyModels(train_model, policy, spec, cfg)
