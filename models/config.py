@@ -46,12 +46,17 @@ UNKNOWN_KEY = "unknown_key"
 class StrictConfig(BaseModel):
     """Base of every config: unknown keys are errors, fields are documented and immutable.
 
+    Defaults are validated too, so a default given as plain data (e.g. ``{"name": "mlp"}`` for
+    a ``ModelConfig`` field) becomes the config object it describes.
+
     Pydantic's own ``extra="forbid"`` error names the key but cannot suggest the intended one,
     so a before-validator reports unknown keys first, with the closest valid key in the error's
     context; ``extra="forbid"`` stays as the backstop.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, validate_default=True
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -390,6 +390,11 @@ def test_model_config_embeds_in_a_larger_config():
         model: ModelConfig = MLPConfig()
 
     assert isinstance(RunConfig.model_validate({"model": {"name": "cnn1d"}}).model, CNN1DConfig)
+
+    class DataDefault(StrictConfig):
+        model: ModelConfig = pydantic.Field(default_factory=lambda: {"name": "cnn1d"})
+
+    assert isinstance(DataDefault().model, CNN1DConfig)  # defaults are validated too
     with pytest.raises(pydantic.ValidationError) as info:
         RunConfig.model_validate({"model": {"name": "mlp", "hiden_sizes": [3]}})
     line = format_validation_error(info.value)
