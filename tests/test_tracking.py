@@ -1,0 +1,341 @@
+"""MLflow tracking: local SQLite runs, a real tracking server over HTTP, and failure paths.
+
+A fresh SQLite store costs MLflow ~7 s of schema migrations, so one is created per session
+and copied for each test that needs its own store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import matplotlib
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pipeline import tracking
+from pipeline.errors import PipelineError
+
+try:
+    from tests.mlflow_server import free_port, mlflow_server
+except ImportError:
+    from mlflow_server import free_port, mlflow_server  # noqa: F401
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+OBS_DIM, ACT_DIM = 7, 3
+
+
+@pytest.fixture(scope="session")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store created once by ``ensure_experiment`` (MLflow's migrations are slow)."""
+    directory = tmp_path_factory.mktemp("template-store")
+    tracking.ensure_experiment(f"sqlite:///{directory / 'mlflow.db'}", "template")
+    return directory / "mlflow.db"
+
+
+@pytest.fixture
+def store_uri(template_store: Path, tmp_path: Path) -> str:
+    """A test's own SQLite store (a copy of the template) in ``tmp_path/store``."""
+    database = tmp_path / "store" / "mlflow.db"
+    database.parent.mkdir()
+    shutil.copyfile(template_store, database)
+    return f"sqlite:///{database}"
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run the test from an empty working directory, to see what lands in it."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+
+
+def tiny_policy(seed: int = 0) -> keras.Model:
+    """Raw observations -> raw actions, small enough to log in a fraction of a second."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((OBS_DIM,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(ACT_DIM, name="action"),
+        ]
+    )
+
+
+def example_obs(n: int = 5) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, OBS_DIM)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri(None) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.resolve_tracking_uri(None) == "http://127.0.0.1:5000"
+    assert tracking.resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_flatten_params_and_keys() -> None:
+    config = {
+        "model": {"hidden": [256, 256], "dropout": 0.1, "bn": None},
+        "optimizer": {"name": "adam", "schedule": {"kind": "cosine", "warmup": 5}},
+        "seed": np.int64(3),
+        "out": Path("/tmp/run"),
+    }
+    assert tracking.flatten_params(config) == {
+        "model.hidden": "[256, 256]",
+        "model.dropout": "0.1",
+        "model.bn": "None",
+        "optimizer.name": "adam",
+        "optimizer.schedule.kind": "cosine",
+        "optimizer.schedule.warmup": "5",
+        "seed": "3",
+        "out": "/tmp/run",
+    }
+    assert tracking.sanitize_key("grad_norm/dense[0]") == "grad_norm/dense_0_"
+    assert tracking.sanitize_key("a//../b/") == "a/_/b"
+
+
+def test_limits_match_installed_mlflow() -> None:
+    from mlflow.utils import validation
+
+    assert tracking.MAX_PARAM_VALUE_LENGTH == validation.MAX_PARAM_VAL_LENGTH
+    assert tracking.MAX_TAG_VALUE_LENGTH == validation.MAX_TAG_VAL_LENGTH
+    assert tracking.MAX_KEY_LENGTH == validation.MAX_ENTITY_KEY_LENGTH
+
+
+# --------------------------------------------------------------------------- local store
+
+
+def test_local_run_records_everything(store_uri: str, tmp_path: Path, elsewhere: Path) -> None:
+    long_value = "x" * 7000
+    png = tmp_path / "given.png"
+    fig, ax = plt.subplots()
+    ax.plot([3, 2, 1])
+    fig.savefig(png)
+    folder = tmp_path / "spec"
+    folder.mkdir()
+    (folder / "spec.json").write_text("{}")
+
+    with tracking.MlflowTracker(store_uri, "local", run_name="r1", tags={"task": "run"}) as run:
+        run.log_params({"optimizer": {"name": "adam", "lr": 1e-3}, "notes": long_value})
+        for epoch in range(3):
+            run.log_metrics(
+                {"train/loss": 1.0 / (epoch + 1), "val/loss": 2.0, "lr": np.float32(1e-3),
+                 "grad_norm/hidden": 0.5 * epoch},
+                step=epoch,
+            )  # fmt: skip
+        run.set_tags({"device": "CPU"})
+        run.log_dict({"lr": np.float32(0.5), "layers": (1, 2)}, "config.yaml")
+        run.log_dict({"obs_dim": OBS_DIM}, "spec.json")
+        run.log_artifact(folder, artifact_path="meta")
+        run.log_figure(fig, "plots/curve.png")
+        run.log_figure(png, "plots/renamed.png")
+        run.log_dataset_info(tmp_path / "walk.h5", "f" * 64, episodes=50, steps=27000)
+    plt.close(fig)
+
+    client = MlflowClient(tracking_uri=store_uri)
+    record = client.get_run(run.run_id)
+    assert record.info.status == "FINISHED"
+    assert record.info.run_name == "r1"
+    params = record.data.params
+    assert params["optimizer.name"] == "adam" and params["optimizer.lr"] == "0.001"
+    assert len(params["notes"]) == tracking.MAX_PARAM_VALUE_LENGTH
+    assert params["notes"].endswith("params_truncated.json]")
+    assert params["dataset.digest"] == "f" * 64
+    assert (params["dataset.episodes"], params["dataset.steps"]) == ("50", "27000")
+    assert record.data.tags["task"] == "run" and record.data.tags["device"] == "CPU"
+
+    history = client.get_metric_history(run.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
+    assert {"val/loss", "lr", "grad_norm/hidden"} <= set(record.data.metrics)
+
+    (dataset_input,) = record.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "walk"
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "train"
+
+    def listing(path: str | None = None) -> set[str]:
+        return {a.path for a in client.list_artifacts(run.run_id, path)}
+
+    assert listing() == {"config.yaml", "spec.json", "meta", "plots", "params_truncated.json"}
+    assert listing("plots") == {"plots/curve.png", "plots/renamed.png"}
+    assert listing("meta") == {"meta/spec"}
+    local = Path(client.download_artifacts(run.run_id, "", str(tmp_path / "down")))
+    assert json.loads((local / "params_truncated.json").read_text()) == {"notes": long_value}
+    assert "lr: 0.5" in (local / "config.yaml").read_text()
+
+    # Artifacts sit next to the database, never in the working directory.
+    assert record.info.artifact_uri.startswith((tmp_path / "store" / "mlruns").as_uri())
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_keras_policy_logged_registered_and_reloaded(store_uri: str) -> None:
+    model = tiny_policy()
+    obs = example_obs()
+    with tracking.MlflowTracker(store_uri, "models") as run:
+        model_uri = run.log_keras_policy(model, obs, registered_model_name="walk-policy")
+    assert model_uri is not None and model_uri.startswith("models:/")
+    expected = keras.ops.convert_to_numpy(model(obs))
+
+    mlflow.set_tracking_uri(store_uri)
+    for uri in (model_uri, "models:/walk-policy/1", f"{run.run_uri}/policy"):
+        loaded = mlflow.pyfunc.load_model(uri)
+        actions = loaded.predict(obs)
+        assert actions.shape == (len(obs), ACT_DIM)
+        np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-6)
+    signature = loaded.metadata.signature
+    assert signature.inputs.to_dict()[0]["tensor-spec"] == {"dtype": "float32", "shape": (-1, 7)}
+    assert signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, ACT_DIM)
+    tags = MlflowClient(tracking_uri=store_uri).get_run(run.run_id).data.tags
+    assert tags["model_uri.policy"] == model_uri
+
+
+def test_failed_and_interrupted_runs_are_marked(store_uri: str) -> None:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracking.MlflowTracker(store_uri, "failures") as failed,
+    ):
+        failed.log_metrics({"train/loss": float("nan")}, step=0)
+        raise RuntimeError("boom")
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracking.MlflowTracker(store_uri, "failures") as killed,
+    ):
+        raise KeyboardInterrupt
+    client = MlflowClient(tracking_uri=store_uri)
+    assert client.get_run(failed.run_id).info.status == "FAILED"
+    assert client.get_run(killed.run_id).info.status == "KILLED"
+    assert np.isnan(client.get_run(failed.run_id).data.metrics["train/loss"])
+
+    # --resume reopens the run; a child run nests under a parent.
+    with tracking.MlflowTracker(store_uri, "failures", resume_run_id=killed.run_id) as resumed:
+        resumed.log_metrics({"train/loss": 0.5}, step=1)
+        with tracking.MlflowTracker(store_uri, "failures", parent_run_id=resumed.run_id) as child:
+            pass
+    assert client.get_run(killed.run_id).info.status == "FINISHED"
+    assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == killed.run_id
+    assert mlflow.active_run() is None
+
+
+def test_ensure_experiment_is_idempotent_and_refuses_deleted(store_uri: str) -> None:
+    first = tracking.ensure_experiment(store_uri, "twice")
+    assert tracking.ensure_experiment(store_uri, "twice") == first
+    MlflowClient(tracking_uri=store_uri).delete_experiment(first)
+    with pytest.raises(PipelineError, match="'twice' is deleted; restore it"):
+        tracking.ensure_experiment(store_uri, "twice")
+
+
+def test_null_tracker_does_nothing(tmp_path: Path, elsewhere: Path) -> None:
+    figure = tmp_path / "missing.png"  # not even looked at
+    with tracking.open_tracker(None, "anything", run_name="r") as run:
+        assert isinstance(run, tracking.NullTracker)
+        assert isinstance(run, tracking.Tracker)
+        run.log_params({"a": {"b": 1}})
+        run.log_metrics({"train/loss": 1.0}, step=0)
+        run.set_tags({"t": "v"})
+        run.log_dict({"a": 1}, "config.json")
+        run.log_artifact(tmp_path / "missing.txt")
+        run.log_figure(figure, "plot.png")
+        run.log_dataset_info(tmp_path / "d.h5", "0" * 64, 1, 2)
+        assert run.log_keras_policy(tiny_policy(), example_obs()) is None
+    assert (run.run_id, run.run_uri, run.run_url()) == (None, None, None)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_no_track_does_not_import_mlflow() -> None:
+    code = (
+        "import sys; from pipeline import tracking;"
+        "t = tracking.open_tracker(None); t.__enter__(); t.log_metrics({'a': 1}, 0);"
+        "tracking.check_reachable('sqlite:///mlflow.db');"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+# --------------------------------------------------------------------------- failing early
+
+
+def test_unreachable_server_is_one_line_and_fast() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(PipelineError) as caught:
+        tracking.prepare(uri, "never")
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        f"--tracking-uri {uri}: MLflow server not reachable (connection refused); "
+        "start it or use --no-track"
+    )
+
+
+def test_unusable_sqlite_location(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "mlflow.db"
+    with pytest.raises(PipelineError, match="does not exist"):
+        tracking.check_reachable(f"sqlite:///{missing}")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(PipelineError, match="not writable"):
+            tracking.check_reachable(f"sqlite:///{locked / 'mlflow.db'}")
+    tracking.check_reachable(f"sqlite:///{tmp_path / 'fine.db'}")
+
+
+def test_broken_store_is_one_line(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "mlflow.db"
+    not_a_db.write_text("this is not SQLite")
+    with pytest.raises(PipelineError) as caught:
+        tracking.prepare(f"sqlite:///{not_a_db}", "e")
+    assert "cannot open experiment 'e'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not_a_db.read_text() == "this is not SQLite"
+
+
+# --------------------------------------------------------------------------- real server
+
+
+def test_run_over_http_on_a_real_server(mlflow_server: str, tmp_path: Path) -> None:
+    uri = tracking.prepare(mlflow_server, "over-http")
+    assert uri == mlflow_server
+    note = tmp_path / "note.txt"
+    note.write_text("hello over HTTP")
+    model = tiny_policy(seed=1)
+    obs = example_obs()
+    with tracking.MlflowTracker(uri, "over-http", run_name="http") as run:
+        run.log_params({"optimizer": {"lr": 0.01}})
+        run.log_metrics({"train/loss": 0.25, "val/loss": 0.5}, step=4)
+        run.log_artifact(note, artifact_path="notes")
+        model_uri = run.log_keras_policy(model, obs, registered_model_name="http-policy")
+    assert run.run_url() == (f"{mlflow_server}/#/experiments/{run.experiment_id}/runs/{run.run_id}")
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    record = client.get_run(run.run_id)
+    assert record.info.status == "FINISHED"
+    assert record.info.artifact_uri.startswith("mlflow-artifacts:")  # served by the server
+    assert record.data.params == {"optimizer.lr": "0.01"}
+    assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "val/loss")] == [
+        (4, 0.5)
+    ]
+    assert [a.path for a in client.list_artifacts(run.run_id, "notes")] == ["notes/note.txt"]
+    downloaded = client.download_artifacts(run.run_id, "notes/note.txt", str(tmp_path))
+    assert Path(downloaded).read_text() == "hello over HTTP"
+
+    mlflow.set_tracking_uri(mlflow_server)
+    expected = keras.ops.convert_to_numpy(model(obs))
+    for uri_ in (model_uri, "models:/http-policy/1"):
+        actions = mlflow.pyfunc.load_model(uri_).predict(obs)
+        np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-6)
