@@ -58,8 +58,8 @@ MAX_TAG_VALUE_LENGTH = 8000
 MAX_KEY_LENGTH = 250
 _PARAMS_PER_BATCH = 100
 _METRICS_PER_BATCH = 1000
-_TRUNCATED_MARKER = "...[truncated; full value in params_truncated.json]"
 TRUNCATED_PARAMS_FILE = "params_truncated.json"
+_TRUNCATED_MARKER = f"...[truncated; full value in {TRUNCATED_PARAMS_FILE}]"
 
 # MLflow accepts only these characters in param, metric and tag keys (on POSIX).
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
@@ -255,8 +255,11 @@ def ensure_experiment(uri: str, name: str) -> str:
     except PipelineError:
         raise
     except Exception as error:  # SQLAlchemy, HTTP and MLflow errors alike
+        reason = _first_line(error)
+        if "migration" in reason.lower() or "duplicate column" in reason.lower():
+            reason += " (did several processes create this SQLite store at once?)"
         raise PipelineError(
-            f"--tracking-uri {uri}: cannot open experiment {name!r}: {_first_line(error)}"
+            f"--tracking-uri {uri}: cannot open experiment {name!r}: {reason}"
         ) from error
     if experiment.lifecycle_stage == "deleted":
         raise PipelineError(

@@ -110,6 +110,29 @@ def test_flatten_params_and_keys() -> None:
     assert tracking.sanitize_key("a//../b/") == "a/_/b"
 
 
+@keras.saving.register_keras_serializable(package="test_tracking")
+class Scale(keras.layers.Layer):
+    """A custom layer, as ``models/layers.py`` will define them."""
+
+    def __init__(self, factor: float = 2.0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x: object) -> object:
+        return x * self.factor
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "factor": self.factor}
+
+
+def test_custom_layer_modules_are_recorded() -> None:
+    """The loader imports these modules first, so a fresh process can load the policy."""
+    inner = keras.Sequential([keras.Input((OBS_DIM,)), Scale(), keras.layers.Dense(ACT_DIM)])
+    outer = keras.Sequential([keras.Input((OBS_DIM,)), inner])
+    assert tracking._custom_layer_modules(outer) == [Scale.__module__]
+    assert tracking._custom_layer_modules(tiny_policy()) == []
+
+
 def test_limits_match_installed_mlflow() -> None:
     from mlflow.utils import validation
 
