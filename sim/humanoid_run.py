@@ -10,6 +10,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from sim.camera import FollowCamera
+from sim.mirror import MirrorSpec, mirror_spec
 from sim.run_robot import (
     ACT_DIM,
     CONTROL_DT,
@@ -218,6 +219,11 @@ class HumanoidRunEnv(gym.Env):
     def _potential_of(reading: RobotReading) -> float:
         # Progress is the change of this potential: distance to target per control step.
         return -reading.walk_target_dist / CONTROL_DT
+
+    @property
+    def mirror(self) -> MirrorSpec:
+        """Left/right mirror map of observations and actions (see :mod:`sim.mirror`)."""
+        return mirror_spec("sim/HumanoidRun-v0")
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from sim.assets import pybullet_data_path
 from sim.camera import FollowCamera
+from sim.mirror import MirrorSpec, mirror_spec
 from sim.mocap import ACTION_DIM, WALK_CLIP, MotionClip, action_to_targets
 from sim.walk_character import (
     TICK,
@@ -242,6 +243,11 @@ class HumanoidWalkEnv(gym.Env):
         obs, terms = self._observe()
         truncated = not fell and self._ticks >= self.episode_seconds * TICKS_PER_SECOND
         return obs, terms.total, fell, truncated, self._info(terms, fell=fell)
+
+    @property
+    def mirror(self) -> MirrorSpec:
+        """Left/right mirror map of observations and actions (see :mod:`sim.mirror`)."""
+        return mirror_spec("sim/HumanoidWalk-v0")
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
