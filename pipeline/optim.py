@@ -1,0 +1,71 @@
+"""Optimizers and learning-rate schedules built from the typed config.
+
+The update rules and schedules are the ones the course defines (momentum/Nesterov,
+AdaGrad, RMSProp, Adam/Nadam with bias correction, AdamW; power/inverse-time,
+exponential and piecewise decay, cosine with warm-up); Keras implements them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.config import OptimizerConfig, ScheduleConfig
+
+
+def build_schedule(config: ScheduleConfig, learning_rate: float) -> Any:
+    """A Keras learning-rate schedule, or the float itself for ``constant``."""
+    import keras
+
+    schedules = keras.optimizers.schedules
+    if config.name == "constant":
+        return learning_rate
+    if config.name == "inverse_time":
+        return schedules.InverseTimeDecay(
+            learning_rate, config.decay_steps, config.decay_rate, staircase=config.staircase
+        )
+    if config.name == "exponential":
+        return schedules.ExponentialDecay(
+            learning_rate, config.decay_steps, config.decay_rate, staircase=config.staircase
+        )
+    if config.name == "piecewise":
+        return schedules.PiecewiseConstantDecay(config.boundaries, config.values)
+    # Cosine with linear warm-up from 0 (Keras' CosineDecay warms up from initial_lr).
+    return schedules.CosineDecay(
+        0.0 if config.warmup_steps else learning_rate,
+        config.decay_steps,
+        alpha=config.alpha,
+        warmup_target=learning_rate if config.warmup_steps else None,
+        warmup_steps=config.warmup_steps,
+    )
+
+
+def build_optimizer(config: OptimizerConfig, schedule: ScheduleConfig) -> Any:
+    """A Keras optimizer with the configured rule, schedule and clipping."""
+    import keras
+
+    lr = build_schedule(schedule, config.learning_rate)
+    clip: dict[str, float] = {}
+    if config.clipnorm is not None:
+        clip["clipnorm"] = config.clipnorm
+    if config.clipvalue is not None:
+        clip["clipvalue"] = config.clipvalue
+    opt = keras.optimizers
+    if config.name == "sgd":
+        return opt.SGD(lr, momentum=config.momentum, nesterov=config.nesterov, **clip)
+    if config.name == "adagrad":
+        return opt.Adagrad(lr, epsilon=config.epsilon, **clip)
+    if config.name == "rmsprop":
+        return opt.RMSprop(lr, rho=config.rho, momentum=config.momentum, epsilon=config.epsilon,
+                           **clip)  # fmt: skip
+    moments = {"beta_1": config.beta_1, "beta_2": config.beta_2, "epsilon": config.epsilon}
+    if config.name == "adam":
+        return opt.Adam(lr, **moments, **clip)
+    if config.name == "nadam":
+        return opt.Nadam(lr, **moments, **clip)
+    return opt.AdamW(lr, weight_decay=config.weight_decay, **moments, **clip)
+
+
+def current_learning_rate(optimizer: Any) -> float:
+    """The learning rate at the optimizer's current step."""
+    lr = optimizer.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)
