@@ -134,6 +134,57 @@ def record(
 
 
 @app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Demonstration file (.h5) to learn from.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Config overrides key=value, e.g. optimizer.learning_rate=3e-4."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config (see configs/); defaults otherwise.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config's).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory [default: runs/<data>-<model>-...].")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    no_track: Annotated[bool, typer.Option(help="Train without MLflow tracking.")] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+    register: Annotated[
+        str | None, typer.Option(help="Register the policy in the MLflow model registry.")
+    ] = None,
+    deterministic: Annotated[
+        bool, typer.Option(help="TF op determinism: same seed, identical weights on CPU.")
+    ] = False,
+    mixed_precision: Annotated[bool, typer.Option(help="float16 compute (GPU).")] = False,
+    overfit_batch: Annotated[
+        bool, typer.Option(help="Only train on one batch and report if the loss nears 0.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+) -> None:
+    """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
+    from pipeline.train_command import resolve_train_config, run_train_command
+
+    cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
+                               deterministic, mixed_precision)  # fmt: skip
+    if overfit_batch:
+        from pipeline.overfit import run_overfit_command
+
+        code = run_overfit_command(data, cfg, json_out, Console())
+        if code:
+            raise typer.Exit(code)
+        return
+    run_train_command(data, cfg, out, resume, json_out, Console())
+
+
+@app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
     verify: Annotated[

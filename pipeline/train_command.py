@@ -1,0 +1,124 @@
+"""``pipeline train``: resolve the config, check tracking, train with progress, report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import TrainConfig, load_config
+from pipeline.errors import PipelineError
+from pipeline.outputs import check_output_path, write_json
+
+
+def resolve_train_config(
+    config_path: Path | None,
+    overrides: list[str],
+    seed: int | None,
+    no_track: bool,
+    tracking_uri: str | None,
+    register: str | None,
+    deterministic: bool,
+    mixed_precision: bool,
+) -> TrainConfig:
+    """The config file plus overrides plus command-line options (options win)."""
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    if no_track:
+        extra.append("tracking.enabled=false")
+    if tracking_uri is not None:
+        extra.append(f"tracking.tracking_uri={tracking_uri}")
+    if register is not None:
+        extra.append(f"tracking.registered_model={register}")
+    if deterministic:
+        extra.append("training.deterministic=true")
+    if mixed_precision:
+        extra.append("training.mixed_precision=true")
+    return load_config(config_path, extra)
+
+
+def default_out(data: Path, config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{data.stem}-{config.model.name}-seed{config.seed}-{stamp}"
+
+
+def run_train_command(
+    data: Path,
+    config: TrainConfig,
+    out: Path | None,
+    resume: bool,
+    json_path: Path | None,
+    console: Console,
+) -> dict[str, Any]:
+    """Run ``pipeline train`` and print the results table."""
+    from pipeline.tracking import prepare
+    from pipeline.train import check_dataset, prepare_out_dir, train
+
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",))
+    check_dataset(data)
+    if out is None:
+        if resume:
+            raise PipelineError("--resume needs --out (the run directory to continue)")
+        out = default_out(data, config)
+        out.parent.mkdir(exist_ok=True)
+    prepare_out_dir(out, resume)
+    uri = None
+    if config.tracking.enabled:
+        uri = prepare(config.tracking.tracking_uri, config.tracking.experiment)
+    with Progress(
+        TextColumn("[bold]train[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]} val {task.fields[val]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("epochs", total=config.training.epochs, loss="-", val="-")
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            progress.update(bar, completed=epoch + 1,
+                            loss=f"{metrics.get('train/loss', math.nan):.4f}",
+                            val=f"{metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
+
+        result = train(data, config, out, resume=resume, tracking_uri=uri, on_epoch=on_epoch)
+    console.print(result_table(result))
+    console.print(f"policy: {result.policy_dir}")
+    if result.run_id:
+        console.print(f"mlflow run: {result.run_id} ({uri}); look at it with: mlflow ui "
+                      f"--backend-store-uri {uri}")  # fmt: skip
+    payload = {"command": "train", **asdict(result), "tracking_uri": uri}
+    if json_path is not None:
+        write_json(json_path, payload)
+        console.print(f"json: {json_path}")
+    return payload
+
+
+def result_table(r: Any) -> Table:
+    table = Table(title=f"training run {r.out_dir}")
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    rows = [
+        ("device", r.device),
+        ("episodes train / val", f"{r.train_episodes} / {r.val_episodes}"),
+        ("samples per epoch", str(r.train_samples)),
+        ("epochs (resumed from)", f"{r.epochs} ({r.resumed_from_epoch})"),
+        ("early stop", "yes" if r.stopped_early else "no"),
+        ("initial val loss", f"{r.initial_val_loss:.4f}"),
+        ("mean-action val loss (baseline)", f"{r.mean_action_val_loss:.4f}"),
+        ("final train loss", f"{r.final_train_loss:.4f}"),
+        ("best val loss (epoch)", f"{r.best_val_loss:.4f} ({r.best_epoch + 1})"),
+        ("samples/s", f"{r.samples_per_s:.0f}"),
+        ("wall s", f"{r.wall_s:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
