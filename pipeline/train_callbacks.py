@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 STATE_FILE = "state.json"
-WEIGHTS_FILE = "model.weights.h5"
+VARIABLES_FILE = "model_variables.npz"
 BEST_FILE = "best.weights.h5"
 OPTIMIZER_FILE = "optimizer.npz"
 
@@ -53,9 +53,10 @@ def save_checkpoint(directory: Path, model: keras.Model, state: TrainState) -> N
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_weights(tmp / WEIGHTS_FILE)
-    opt_vars = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)}
-    np.savez(tmp / OPTIMIZER_FILE, **opt_vars)
+    # model.variables, not only the weights: it includes the dropout layers' random
+    # generator states, without which a resumed run drops different units.
+    _save_variables(tmp / VARIABLES_FILE, model.variables)
+    _save_variables(tmp / OPTIMIZER_FILE, model.optimizer.variables)
     if (directory / BEST_FILE).exists():
         shutil.copy2(directory / BEST_FILE, tmp / BEST_FILE)
     (tmp / STATE_FILE).write_text(json.dumps(asdict(state)))
@@ -70,15 +71,25 @@ def save_checkpoint(directory: Path, model: keras.Model, state: TrainState) -> N
 def load_checkpoint(directory: Path, model: keras.Model) -> TrainState:
     """Restore weights, optimizer variables and state saved by :func:`save_checkpoint`."""
     state = TrainState(**json.loads((directory / STATE_FILE).read_text()))
-    model.load_weights(directory / WEIGHTS_FILE)
+    _load_variables(directory / VARIABLES_FILE, model.variables, "model")
     model.optimizer.build(model.trainable_variables)
-    saved = np.load(directory / OPTIMIZER_FILE)
-    variables = model.optimizer.variables
-    if len(saved.files) != len(variables):
-        raise ValueError(f"{directory}: optimizer state does not match the configured optimizer")
-    for i, variable in enumerate(variables):
-        variable.assign(saved[f"v{i:04d}"])
+    _load_variables(directory / OPTIMIZER_FILE, model.optimizer.variables, "optimizer")
     return state
+
+
+def _save_variables(path: Path, variables: list[Any]) -> None:
+    np.savez(path, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(variables)})
+
+
+def _load_variables(path: Path, variables: list[Any], what: str) -> None:
+    saved = np.load(path)
+    if len(saved.files) != len(variables):
+        raise ValueError(f"{path}: saved {what} state does not match the configured {what}")
+    for i, variable in enumerate(variables):
+        value = saved[f"v{i:04d}"]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: saved {what} state does not match the configured {what}")
+        variable.assign(value)
 
 
 class CheckpointAndEarlyStopping(keras.callbacks.Callback):

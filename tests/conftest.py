@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 import pytest
+from mlflow_server import mlflow_server  # noqa: F401  (one real server per test session)
 
 # Simulation worker processes spawned by tests inherit this (2 PyBullet processes on 2
 # cores run ~3.5x slower without it).

@@ -21,14 +21,10 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow_server import free_port
 
 from pipeline import tracking
 from pipeline.errors import PipelineError
-
-try:
-    from tests.mlflow_server import free_port, mlflow_server
-except ImportError:
-    from mlflow_server import free_port, mlflow_server  # noqa: F401
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
