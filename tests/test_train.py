@@ -161,8 +161,12 @@ def test_mlflow_server_run_and_pyfunc(run_data, tmp_path, mlflow_server, capsys)
 
 def test_overfit_batch(run_data, capsys):
     code, out, _ = cli(capsys, "train", "--data", str(run_data), "--overfit-batch", "--no-track",
-                       "model.hidden_sizes=[64,64]")  # fmt: skip
-    assert code == 0 and "near zero: yes" in out
+                       "data.batch_size=64")  # fmt: skip
+    assert code == 0 and "near zero: yes" in out, out
+    # a network too small to memorise a batch is reported as such, with exit code 1
+    code, out, _ = cli(capsys, "train", "--data", str(run_data), "--overfit-batch", "--no-track",
+                       "model.hidden_sizes=[1]", "data.batch_size=64")  # fmt: skip
+    assert code == 1 and "near zero: NO" in out, out
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(run_data, tmp_path, capsys):
