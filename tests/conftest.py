@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
@@ -38,3 +39,15 @@ def _mounted_tmpfs(directory: Path, options: str) -> Iterator[Path]:
 def mounted_tmpfs() -> Callable[[Path, str], ContextManager[Path]]:
     """``mounted_tmpfs(directory, options)``: mount a tmpfs there for a ``with`` block."""
     return _mounted_tmpfs
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """MLflow's ``set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into os.environ;
+    without this, one test's server URI would leak into the next test's default."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
