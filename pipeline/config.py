@@ -127,6 +127,9 @@ class TrainingConfig(StrictConfig):
     """Enable TensorFlow op determinism (same seed -> identical weights on CPU)."""
     mixed_precision: bool = False
     """Compute in float16 where safe (GPU); variables stay float32."""
+    strategy: Literal["auto", "none", "mirrored"] = "auto"
+    """Distribution: ``auto`` mirrors across GPUs when TensorFlow sees several, ``mirrored``
+    forces tf.distribute.MirroredStrategy over all visible devices, ``none`` one device."""
     grad_norm_batches: int = Field(4, ge=1)
     """Validation batches used to measure per-layer gradient norms each epoch."""
 

@@ -125,6 +125,21 @@ def configure_tensorflow(config: TrainConfig) -> str:
     return f"GPU x{len(gpus)} ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
 
+def distribution_scope(config: TrainConfig) -> Any:
+    """``MirroredStrategy().scope()`` when asked (or several GPUs with ``auto``), else a
+    no-op context: variables created inside are mirrored across the devices."""
+    import contextlib
+
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = config.training.strategy
+    if strategy == "mirrored" or (strategy == "auto" and len(gpus) > 1):
+        devices = [d.name for d in tf.config.list_logical_devices("GPU" if gpus else "CPU")]
+        return tf.distribute.MirroredStrategy(devices).scope()
+    return contextlib.nullcontext()
+
+
 def _normalize_targets(dataset: Any, spec: Any) -> Any:
     import tensorflow as tf
 
@@ -289,9 +304,11 @@ def _fit(
         load_checkpoint,
     )
 
-    built = build_policy(config.model, spec, seed=config.seed)
-    model = built.train_model
-    model.compile(optimizer=build_optimizer(config.optimizer, config.schedule), loss=built.loss)
+    with distribution_scope(config):
+        built = build_policy(config.model, spec, seed=config.seed)
+        model = built.train_model
+        model.compile(optimizer=build_optimizer(config.optimizer, config.schedule),
+                      loss=built.loss)  # fmt: skip
     ckpt = out / CHECKPOINT_DIR
     state = TrainState()
     if resume:
