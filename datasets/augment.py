@@ -1,0 +1,207 @@
+"""Data augmentation for the training split: pure NumPy functions with an explicit RNG.
+
+Everything works in raw (unnormalized) units, because normalization lives inside the Keras
+model; the feature statistics of the training split (``datasets.stats``) give the scale.
+Inputs may be flat ``(N, D)`` batches or history windows ``(N, K, D)``: per-feature
+arrays broadcast over the last axis, and a mirrored sample is mirrored as a whole window.
+
+Only the training split is augmented; the input pipeline refuses an augmenter for
+validation data. Randomness comes only from the ``np.random.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from datasets.stats import FeatureStats
+
+
+class MirrorLike(Protocol):
+    """A left/right mirror map: ``x_mirrored = x[..., perm] * sign`` (e.g. ``sim``'s spec)."""
+
+    obs_perm: Any
+    obs_sign: Any
+    act_perm: Any
+    act_sign: Any
+
+
+def _float(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def gaussian_noise(
+    obs: np.ndarray, std: np.ndarray, scale: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``obs + N(0, 1) * scale * std``: noise of ``scale`` standard deviations per feature.
+
+    ``std`` is the unfloored per-feature std of the training split (``FeatureStats.std``):
+    a constant feature (std 0) stays exact instead of receiving noise of an arbitrary unit.
+    """
+    obs = _float(obs)
+    if scale < 0:
+        raise ValueError(f"noise scale must be >= 0, got {scale}")
+    noise = rng.standard_normal(obs.shape, dtype=obs.dtype)
+    return obs + noise * (scale * np.asarray(std, dtype=obs.dtype))
+
+
+def feature_dropout(
+    obs: np.ndarray,
+    rate: float,
+    fill: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    rescale: bool = False,
+) -> np.ndarray:
+    """Input-feature dropout: each element is dropped with probability ``rate``.
+
+    A dropped feature is set to ``fill``, the feature's training mean: inside the model
+    z-score normalization maps the mean to 0, so this is the course's "replace by 0"
+    applied where the network sees its inputs (a raw 0 would be an out-of-distribution
+    value, e.g. a root height of 0 m).
+
+    No 1/(1-rate) rescaling by default. Inverted dropout rescales hidden activations so
+    their expectation is unchanged between training and test, but here the kept values
+    are the real state that the policy must map to an action precisely: stretching them
+    about the mean by 1/(1-rate) would teach wrong state-action pairs for every kept
+    feature, while at test time no feature is ever stretched. ``rescale=True`` gives the
+    course's inverted-dropout form, ``mean + (x - mean) / (1 - rate)`` for kept features,
+    for comparison.
+    """
+    obs = _float(obs)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+    fill = np.asarray(fill, dtype=obs.dtype)
+    keep = rng.random(obs.shape, dtype=np.float32) >= rate
+    kept = fill + (obs - fill) / (1.0 - rate) if rescale else obs
+    return np.where(keep, kept, fill)
+
+
+def check_mirror(
+    mirror: MirrorLike, obs_dim: int, act_dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(obs_perm, obs_sign, act_perm, act_sign)`` as arrays, checked against the sizes.
+
+    Each perm must be a permutation of ``range(dim)`` and each sign a finite array of
+    ``dim`` values; a ValueError names what does not fit.
+    """
+    arrays = []
+    for kind, dim in (("obs", obs_dim), ("act", act_dim)):
+        perm = np.asarray(getattr(mirror, f"{kind}_perm"))
+        sign = np.asarray(getattr(mirror, f"{kind}_sign"), dtype=np.float64)
+        if perm.shape != (dim,) or not np.array_equal(np.sort(perm), np.arange(dim)):
+            raise ValueError(f"mirror {kind}_perm must be a permutation of {dim} indices")
+        if sign.shape != (dim,) or not np.isfinite(sign).all():
+            raise ValueError(f"mirror {kind}_sign must hold {dim} finite values")
+        arrays += [perm.astype(np.intp), sign]
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def mirror_arrays(
+    obs: np.ndarray, act: np.ndarray, mirror: MirrorLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror every sample: ``obs[..., obs_perm] * obs_sign`` and the same for actions."""
+    obs, act = _float(obs), _float(act)
+    obs_perm, obs_sign, act_perm, act_sign = check_mirror(mirror, obs.shape[-1], act.shape[-1])
+    return (
+        obs[..., obs_perm] * obs_sign.astype(obs.dtype),
+        act[..., act_perm] * act_sign.astype(act.dtype),
+    )
+
+
+def mirror_batch(
+    obs: np.ndarray,
+    act: np.ndarray,
+    mirror: MirrorLike,
+    rng: np.random.Generator,
+    prob: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror each sample (observation or window, and its action) with probability ``prob``.
+
+    ``obs`` is ``(N, ..., obs_dim)`` and ``act`` ``(N, act_dim)``; the same samples are
+    mirrored in both, and a window is mirrored as a whole.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"mirror probability must be in [0, 1], got {prob}")
+    obs, act = _float(obs), _float(act)
+    if len(obs) != len(act):
+        raise ValueError(f"{len(obs)} observations but {len(act)} actions")
+    check_mirror(mirror, obs.shape[-1], act.shape[-1])  # even when no sample is drawn
+    flip = rng.random(len(obs)) < prob
+    obs, act = obs.copy(), act.copy()
+    if flip.any():
+        obs[flip], act[flip] = mirror_arrays(obs[flip], act[flip], mirror)
+    return obs, act
+
+
+@dataclass(frozen=True, eq=False)
+class Augmenter:
+    """The training-time augmentation of a batch: mirror, then noise, then dropout.
+
+    Mirroring comes first so that noise and dropout use the statistics of the feature a
+    value lands in. Call it as ``obs, act = augmenter(obs, act, rng)``.
+    """
+
+    noise_std: float = 0.0
+    """Gaussian observation noise, in multiples of each feature's std (0 = off)."""
+    feature_dropout: float = 0.0
+    """Probability of dropping each observation element to its mean (0 = off)."""
+    mirror: MirrorLike | None = None
+    """Left/right mirror map, or None for no mirroring."""
+    mirror_prob: float = 0.5
+    """Probability that a sample is mirrored (when ``mirror`` is set)."""
+    obs_std: np.ndarray | None = None
+    """Per-feature std of the training observations (needed for noise)."""
+    obs_mean: np.ndarray | None = None
+    """Per-feature mean of the training observations (needed for dropout)."""
+    dropout_rescale: bool = False
+    """Inverted-dropout scaling of kept features (see :func:`feature_dropout`)."""
+
+    def __post_init__(self) -> None:
+        if self.noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if not 0.0 <= self.mirror_prob <= 1.0:
+            raise ValueError(f"mirror_prob must be in [0, 1], got {self.mirror_prob}")
+        if self.noise_std > 0 and self.obs_std is None:
+            raise ValueError("noise_std > 0 needs obs_std (the training observations' std)")
+        if self.feature_dropout > 0 and self.obs_mean is None:
+            raise ValueError("feature_dropout > 0 needs obs_mean (the training observations' mean)")
+
+    @classmethod
+    def from_stats(cls, obs_stats: FeatureStats, **options: Any) -> Augmenter:
+        """An augmenter with ``obs_std``/``obs_mean`` taken from the training statistics."""
+        return cls(obs_std=obs_stats.std, obs_mean=obs_stats.mean, **options)
+
+    @property
+    def active(self) -> bool:
+        """Whether calling it changes anything."""
+        mirroring = self.mirror is not None and self.mirror_prob > 0
+        return self.noise_std > 0 or self.feature_dropout > 0 or mirroring
+
+    def check(self, obs_dim: int, act_dim: int) -> None:
+        """Raise ValueError if the mirror map or statistics do not fit these sizes."""
+        if self.mirror is not None:
+            check_mirror(self.mirror, obs_dim, act_dim)
+        for name in ("obs_std", "obs_mean"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value)[-1:] not in ((obs_dim,), ()):
+                raise ValueError(f"{name} has shape {np.shape(value)}, observations {obs_dim}")
+
+    def __call__(
+        self, obs: np.ndarray, act: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The augmented ``(obs, act)`` batch (new arrays; the inputs are not modified)."""
+        if self.mirror is not None and self.mirror_prob > 0:
+            obs, act = mirror_batch(obs, act, self.mirror, rng, self.mirror_prob)
+        if self.noise_std > 0:
+            obs = gaussian_noise(obs, self.obs_std, self.noise_std, rng)
+        if self.feature_dropout > 0:
+            obs = feature_dropout(
+                obs, self.feature_dropout, self.obs_mean, rng, rescale=self.dropout_rescale
+            )
+        return obs, act
