@@ -44,6 +44,9 @@ def _json_safe(value: Any) -> Any:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as JSON atomically (NaN/Inf become null, so any reader can parse it)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide reports from other users
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(_json_safe(payload), fh, indent=2)
