@@ -41,7 +41,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,6 +335,69 @@ def batches_per_epoch(
     return steps // batch_size if drop_remainder else math.ceil(steps / batch_size)
 
 
+class _Iterations:
+    """The generator behind :func:`make_tf_dataset`: iteration ``i`` yields the stacked
+    groups of epochs ``epoch + i * epochs, ...``.
+
+    Keras starts a new iterator for every epoch, and a fresh iterator must fill the
+    shuffle buffer before its first batch while the model waits: measured here, that made
+    ``fit`` 0.7-0.86x as fast as on in-memory arrays, against 0.94-1.07x for one long
+    iterator. So once an iteration has handed over its last group, it runs the next
+    iteration's first epoch up to its first group while TensorFlow still feeds the
+    prefetched batches, and the file stays open between iterations.
+    """
+
+    def __init__(self, path: str | Path, ids: list[int], epoch: int, epochs: int | None,
+                 settings: dict[str, Any]) -> None:  # fmt: skip
+        self._path, self._ids, self._epoch, self._epochs = path, ids, epoch, epochs
+        self._settings = settings
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+        self._ds: Dataset | None = None
+        self._ahead: tuple[int, Future[tuple[Batch | None, Iterator[Batch]]]] | None = None
+
+    def _dataset(self) -> Dataset:
+        with self._lock:
+            if self._ds is None:
+                self._ds = open_dataset(self._path)
+                weakref.finalize(self, self._ds.close)
+            return self._ds
+
+    def _run(self, index: int) -> Iterator[Batch]:
+        first = self._epoch + index * (self._epochs or 0)
+        if self._epochs is None:
+            epochs: Iterable[int] = itertools.count(first)
+        else:
+            epochs = range(first, first + self._epochs)
+        ds, batch_size = self._dataset(), self._settings["batch_size"]
+        for e in epochs:
+            yield from _stacked(iter_groups(ds, self._ids, epoch=e, **self._settings), batch_size)
+
+    def _start(self, index: int) -> tuple[Batch | None, Iterator[Batch]]:
+        run = self._run(index)
+        return next(run, None), run
+
+    def __call__(self) -> Iterator[Batch]:
+        index = next(self._count)
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == index:
+            first, rest = ahead[1].result()  # waits if still starting; re-raises its error
+        else:
+            first, rest = self._start(index)
+        if first is not None:
+            yield first
+        yield from rest
+        if self._epochs is not None:
+            future: Future[tuple[Batch | None, Iterator[Batch]]] = Future()
+            with self._lock:
+                self._ahead = (index + 1, future)
+            try:
+                future.set_result(self._start(index + 1))
+            except Exception as exc:  # handed to the iteration it belongs to
+                future.set_exception(exc)
+
+
 def make_tf_dataset(
     path: str | Path,
     episode_ids: Sequence[int],
@@ -352,9 +418,11 @@ def make_tf_dataset(
 
     Each iteration over it yields ``epochs`` epochs (``None``: endlessly; then give
     ``model.fit`` a ``steps_per_epoch`` from :func:`batches_per_epoch`); iteration ``i``
-    starts at epoch ``epoch + i * epochs``. Observations are ``(B, *obs_shape)`` for
+    starts at epoch ``epoch + i * epochs``, and the next iteration's first epoch is
+    started ahead (see ``_Iterations``). Observations are ``(B, *obs_shape)`` for
     ``history == 1`` and ``(B, history, *obs_shape)`` otherwise. Arguments are checked
-    (and the file opened) here, so mistakes raise before training starts.
+    here, so mistakes raise before training starts; the file is opened on the first
+    iteration and stays open while the returned dataset exists.
     """
     import tensorflow as tf
 
@@ -373,15 +441,7 @@ def make_tf_dataset(
         act_shape = ds.metadata.action_space.shape
         per_epoch = batches_per_epoch(ds, ids, batch_size, drop_remainder=drop_remainder)
     window = () if history == 1 else (history,)
-    iterations = itertools.count()
-
-    def generate() -> Iterator[Batch]:
-        first = epoch + next(iterations) * (epochs or 0)
-        last = None if epochs is None else first + epochs
-        with open_dataset(path) as ds:
-            for e in itertools.count(first) if last is None else range(first, last):
-                yield from _stacked(iter_groups(ds, ids, epoch=e, **settings), batch_size)
-
+    generate = _Iterations(path, ids, epoch, epochs, settings)
     signature = (
         tf.TensorSpec((None, None, *window, *obs_shape), tf.float32),
         tf.TensorSpec((None, None, *act_shape), tf.float32),
