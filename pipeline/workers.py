@@ -130,7 +130,15 @@ class WorkerPool:
         self.workers = max(1, workers)
         self._local: Worker | None = None
         self._pool: Any = None
+        self._blas_limits: Any = None
         if self.workers == 1:
+            # The same reason as WORKER_THREAD_ENV, in this process: NumPy is already
+            # imported, so limit its BLAS pool at run time. Measured: with another process
+            # busy on the second core, the walk expert loop fell from ~680 to ~190 steps/s
+            # with OpenBLAS's default two threads.
+            from threadpoolctl import threadpool_limits
+
+            self._blas_limits = threadpool_limits(limits=1, user_api="blas")
             self._local = factory()
         else:
             ctx = mp.get_context("spawn")
@@ -174,6 +182,9 @@ class WorkerPool:
     def close(self) -> None:
         if self._local is not None:
             self._local.close()
+        if self._blas_limits is not None:
+            self._blas_limits.restore_original_limits()
+            self._blas_limits = None
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
