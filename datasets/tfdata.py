@@ -27,11 +27,12 @@ True)``), so ``model.fit(ds, epochs=n)`` reshuffles every epoch; start at ``epoc
 resume at epoch ``k``. Validation data (``training=False``) comes in the given episode
 order, unshuffled and unaugmented.
 
-**Cost** (measured on the 2-core machine, HumanoidRun data): reading is dominated by
-gzip decompression (about 0.13 CPU-s per 100k samples; the shuffle and the rest add
-~0.05-0.1). ``model.fit`` there is CPU-bound on both cores, so this CPU time is not
-free: a 44-256-256-17 MLP fed by this pipeline ran at 0.82-0.87x the speed of ``fit`` on
-in-memory NumPy arrays, a 2x512 MLP at 0.93x.
+**Cost** (measured on the 2-core machine, where ``fit`` of a small MLP is CPU-bound on
+both cores, so the pipeline's CPU time is not free). Reading gzip-compressed files is
+dominated by decompression (~0.13 CPU-s per 100k HumanoidRun samples, ~0.45 for the walk);
+shuffling and the rest add ~0.05-0.1. Against ``fit`` on in-memory arrays, a 44-256-256-17
+MLP ran at 0.7-0.9x on gzip files, 0.9-1.1x on uncompressed ones or with ``cache_mb``
+(decompress once, keep in RAM), and a 2x512 MLP at 0.9-1.0x on gzip.
 
 TensorFlow is imported only when a ``tf.data`` dataset is built, so importing
 ``datasets`` stays cheap for simulation workers.
@@ -63,44 +64,97 @@ if TYPE_CHECKING:
 Batch = tuple[np.ndarray, np.ndarray]
 
 
+class BlockCache:
+    """Blocks read from the file, kept in RAM across epochs up to a byte budget.
+
+    Decompressing gzip costs more CPU than the rest of the pipeline together (on the
+    2-core machine: ~0.13 CPU-s per 100k HumanoidRun samples, ~0.45 for HumanoidWalk,
+    whose rows are 4x larger); when the data fits the budget, later epochs skip it. Blocks
+    are kept first come, first served and never evicted, so what is cached is the same in
+    every epoch; the rest streams. Shared safely between threads.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = int(budget_bytes)
+        self.used_bytes = 0
+        self.hits = 0
+        self._blocks: dict[tuple[int, int, int], Batch] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, int]) -> Batch | None:
+        block = self._blocks.get(key)
+        if block is not None:
+            self.hits += 1
+        return block
+
+    def put(self, key: tuple[int, int, int], block: Batch) -> None:
+        size = block[0].nbytes + block[1].nbytes
+        with self._lock:
+            if key not in self._blocks and self.used_bytes + size <= self.budget_bytes:
+                for array in block:  # shared by later epochs: nobody may write to it
+                    array.setflags(write=False)
+                self._blocks[key] = block
+                self.used_bytes += size
+
+
 class _EpisodeCursor:
     """Reads one episode forward in blocks: (history windows or observations, actions)."""
 
-    def __init__(self, ds: Dataset, episode_id: int, history: int) -> None:
-        view = ds.episode(episode_id)
+    def __init__(
+        self, ds: Dataset, episode_id: int, history: int, cache: BlockCache | None
+    ) -> None:
+        self._view = ds.episode(episode_id)
         self._where = f"{ds.path}: episode {episode_id}"
-        # Keep the h5py datasets open: their chunk caches then keep the decompressed
-        # chunk that a block boundary splits, so no chunk is decompressed twice.
-        self._obs: h5py.Dataset = view.dataset(OBSERVATIONS)
-        self._act: h5py.Dataset = view.dataset(ACTIONS)
-        self._steps = view.info.total_steps
-        self._history = history
+        self._steps = self._view.info.total_steps
+        self._history, self._cache = history, cache
+        self._arrays: tuple[h5py.Dataset, h5py.Dataset] | None = None
         self.position = 0
 
     @property
     def done(self) -> bool:
         return self.position >= self._steps
 
-    def read(self, max_steps: int) -> Batch:
-        start, stop = self.position, min(self._steps, self.position + max_steps)
-        first = lookback_start(start, self._history)
-        rows, act = self._obs[first:stop], self._act[start:stop]
+    def _read(self, first: int, start: int, stop: int) -> Batch:
+        if self._arrays is None:
+            # Keep the h5py datasets open: their chunk caches then keep the decompressed
+            # chunk that a block boundary splits, so no chunk is decompressed twice.
+            self._arrays = self._view.dataset(OBSERVATIONS), self._view.dataset(ACTIONS)
+        rows, act = self._arrays[0][first:stop], self._arrays[1][start:stop]
         # Our writer never stores NaN/Inf, but a file changed by other tools could, and
         # one NaN would silently turn every later weight into NaN.
         if not (np.isfinite(rows).all() and np.isfinite(act).all()):
             raise DatasetError(f"{self._where} holds NaN or Inf values near step {start}")
+        return rows, act
+
+    def read(self, max_steps: int) -> Batch:
+        start, stop = self.position, min(self._steps, self.position + max_steps)
+        first = lookback_start(start, self._history)
+        key = (self._view.id, first, stop)
+        block = self._cache.get(key) if self._cache is not None else None
+        if block is None:
+            block = self._read(first, start, stop)
+            if self._cache is not None:
+                self._cache.put(key, block)
         self.position = stop
+        rows, act = block
         return windows_from_rows(rows, start - first, self._history), act
 
 
 def _interleaved_blocks(
-    ds: Dataset, order: Sequence[int], history: int, block_steps: int, cycle_length: int
+    ds: Dataset,
+    order: Sequence[int],
+    history: int,
+    block_steps: int,
+    cycle_length: int,
+    cache: BlockCache | None,
 ) -> Iterator[Batch]:
     pending = iter(order)
 
     def open_next() -> _EpisodeCursor | None:
         episode_id = next(pending, None)
-        return None if episode_id is None else _EpisodeCursor(ds, int(episode_id), history)
+        if episode_id is None:
+            return None
+        return _EpisodeCursor(ds, int(episode_id), history, cache)
 
     slots = [open_next() for _ in range(cycle_length)]
     while any(slot is not None for slot in slots):
@@ -258,13 +312,15 @@ def iter_groups(
     block_steps: int = 256,
     cycle_length: int = 4,
     drop_remainder: bool = False,
+    cache: BlockCache | None = None,
 ) -> Iterator[Batch]:
     """One epoch as float32 ``(obs, act)`` groups of ``8 * batch_size`` samples (the
     last one shorter), ready to be cut into batches (module docstring for the steps).
 
     ``shuffle_buffer`` is in samples. With ``training=False`` episodes are read in the
     given order, unshuffled; an augmenter is then refused: validation data must not be
-    augmented. ``drop_remainder`` drops the last batch if it is short.
+    augmented. ``drop_remainder`` drops the last batch if it is short. ``cache`` keeps
+    blocks read in RAM for later epochs (same batches, less CPU).
     """
     ids = _check_settings(ds, episode_ids, batch_size=batch_size, shuffle_buffer=shuffle_buffer,
                           history=history, augmenter=augmenter, training=training,
@@ -276,10 +332,10 @@ def iter_groups(
     order_rng, augment_rng = np.random.default_rng(order_seq), np.random.default_rng(augment_seq)
     if training:
         order = order_rng.permutation(ids).tolist()
-        blocks = _interleaved_blocks(ds, order, history, block_steps, cycle_length)
+        blocks = _interleaved_blocks(ds, order, history, block_steps, cycle_length, cache)
         output = _shuffled_groups(blocks, shuffle_buffer, groups, order_rng)
     else:
-        blocks = _interleaved_blocks(ds, ids, history, block_steps, cycle_length=1)
+        blocks = _interleaved_blocks(ds, ids, history, block_steps, 1, cache)
         output = _ordered_groups(blocks, groups)
     for obs, act in output:
         if drop_remainder:
@@ -413,6 +469,7 @@ def make_tf_dataset(
     epoch: int = 0,
     epochs: int | None = 1,
     drop_remainder: bool = False,
+    cache_mb: float = 0.0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(obs, act)`` float32 batches streamed from ``path``.
 
@@ -422,7 +479,9 @@ def make_tf_dataset(
     started ahead (see ``_Iterations``). Observations are ``(B, *obs_shape)`` for
     ``history == 1`` and ``(B, history, *obs_shape)`` otherwise. Arguments are checked
     here, so mistakes raise before training starts; the file is opened on the first
-    iteration and stays open while the returned dataset exists.
+    iteration and stays open while the returned dataset exists. ``cache_mb`` > 0 keeps up
+    to that many MB of blocks in RAM across epochs (:class:`BlockCache`): off by default,
+    so memory stays independent of the file's size.
     """
     import tensorflow as tf
 
@@ -432,6 +491,10 @@ def make_tf_dataset(
                     history=history, augmenter=augmenter, training=training,
                     block_steps=block_steps, cycle_length=cycle_length,
                     drop_remainder=drop_remainder)  # fmt: skip
+    if cache_mb < 0:
+        raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
+    if cache_mb > 0:
+        settings["cache"] = BlockCache(int(cache_mb * 1e6))
     with open_dataset(path) as ds:
         ids = _check_settings(ds, episode_ids, batch_size=batch_size,
                               shuffle_buffer=shuffle_buffer, history=history,

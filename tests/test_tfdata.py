@@ -16,7 +16,13 @@ import pytest
 
 from datasets import DatasetError, DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
 from datasets.augment import Augmenter
-from datasets.tfdata import batches_per_epoch, count_steps, in_memory_dataset, iter_batches
+from datasets.tfdata import (
+    BlockCache,
+    batches_per_epoch,
+    count_steps,
+    in_memory_dataset,
+    iter_batches,
+)
 from datasets.windows import history_windows, windows_from_rows
 
 LENGTHS = [300, 57, 1000, 1, 433, 260, 90]
@@ -164,6 +170,19 @@ def test_bad_settings_are_refused(synthetic: Path, ids: list[int]) -> None:
         epoch_batches(synthetic, ids, augmenter=Augmenter(mirror=mirror))
 
 
+def test_block_cache_gives_the_same_batches(synthetic: Path, ids: list[int]) -> None:
+    cache = BlockCache(budget_bytes=10**9)
+    small = BlockCache(budget_bytes=20_000)  # room for a few blocks only
+    for epoch in (0, 1):
+        want = epoch_batches(synthetic, ids, seed=0, epoch=epoch, history=3)
+        for c in (cache, small):
+            got = epoch_batches(synthetic, ids, seed=0, epoch=epoch, history=3, cache=c)
+            assert all(np.array_equal(a[0], b[0]) for a, b in zip(got, want, strict=True))
+    blocks = sum(-(-n // 50) for n in LENGTHS)  # block_steps=50
+    assert cache.hits == blocks  # the second epoch read nothing from the file
+    assert 0 < small.used_bytes <= 20_000 and 0 < small.hits < blocks
+
+
 def test_non_finite_values_stop_the_stream(synthetic: Path, ids: list[int], tmp_path) -> None:
     bad = tmp_path / "bad.h5"
     shutil.copy(synthetic, bad)
@@ -196,12 +215,13 @@ def test_memory_stays_bounded_on_a_larger_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- tf.data
-def test_tf_dataset_streams_epochs_in_order(synthetic: Path, ids: list[int]) -> None:
+@pytest.mark.parametrize("cache_mb", [0, 50])
+def test_tf_dataset_streams_epochs_in_order(synthetic: Path, ids: list[int], cache_mb) -> None:
     pytest.importorskip("tensorflow")
     from datasets.tfdata import make_tf_dataset
 
     settings = {"batch_size": 64, "shuffle_buffer": 500, "block_steps": 50, "cycle_length": 3}
-    ds = make_tf_dataset(synthetic, ids, seed=5, **settings)
+    ds = make_tf_dataset(synthetic, ids, seed=5, cache_mb=cache_mb, **settings)
     assert int(ds.cardinality()) == batches_per_epoch(synthetic, ids, 64)
     assert ds.element_spec[0].shape.as_list() == [None, 6]
     for epoch in (0, 1):  # each iteration is the next epoch
