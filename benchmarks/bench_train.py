@@ -85,23 +85,39 @@ def pipeline_ratio(path: Path, epochs: int) -> dict:
     samples = len(x)
     in_memory = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(20_000, seed=0)
     in_memory = in_memory.batch(256).prefetch(tf.data.AUTOTUNE)
-    streamed = make_tf_dataset(path, ids, batch_size=256, shuffle_buffer=20_000, seed=0,
-                               epochs=None)  # fmt: skip
     steps = batches_per_epoch(path, ids, 256)
+
+    def streamed(cache_mb: float):
+        data = make_tf_dataset(path, ids, batch_size=256, shuffle_buffer=20_000, seed=0,
+                               epochs=None, cache_mb=cache_mb)  # fmt: skip
+        return lambda cb: model().fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
+                                      callbacks=[cb])  # fmt: skip
+
     memory_rate = rate(lambda cb: model().fit(in_memory, epochs=epochs, verbose=0, callbacks=[cb]))
-    stream_rate = rate(lambda cb: model().fit(streamed, epochs=epochs, steps_per_epoch=steps,
-                                              verbose=0, callbacks=[cb]))  # fmt: skip
+    cached_rate = rate(streamed(default_cache_mb()))
+    uncached_rate = rate(streamed(0.0))
     return {"samples": samples, "in_memory_samples_per_s": memory_rate,
-            "streamed_samples_per_s": stream_rate, "ratio": stream_rate / memory_rate}  # fmt: skip
+            "streamed_samples_per_s": cached_rate, "ratio": cached_rate / memory_rate,
+            "cache_mb": default_cache_mb(),
+            "streamed_uncached_samples_per_s": uncached_rate,
+            "ratio_uncached": uncached_rate / memory_rate}  # fmt: skip
 
 
-def peak_rss_kb(path: Path, out: Path) -> int:
+def default_cache_mb() -> float:
+    """The train config's block-cache default: the benchmark measures what users get."""
+    from pipeline.config import DataConfig
+
+    return DataConfig().cache_mb
+
+
+def peak_rss_kb(path: Path, out: Path, cache_mb: float) -> int:
     """VmHWM of a fresh process training 2 epochs on ``path`` (no tracking)."""
     code = (
         "from pathlib import Path\n"
         "from pipeline.config import load_config\n"
         "from pipeline.train import train\n"
-        "config = load_config(None, ['training.epochs=2', 'tracking.enabled=false'])\n"
+        "config = load_config(None, ['training.epochs=2', 'tracking.enabled=false',\n"
+        f"                            'data.cache_mb={cache_mb}'])\n"
         f"train(Path({str(path)!r}), config, Path({str(out)!r}))\n"
         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
     )
@@ -167,11 +183,15 @@ def main() -> int:
     report["pipeline"] = {"walk": pipeline_ratio(walk, 4 if args.quick else 6)}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        base = demonstrations(RUN, 4)
+        base = run if not args.quick else demonstrations(RUN, 4)
         big = repeat_file(base, 10, tmp / "run-x10.h5")
-        rss = [peak_rss_kb(p, tmp / f"rss-{i}") for i, p in enumerate((base, big))]
-        report["memory"] = {"files": [base.name, "10x episodes"], "peak_rss_kb": rss,
-                            "ratio": rss[1] / rss[0]}  # fmt: skip
+        report["memory"] = {}
+        for cache_mb in (default_cache_mb(), 0.0):
+            rss = [peak_rss_kb(p, tmp / f"rss-{cache_mb}-{i}", cache_mb)
+                   for i, p in enumerate((base, big))]  # fmt: skip
+            report["memory"][f"cache_mb={cache_mb:g}"] = {
+                "files": [base.name, "10x episodes"], "peak_rss_kb": rss,
+                "ratio": rss[1] / rss[0]}  # fmt: skip
         if not args.skip_quality:
             report["quality"] = {f"walk, {walk_n} demos": quality(walk, epochs, tmp),
                                  f"run, {run_n} demos": quality(run, epochs, tmp)}  # fmt: skip
@@ -181,12 +201,14 @@ def main() -> int:
     console = Console(width=140)
     p = report["pipeline"]["walk"]
     console.print(f"tf.data streaming vs in-memory fit ({p['samples']} walk samples): "
-                  f"{p['streamed_samples_per_s']:.0f} vs {p['in_memory_samples_per_s']:.0f} "
-                  f"samples/s, ratio {p['ratio']:.2f}")  # fmt: skip
-    m = report["memory"]
-    console.print(f"peak RSS training on {m['files'][0]} vs 10x the episodes: "
-                  f"{m['peak_rss_kb'][0] / 1e3:.0f} MB vs {m['peak_rss_kb'][1] / 1e3:.0f} MB "
-                  f"(ratio {m['ratio']:.2f})")  # fmt: skip
+                  f"{p['streamed_samples_per_s']:.0f} (cache {p['cache_mb']:g} MB) / "
+                  f"{p['streamed_uncached_samples_per_s']:.0f} (no cache) vs "
+                  f"{p['in_memory_samples_per_s']:.0f} samples/s, ratio {p['ratio']:.2f} / "
+                  f"{p['ratio_uncached']:.2f}")  # fmt: skip
+    for setting, m in report["memory"].items():
+        console.print(f"peak RSS ({setting}) training on {m['files'][0]} vs 10x the episodes: "
+                      f"{m['peak_rss_kb'][0] / 1e3:.0f} MB vs {m['peak_rss_kb'][1] / 1e3:.0f} "
+                      f"MB (ratio {m['ratio']:.2f})")  # fmt: skip
     for task, rows in report.get("quality", {}).items():
         table = Table(title=f"validation action MSE (normalized units), {task}, seed 0")
         for column in ("variant", "best val MSE", "epoch", "final train MSE",

@@ -185,6 +185,63 @@ def train(
 
 
 @app.command()
+def evaluate(
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Policy directory, training run directory, runs:/<id>/policy or "
+            "models:/NAME/VERSION."
+        ),
+    ],
+    env: Annotated[
+        str | None, typer.Option(help="Environment [default: the one the policy trained on].")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
+    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 2,
+    start_phase: Annotated[
+        str | None,
+        typer.Option(help="Walk only: 'random' (default), '0' or a phase in [0, 1)."),
+    ] = None,
+    episode_seconds: Annotated[
+        float | None, typer.Option(help="Walk only: episode time limit in simulated seconds.")
+    ] = None,
+    compare_expert: Annotated[
+        bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
+    ] = False,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="Video (.mp4/.gif) of the first episode; with --compare-expert also "
+            "<name>_vs_expert beside it."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for the report and plots.")] = None,
+    no_track: Annotated[bool, typer.Option(help="Evaluate without MLflow tracking.")] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+) -> None:
+    """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
+    from pipeline.evaluate import EvaluateRequest, check_request
+    from pipeline.evaluate_command import run_evaluate_command
+    from pipeline.tracking import prepare
+
+    request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
+                              workers=workers, start_phase=start_phase,
+                              episode_seconds=episode_seconds, compare_expert=compare_expert,
+                              video=video, out=out, json_path=json_out)  # fmt: skip
+    check_request(request)
+    uri = None if no_track else prepare(tracking_uri)
+    # With --no-track an MLflow policy URI still resolves against --tracking-uri.
+    run_evaluate_command(request, uri, Console(), lookup_uri=tracking_uri)
+
+
+@app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
     verify: Annotated[
@@ -278,6 +335,10 @@ def _report(exc: Exception) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear error line and exit code 2 for any input problem."""
+    import os
+
+    # TensorFlow's C++ start-up log (CPU features, missing CUDA) is noise on the terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     try:

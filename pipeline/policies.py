@@ -7,8 +7,9 @@ no TensorFlow objects).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,3 +90,68 @@ def resolve_policy(
     if name is None:
         return RandomPolicy(np.asarray(action_low, float), np.asarray(action_high, float))
     return ExpertPolicy(load_expert(name))
+
+
+@dataclass
+class LearnedPolicy:
+    """A trained policy in a rollout: keeps its observation history and calls its compiled
+    forward pass once per step.
+
+    The first observation of an episode fills the whole window, as the training windows
+    pad episode starts (``datasets.windows``). A NumPy forward pass travels to worker
+    processes as arrays; any other (the TensorFlow fallback) is rebuilt in the worker from
+    ``directory``.
+    """
+
+    forward: Any
+    history: int
+    directory: str | None = None
+    name: str = "learner"
+    _window: deque = field(default_factory=deque, repr=False)
+
+    def reset(self, seed: int) -> None:
+        del seed  # deterministic
+        self._window = deque(maxlen=self.history)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.forward is None:
+            self.forward = _load_forward(self.directory)
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.history == 1:
+            return self.forward(obs[None])[0]
+        if not self._window:
+            self._window.extend([obs] * self.history)
+        else:
+            self._window.append(obs)
+        return self.forward(np.stack(self._window)[None])[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        from models.inference import NumpyForward
+
+        state = dict(self.__dict__)
+        if not isinstance(self.forward, NumpyForward):
+            if self.directory is None:
+                raise TypeError("a TensorFlow forward pass needs its policy directory to travel")
+            state["forward"] = None
+        return state
+
+
+def _load_forward(directory: str | None) -> Any:
+    from models import load_policy
+    from models.inference import compile_forward
+
+    return compile_forward(load_policy(directory).model)
+
+
+@dataclass(frozen=True)
+class ExpertRelabeller:
+    """Scores an action against the expert's action on the same state: the mean squared
+    difference in units of the policy's action std (the units of its validation loss)."""
+
+    expert: MLPExpert
+    act_std: np.ndarray
+
+    def __call__(self, obs: np.ndarray, action: np.ndarray) -> float:
+        expert_action = np.asarray(self.expert.act(obs), dtype=np.float64)
+        diff = (np.asarray(action, dtype=np.float64) - expert_action) / self.act_std
+        return float(np.mean(diff * diff))

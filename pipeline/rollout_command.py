@@ -62,23 +62,30 @@ def parse_start_phase(value: str) -> float | str:
     return phase
 
 
-def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
-    """Validated constructor arguments for the environment."""
-    if request.env_id not in sim.ENV_IDS:
+def env_kwargs(
+    env_id: str, start_phase: str | None = None, episode_seconds: float | None = None
+) -> dict[str, Any]:
+    """Validated constructor arguments for ``env_id`` (rendering on, walk options checked)."""
+    if env_id not in sim.ENV_IDS:
         choices = ", ".join(sim.ENV_IDS)
-        raise PipelineError(f"--env: unknown environment '{request.env_id}' (one of {choices})")
+        raise PipelineError(f"--env: unknown environment '{env_id}' (one of {choices})")
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
-    for option, value in (("--start-phase", request.start_phase),
-                          ("--episode-seconds", request.episode_seconds)):  # fmt: skip
-        if value is not None and request.env_id != WALK_ENV:
-            raise PipelineError(f"{option}: applies only to {WALK_ENV}, not {request.env_id}")
-    if request.start_phase is not None:
-        kwargs["start_phase"] = parse_start_phase(request.start_phase)
-    if request.episode_seconds is not None:
-        if not (math.isfinite(request.episode_seconds) and request.episode_seconds > 0):
-            raise PipelineError(f"--episode-seconds: {request.episode_seconds} must be > 0")
-        kwargs["episode_seconds"] = request.episode_seconds
+    for option, value in (("--start-phase", start_phase),
+                          ("--episode-seconds", episode_seconds)):  # fmt: skip
+        if value is not None and env_id != WALK_ENV:
+            raise PipelineError(f"{option}: applies only to {WALK_ENV}, not {env_id}")
+    if start_phase is not None:
+        kwargs["start_phase"] = parse_start_phase(start_phase)
+    if episode_seconds is not None:
+        if not (math.isfinite(episode_seconds) and episode_seconds > 0):
+            raise PipelineError(f"--episode-seconds: {episode_seconds} must be > 0")
+        kwargs["episode_seconds"] = episode_seconds
     return kwargs
+
+
+def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
+    """Validated constructor arguments for the environment of ``request``."""
+    return env_kwargs(request.env_id, request.start_phase, request.episode_seconds)
 
 
 def validate(request: RolloutRequest) -> dict[str, Any]:

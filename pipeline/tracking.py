@@ -374,6 +374,7 @@ class Tracker(Protocol):
         example_obs: np.ndarray,
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
+        policy_dir: Path | None = None,
     ) -> str | None: ...
 
 
@@ -427,6 +428,7 @@ class NullTracker:
         example_obs: np.ndarray,
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
+        policy_dir: Path | None = None,
     ) -> str | None:
         return None
 
@@ -669,8 +671,13 @@ class MlflowTracker:
         example_obs: np.ndarray,
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
+        policy_dir: Path | None = None,
     ) -> str | None:
         """Log a Keras policy as an MLflow model; return its URI (``models:/<model_id>``).
+
+        ``policy_dir``, a directory written by ``models.save_policy`` for ``model``, is
+        stored whole as the model's data, so ``pipeline evaluate runs:/...`` gets the spec
+        and config beside the weights.
 
         ``mlflow.pyfunc.load_model(uri).predict(obs)`` then maps raw observations
         ``(N, obs_dim)`` float32 to raw actions. The model is stored as a ``.keras`` file and
@@ -691,8 +698,11 @@ class MlflowTracker:
         signature = infer_signature(obs, actions)
         with tempfile.TemporaryDirectory(prefix="track-policy-") as tmp:
             data_dir = Path(tmp) / "policy"
-            data_dir.mkdir()
-            model.save(data_dir / _KERAS_FILE)
+            if policy_dir is not None:
+                shutil.copytree(policy_dir, data_dir)
+            else:
+                data_dir.mkdir()
+                model.save(data_dir / _KERAS_FILE)
             (data_dir / _MODULES_FILE).write_text(json.dumps(_custom_layer_modules(model)))
             info = mlflow.models.Model.log(
                 artifact_path=None,  # deprecated in MLflow 3 but still positional

@@ -25,9 +25,11 @@ from datasets.splits import split_episodes
 from datasets.stats import compute_stats
 from pipeline.config import TrainConfig, config_to_dict, save_config
 from pipeline.errors import PipelineError
+from pipeline.outputs import write_json
 
 CHECKPOINT_DIR = "checkpoint"
 POLICY_DIR = "policy"
+TRAINING_RUN_FILE = "training_run.json"
 
 
 @dataclass
@@ -321,10 +323,10 @@ def _fit(
     train_data = _normalize_targets(make_tf_dataset(
         data, train_ids, batch_size=dcfg.batch_size, shuffle_buffer=dcfg.shuffle_buffer,
         seed=config.seed, history=dcfg.history, augmenter=_augmenter(config, stats, env_id),
-        training=True, epoch=state.epochs_done), spec)  # fmt: skip
+        training=True, epoch=state.epochs_done, cache_mb=dcfg.cache_mb), spec)  # fmt: skip
     val_data = _normalize_targets(make_tf_dataset(
-        data, val_ids, batch_size=dcfg.batch_size, history=dcfg.history, training=False),
-        spec)  # fmt: skip
+        data, val_ids, batch_size=dcfg.batch_size, history=dcfg.history, training=False,
+        cache_mb=dcfg.cache_mb), spec)  # fmt: skip
     result.train_samples = count_steps(data, train_ids)
     init_loss, mean_loss = _baseline_losses(model, built.loss, val_data)
     result.initial_val_loss, result.mean_action_val_loss = init_loss, mean_loss
@@ -342,6 +344,7 @@ def _fit(
             validation_data=val_data,
             epochs=config.training.epochs,
             initial_epoch=state.epochs_done,
+            shuffle=False,  # the input pipeline shuffles; Keras would warn and ignore it
             steps_per_epoch=batches_per_epoch(data, train_ids, dcfg.batch_size),
             callbacks=callbacks,
             verbose=0,
@@ -384,7 +387,15 @@ def _save_outputs(
     example = np.zeros((1, *spec.obs_shape), dtype=np.float32)
     example[:] = np.asarray(spec.obs_mean, dtype=np.float32).reshape(spec.obs_shape[-1:])
     result.model_uri = tracker.log_keras_policy(
-        policy, example, registered_model_name=config.tracking.registered_model
-    )
+        policy, example, registered_model_name=config.tracking.registered_model,
+        policy_dir=out / POLICY_DIR,
+    )  # fmt: skip
+    # Lets `pipeline evaluate <out>` link its run to this one and compare its on-policy
+    # action error with the validation loss.
+    write_json(out / TRAINING_RUN_FILE, {
+        "run_id": result.run_id, "tracking_uri": getattr(tracker, "uri", None),
+        "experiment": config.tracking.experiment, "model_uri": result.model_uri,
+        "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
+    })  # fmt: skip
     tracker.log_metrics({"best/val_loss": result.best_val_loss,
                          "best/epoch": float(result.best_epoch)}, step=result.epochs)  # fmt: skip

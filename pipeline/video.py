@@ -57,3 +57,30 @@ class VideoWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def side_by_side(left: Path, right: Path, out: Path, fps: float) -> int:
+    """Join two videos of equal frame size side by side into ``out``; returns frames.
+
+    The shorter one (a policy that fell early) holds its last frame to the end.
+    """
+    readers = [imageio.get_reader(path) for path in (left, right)]
+    try:
+        frames = [iter(reader) for reader in readers]
+        last: list[np.ndarray | None] = [None, None]
+        with VideoWriter(out, fps) as writer:
+            while True:
+                current = [next(it, None) for it in frames]
+                if all(frame is None for frame in current):
+                    break
+                for i, frame in enumerate(current):
+                    if frame is not None:
+                        last[i] = frame
+                left_frame, right_frame = last
+                assert left_frame is not None and right_frame is not None
+                gap = np.full((left_frame.shape[0], 4, 3), 255, dtype=np.uint8)
+                writer.append(np.concatenate([left_frame, gap, right_frame], axis=1))
+            return writer.frames
+    finally:
+        for reader in readers:
+            reader.close()

@@ -25,7 +25,7 @@ import gymnasium as gym
 from datasets import Episode
 from pipeline.demonstration import DemoTask, record_demonstration
 from pipeline.policies import Policy
-from pipeline.rollout import EpisodeResult, run_episode
+from pipeline.rollout import EpisodeResult, Relabeller, run_episode
 from sim import MLPExpert
 
 # Without these, two PyBullet/NumPy processes on two cores each run ~3.5x slower
@@ -55,23 +55,36 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
 
 @dataclass(frozen=True)
 class EpisodeTask:
-    """One evaluation episode: seed, reset options, video path."""
+    """One evaluation episode: seed, reset options, video path, whether to keep actions."""
 
     seed: int
     options: dict[str, Any] | None = None
     video: str | None = None
+    trace: bool = False
 
 
 class RolloutWorker:
-    """Owns one environment and one policy; runs whole episodes and returns metrics."""
+    """Owns one environment and one policy; runs whole episodes and returns metrics.
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Policy) -> None:
+    With a ``relabel`` scorer every action is compared with a reference (the expert) on
+    the state the policy reached.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy: Policy,
+        relabel: Relabeller | None = None,
+    ) -> None:
         self.env = _make_env(env_id, env_kwargs)
         self.policy = policy
+        self.relabel = relabel
 
     def run(self, task: EpisodeTask) -> EpisodeResult:
         video = Path(task.video) if task.video else None
-        return run_episode(self.env, self.policy, task.seed, task.options, video)
+        return run_episode(self.env, self.policy, task.seed, task.options, video,
+                           relabel=self.relabel, trace=task.trace)  # fmt: skip
 
     def close(self) -> None:
         self.env.close()
@@ -197,10 +210,14 @@ class WorkerPool:
 
 
 def rollout_pool(
-    env_id: str, env_kwargs: dict[str, Any], policy: Policy, workers: int = 1
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    policy: Policy,
+    workers: int = 1,
+    relabel: Relabeller | None = None,
 ) -> WorkerPool:
     """A pool of :class:`RolloutWorker`."""
-    return WorkerPool(partial(RolloutWorker, env_id, env_kwargs, policy), workers)
+    return WorkerPool(partial(RolloutWorker, env_id, env_kwargs, policy, relabel), workers)
 
 
 def demo_pool(
@@ -217,7 +234,9 @@ def run_episodes(
     tasks: Sequence[EpisodeTask],
     workers: int = 1,
     on_result: Callable[[EpisodeResult], None] | None = None,
+    relabel: Relabeller | None = None,
 ) -> list[EpisodeResult]:
     """Run ``tasks`` on a fresh rollout pool and return results in task order."""
-    with rollout_pool(env_id, env_kwargs, policy, min(workers, len(tasks))) as pool:
+    workers = min(workers, len(tasks))
+    with rollout_pool(env_id, env_kwargs, policy, workers, relabel) as pool:
         return pool.run(tasks, on_result)

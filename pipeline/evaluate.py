@@ -1,0 +1,316 @@
+"""``pipeline evaluate``: roll a trained policy out in the simulation and measure it honestly.
+
+The learner runs ``episodes`` episodes from seeds ``seed .. seed+episodes-1``; the env's
+expert relabels every state the learner reaches (action error in the policy's normalized
+action units, the units of its validation loss, per episode and per simulated second:
+compounding error shows as growth). With ``compare_expert`` the expert and a uniform random
+policy run the same seeds in the same call, so the report can give
+
+- expert-normalized scores ``(learner - random) / (expert - random)`` for return and
+  distance, and
+- survival on the start states the expert itself survives: the walk expert falls from about
+  a quarter of random start phases, so the plain survival rate alone misleads.
+
+The policy's forward pass is compiled to NumPy (``models.inference``) so rollout workers
+never call ``model.predict`` and need no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import sim
+from pipeline.errors import PipelineError
+from pipeline.outputs import check_output_path
+from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
+from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
+from pipeline.rollout import EpisodeResult, summarize
+from pipeline.rollout_command import WALK_ENV, env_kwargs
+from pipeline.video import VIDEO_SUFFIXES, side_by_side
+from pipeline.workers import EpisodeTask, run_episodes
+
+LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """Everything ``pipeline evaluate`` was asked to do."""
+
+    policy: str
+    """Policy directory, training run directory, ``runs:/...`` or ``models:/...`` URI."""
+    env_id: str | None = None
+    """Environment; None uses the one the policy was trained on."""
+    episodes: int = 40
+    """Episodes per policy (40 gives a survival interval of about +-14 points)."""
+    seed: int = 1000
+    """Episode i is reset with seed + i (held out: demonstrations use seeds from 0)."""
+    workers: int = 2
+    """Worker processes running whole episodes."""
+    start_phase: str | None = None
+    """Walk only: '0', 'random' (None: random) or a phase in [0, 1)."""
+    episode_seconds: float | None = None
+    """Walk only: episode time limit in simulated seconds."""
+    compare_expert: bool = False
+    """Also run the expert and a random policy on the same seeds."""
+    video: Path | None = None
+    """Video (.mp4/.gif) of the learner's first episode; with compare_expert also
+    ``<stem>_vs_expert<suffix>``: learner (left) and expert (right) on the same seed."""
+    out: Path | None = None
+    """Directory for the report and plots (created; must not hold a report already)."""
+    json_path: Path | None = None
+    """Report as JSON."""
+
+
+@dataclass
+class EvaluateReport:
+    """What an evaluation measured."""
+
+    policy: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    seeds: list[int]
+    results: dict[str, list[EpisodeResult]]
+    """Per policy (learner, expert, random), per episode."""
+    summaries: dict[str, dict[str, Any]]
+    scores: dict[str, Any] = field(default_factory=dict)
+    """Expert-normalized scores and survival on expert-surviving starts."""
+    videos: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    validation_loss: float | None = None
+    """The policy's best validation loss (normalized units), from its training run."""
+    training_run_id: str | None = None
+    eval_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": "evaluate", "policy": self.policy, "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs, "seeds": self.seeds,
+            "episodes": {k: [r.to_dict() for r in v] for k, v in self.results.items()},
+            "summary": self.summaries, "scores": self.scores, "videos": self.videos,
+            "plots": self.plots, "validation_loss": self.validation_loss,
+            "training_run_id": self.training_run_id,
+            "eval_run_id": self.eval_run_id,
+        }  # fmt: skip
+
+
+def check_request(request: EvaluateRequest) -> None:
+    """Check the options that need nothing loaded, before any work starts."""
+    if request.episodes < 1:
+        raise PipelineError(f"--episodes: must be >= 1, got {request.episodes}")
+    if request.workers < 1:
+        raise PipelineError(f"--workers: must be >= 1, got {request.workers}")
+    if request.video is not None:
+        check_output_path(request.video, "--video", VIDEO_SUFFIXES)
+    if request.json_path is not None:
+        check_output_path(request.json_path, "--json", (".json",))
+    if request.out is not None and (request.out / REPORT_FILE).exists():
+        raise PipelineError(f"--out {request.out}: already holds an evaluation ({REPORT_FILE})")
+
+
+REPORT_FILE = "evaluation.json"
+
+
+def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> tuple[str, dict[str, Any]]:
+    """The env to evaluate in and its kwargs; refuses a policy whose spec does not fit it."""
+    spec = resolved.loaded.spec
+    env_id = request.env_id or spec.env_id
+    start_phase = request.start_phase
+    if start_phase is None and env_id == WALK_ENV:
+        start_phase = "random"
+    kwargs = env_kwargs(env_id, start_phase, request.episode_seconds)
+    env = gym.make(env_id)
+    try:
+        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    finally:
+        env.close()
+    if (spec.obs_dim,) != obs_shape or (spec.act_dim,) != act_shape:
+        raise PipelineError(
+            f"--policy {request.policy}: trained on {spec.env_id} (observation {spec.obs_dim}, "
+            f"action {spec.act_dim}); {env_id} has observation {obs_shape[0]}, "
+            f"action {act_shape[0]}"
+        )
+    return env_id, kwargs
+
+
+def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
+    """The loaded policy with its compiled forward pass."""
+    from models.inference import compile_forward
+
+    loaded = resolved.loaded
+    forward = compile_forward(loaded.model)
+    return LearnedPolicy(forward, loaded.spec.history, directory=str(loaded.directory))
+
+
+Progress = Callable[[str, EpisodeResult], None]
+
+
+def _tasks(request: EvaluateRequest, seeds: list[int], video: Path | None) -> list[EpisodeTask]:
+    return [
+        EpisodeTask(seed, video=str(video) if video and i == 0 else None, trace=i == 0)
+        for i, seed in enumerate(seeds)
+    ]
+
+
+def run_evaluation(
+    request: EvaluateRequest,
+    resolved: ResolvedPolicy,
+    progress: Progress | None = None,
+    scratch: Path | None = None,
+) -> EvaluateReport:
+    """Run the episodes (learner, then expert and random when comparing) and score them."""
+    env_id, kwargs = env_for(request, resolved)
+    spec = resolved.loaded.spec
+    seeds = [request.seed + i for i in range(request.episodes)]
+    expert_name = sim.EXPERT_FOR_ENV.get(env_id)
+    if request.compare_expert and expert_name is None:
+        raise PipelineError(f"--compare-expert: {env_id} has no shipped expert")
+    expert = sim.load_expert(expert_name) if expert_name else None
+    relabel = ExpertRelabeller(expert, spec.act_scale()[1].astype(np.float64)) if expert else None
+    videos = _video_paths(request, scratch)
+
+    def run(name: str, policy: Any, video: Path | None, relabeller: Any = None) -> list:
+        on_result = (lambda r: progress(name, r)) if progress else None
+        return run_episodes(env_id, kwargs, policy, _tasks(request, seeds, video),
+                            request.workers, on_result, relabeller)  # fmt: skip
+
+    results = {LEARNER: run(LEARNER, learner_policy(resolved), videos.get(LEARNER), relabel)}
+    if request.compare_expert:
+        assert expert is not None
+        results[EXPERT] = run(EXPERT, ExpertPolicy(expert), videos.get(EXPERT))
+        env = gym.make(env_id)
+        low, high = env.action_space.low, env.action_space.high
+        env.close()
+        results[RANDOM] = run(RANDOM, RandomPolicy(low.astype(float), high.astype(float)), None)
+    report = EvaluateReport(
+        policy=request.policy, env_id=env_id,
+        env_kwargs={k: v for k, v in kwargs.items() if k != "render_mode"}, seeds=seeds,
+        results=results, summaries={k: summarize(v) for k, v in results.items()},
+        training_run_id=resolved.training_run_id,
+        validation_loss=_validation_loss(resolved),
+    )  # fmt: skip
+    if request.compare_expert:
+        report.scores = expert_normalized_scores(results)
+    report.videos = _finish_videos(request, videos, env_id)
+    return report
+
+
+def _validation_loss(resolved: ResolvedPolicy) -> float | None:
+    value = resolved.training.get("best_val_loss")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _video_paths(request: EvaluateRequest, scratch: Path | None) -> dict[str, Path]:
+    if request.video is None:
+        return {}
+    if not request.compare_expert:
+        return {LEARNER: request.video}
+    assert scratch is not None, "side-by-side videos need a scratch directory"
+    suffix = ".mp4"
+    return {LEARNER: request.video, EXPERT: scratch / f"expert{suffix}"}
+
+
+def side_by_side_path(video: Path) -> Path:
+    """Where the learner-vs-expert video goes next to ``video``."""
+    return video.with_name(f"{video.stem}_vs_expert{video.suffix}")
+
+
+def _finish_videos(request: EvaluateRequest, videos: dict[str, Path], env_id: str) -> list[str]:
+    if request.video is None:
+        return []
+    written = [str(request.video)]
+    if EXPERT in videos:
+        fps = _render_fps(env_id)
+        target = side_by_side_path(request.video)
+        side_by_side(request.video, videos[EXPERT], target, fps)
+        written.append(str(target))
+    return written
+
+
+def _render_fps(env_id: str) -> float:
+    env = gym.make(env_id)
+    try:
+        return float(env.metadata.get("render_fps", 30))
+    finally:
+        env.close()
+
+
+def _mean(summary: dict[str, Any], key: str) -> float:
+    value = summary.get(key)
+    return float(value["mean"]) if isinstance(value, dict) else math.nan
+
+
+def normalized(learner: float, expert: float, random: float) -> float:
+    """``(learner - random) / (expert - random)``: 0 is random, 1 is the expert."""
+    span = expert - random
+    return (learner - random) / span if abs(span) > 1e-12 else math.nan
+
+
+def expert_normalized_scores(results: dict[str, list[EpisodeResult]]) -> dict[str, Any]:
+    """Expert-normalized return and distance; survival on the expert's surviving starts."""
+    summaries = {k: summarize(v) for k, v in results.items()}
+    scores: dict[str, Any] = {}
+    for key in ("return", "distance"):
+        values = [_mean(summaries[name], key) for name in (LEARNER, EXPERT, RANDOM)]
+        scores[f"normalized_{key}"] = normalized(*values)
+    expert_survived = {r.seed for r in results[EXPERT] if not r.fell}
+    on_those = [r for r in results[LEARNER] if r.seed in expert_survived]
+    survived = sum(not r.fell for r in on_those)
+    scores["expert_surviving_starts"] = len(on_those)
+    scores["survival_on_expert_surviving_starts"] = (
+        survived / len(on_those) if on_those else math.nan
+    )
+    from pipeline.rollout import wilson_interval
+
+    scores["survival_on_expert_surviving_starts_ci95"] = wilson_interval(survived, len(on_those))
+    return scores
+
+
+def evaluate(
+    request: EvaluateRequest,
+    tracking_uri: str | None,
+    progress: Progress | None = None,
+    lookup_uri: str | None = None,
+) -> EvaluateReport:
+    """The whole stage: resolve the policy, run, write plots/report, log to MLflow.
+
+    ``tracking_uri`` None evaluates without tracking; an MLflow policy URI is then looked
+    up in ``lookup_uri`` (default: MLFLOW_TRACKING_URI or the local SQLite store).
+    """
+    from pipeline.evaluate_outputs import log_evaluation, make_plots, write_report
+
+    check_request(request)
+    resolved = resolve_policy_source(
+        request.policy, tracking_uri or _lookup_uri(request, lookup_uri)
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="evaluate-"))
+    try:
+        report = run_evaluation(request, resolved, progress, scratch)
+        out = request.out or scratch / "report"
+        plots = make_plots(report, out)
+        if tracking_uri is not None:
+            log_evaluation(report, resolved, request, tracking_uri, plots)
+        if request.out is None:
+            report.plots = []  # they lived in the scratch directory (and MLflow)
+        write_report(report, request.out or out, request.json_path)
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if resolved.download_dir is not None:
+            shutil.rmtree(resolved.download_dir, ignore_errors=True)
+
+
+def _lookup_uri(request: EvaluateRequest, cli_uri: str | None) -> str | None:
+    """Even without tracking, an MLflow policy URI must be resolved somewhere."""
+    from pipeline.policy_source import is_mlflow_uri
+    from pipeline.tracking import resolve_tracking_uri
+
+    return resolve_tracking_uri(cli_uri) if is_mlflow_uri(request.policy) else None
