@@ -242,6 +242,43 @@ def evaluate(
 
 
 @app.command()
+def quickstart(
+    out: Annotated[
+        Path, typer.Option(help="Parent directory; each run writes a new time-stamped one.")
+    ] = Path("outputs/quickstart"),
+    demos: Annotated[int, typer.Option(help="Expert demonstrations to record.")] = 50,
+    noise: Annotated[
+        float, typer.Option(help="DART noise on executed actions (expert action scales).")
+    ] = 0.005,
+    epochs: Annotated[
+        int, typer.Option(help="Training epochs (early stopping may end sooner).")
+    ] = 40,
+    eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per policy.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of recording and training.")] = 0,
+    eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    no_track: Annotated[bool, typer.Option(help="Run without MLflow tracking.")] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+) -> None:
+    """Record walking demonstrations, train the default policy, evaluate it against the expert."""
+    from pipeline.quickstart import QuickstartConfig
+    from pipeline.quickstart_command import run_quickstart_command
+    from pipeline.tracking import prepare
+
+    config = QuickstartConfig(out=out, demos=demos, noise=noise, epochs=epochs,
+                              eval_episodes=eval_episodes, seed=seed, eval_seed=eval_seed,
+                              workers=workers)  # fmt: skip
+    config.check()
+    uri = None if no_track else prepare(tracking_uri)
+    run_quickstart_command(config, uri, Console())
+
+
+@app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
     verify: Annotated[

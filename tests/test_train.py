@@ -17,19 +17,10 @@ import pytest
 from models import load_policy
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.record import RecordConfig, record
 from pipeline.train import train
 
 RUN = "sim/HumanoidRun-v0"
 FAST = ["model.hidden_sizes=[32,32]", "data.batch_size=128", "training.epochs=3"]
-
-
-@pytest.fixture(scope="session")
-def run_data(tmp_path_factory) -> Path:
-    """Four short HumanoidRun demonstrations (1000 steps each)."""
-    path = tmp_path_factory.mktemp("train-data") / "run.h5"
-    record(RecordConfig(out=path, env_id=RUN, episodes=4, seed=0, workers=2))
-    return path
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,65 @@
+"""``pipeline quickstart``: one progress bar per stage, then the results and where they are."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.evaluate_command import results_table, summary_lines
+from pipeline.quickstart import QuickstartConfig, QuickstartResult, quickstart
+
+
+def run_quickstart_command(
+    config: QuickstartConfig, tracking_uri: str | None, console: Console
+) -> QuickstartResult:
+    """Run the quickstart with progress and print what a newcomer needs to see."""
+    config.check()
+    eval_total = 3 * config.eval_episodes
+    with Progress(
+        TextColumn("[bold]{task.description}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bars = {
+            "record": progress.add_task("1/3 record demonstrations", total=config.demos,
+                                        note="", start=False),
+            "train": progress.add_task("2/3 train", total=config.epochs, note="", start=False),
+            "evaluate": progress.add_task("3/3 evaluate (learner, expert, random)",
+                                          total=eval_total, note="", start=False),
+        }  # fmt: skip
+
+        def on_stage(name: str) -> None:
+            progress.start_task(bars[name])
+
+        def on_episode(summary: Any, episode: Any) -> None:
+            progress.update(bars["record"], completed=summary.committed,
+                            note=f"dropped (expert fell) {summary.dropped_fell}")  # fmt: skip
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            val = metrics.get("val/loss", math.nan)
+            progress.update(bars["train"], completed=epoch + 1, note=f"val loss {val:.4f}")
+
+        def on_eval(name: str, result: Any) -> None:
+            progress.update(bars["evaluate"], advance=1, note=name)
+
+        result = quickstart(config, tracking_uri, on_stage, on_episode, on_epoch, on_eval)
+    report = result.report
+    console.print(results_table(report))
+    for line in summary_lines(report):
+        console.print(line)
+    seconds = result.record_s + result.train_s + result.evaluate_s
+    console.print(f"time: record {result.record_s:.0f} s, train {result.train_s:.0f} s, "
+                  f"evaluate {result.evaluate_s:.0f} s, total {seconds / 60:.1f} min")  # fmt: skip
+    console.print(f"outputs: {result.directory}")
+    for video in report.videos:
+        console.print(f"video: {video}")
+    if tracking_uri is not None:
+        console.print(f"look at the runs with: mlflow ui --backend-store-uri {tracking_uri}")
+    return result

@@ -1,0 +1,268 @@
+"""``pipeline evaluate``: a real trained policy rolled out in the real simulation, compared
+with the expert and a random policy, tracked in MLflow, and refused on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import imageio.v2 as imageio
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.evaluate import (
+    EXPERT,
+    LEARNER,
+    RANDOM,
+    EvaluateRequest,
+    evaluate,
+    expert_normalized_scores,
+    normalized,
+    side_by_side_path,
+)
+from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
+from pipeline.policy_source import MANIFEST_FILE
+from pipeline.rollout import EpisodeResult, run_episode, summarize, wilson_interval
+from pipeline.train import train
+
+RUN = "sim/HumanoidRun-v0"
+
+
+@pytest.fixture(scope="session")
+def tracked_store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('eval-mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def trained(run_data, tmp_path_factory, tracked_store) -> Path:
+    """A small MLP trained on four run demonstrations, tracked in its own SQLite store."""
+    out = tmp_path_factory.mktemp("eval-train") / "run"
+    config = load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"])
+    train(run_data, config, out, tracking_uri=tracked_store)
+    return out
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, capsys):
+    video, report_dir, json_path = tmp_path / "eval.mp4", tmp_path / "report", tmp_path / "e.json"
+    code, out, err = cli(
+        capsys, "evaluate", "--policy", str(trained), "--episodes", "2", "--workers", "1",
+        "--compare-expert", "--video", str(video), "--out", str(report_dir), "--json",
+        str(json_path), "--tracking-uri", tracked_store,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(json_path.read_text())
+    assert report == json.loads((report_dir / "evaluation.json").read_text())
+    assert set(report["episodes"]) == {LEARNER, EXPERT, RANDOM}
+    assert report["seeds"] == [1000, 1001]
+    for episodes in report["episodes"].values():
+        assert [e["seed"] for e in episodes] == [1000, 1001]
+    learner = report["summary"][LEARNER]
+    assert learner["action_error"]["mean"] > 0 and learner["action_error_by_second"]
+    # The expert's own actions are its relabels: no action error is measured for it.
+    assert "action_error" not in report["summary"][EXPERT]
+    scores = report["scores"]
+    expected = normalized(
+        *(report["summary"][k]["distance"]["mean"] for k in (LEARNER, EXPERT, RANDOM))
+    )
+    assert scores["normalized_distance"] == pytest.approx(expected)
+    assert "expert-normalized score" in out and "survival on the" in out
+    # Videos: the learner, and learner | expert side by side on the same seed.
+    assert report["videos"] == [str(video), str(side_by_side_path(video))]
+    single = imageio.get_reader(video).get_data(0)
+    joint = imageio.get_reader(side_by_side_path(video)).get_data(0)
+    assert joint.shape[1] == 2 * single.shape[1] + 4 and joint.shape[0] == single.shape[0]
+    assert {Path(p).name for p in report["plots"]} == {
+        "episodes.png", "action_error.png", "trajectories.png"}  # fmt: skip
+    assert all(Path(p).stat().st_size > 1000 for p in report["plots"])
+    # MLflow: an evaluation run nested under the training run, metrics and artifacts.
+    client = MlflowClient(tracked_store)
+    run = client.get_run(report["eval_run_id"])
+    training_run = json.loads((trained / "training_run.json").read_text())["run_id"]
+    assert run.data.tags["mlflow.parentRunId"] == training_run
+    assert run.data.tags["training_run_id"] == training_run
+    assert run.data.metrics["eval/survival_rate"] == learner["survival_rate"]
+    assert "eval/normalized_distance" in run.data.metrics
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert names == {"plots/episodes.png", "plots/action_error.png", "plots/trajectories.png"}
+    assert len(client.list_artifacts(run.info.run_id, "videos")) == 2
+
+
+def test_results_do_not_depend_on_the_number_of_workers(trained):
+    def run(workers: int) -> list[dict]:
+        request = EvaluateRequest(policy=str(trained), episodes=2, workers=workers)
+        report = evaluate(request, tracking_uri=None)
+        return [r.to_dict() | {"wall_s": 0} for r in report.results[LEARNER]]
+
+    assert run(1) == run(2)
+
+
+@pytest.mark.parametrize("kind", ["runs", "models"])
+def test_mlflow_uris_resolve_to_the_same_policy(trained, tracked_store, kind):
+    record = json.loads((trained / "training_run.json").read_text())
+    uri = f"runs:/{record['run_id']}/policy" if kind == "runs" else record["model_uri"]
+    reports = [
+        evaluate(EvaluateRequest(policy=p, episodes=1, workers=1), None, lookup_uri=tracked_store)
+        for p in (str(trained / "policy"), uri)
+    ]
+    assert reports[1].training_run_id == record["run_id"]
+    assert reports[1].validation_loss == pytest.approx(record["best_val_loss"])
+    a, b = (r.results[LEARNER][0] for r in reports)
+    assert (a.steps, a.distance, a.ret) == (b.steps, b.distance, b.ret)
+
+
+def test_registered_model_version_resolves(trained, tracked_store, capsys):
+    record = json.loads((trained / "training_run.json").read_text())
+    mlflow.set_tracking_uri(tracked_store)
+    version = mlflow.register_model(record["model_uri"], "eval-test-policy").version
+    policy = f"models:/eval-test-policy/{version}"
+    code, out, err = cli(capsys, "evaluate", "--policy", policy, "--episodes", "1",
+                         "--workers", "1", "--tracking-uri", tracked_store)  # fmt: skip
+    assert code == 0, err
+    assert "survival" in out
+
+
+# --- pieces ---------------------------------------------------------------------------
+
+
+def test_the_expert_relabelling_itself_has_zero_action_error():
+    import gymnasium as gym
+
+    import sim
+
+    env = gym.make(RUN)
+    expert = sim.load_expert(sim.EXPERT_FOR_ENV[RUN])
+    relabel = ExpertRelabeller(expert, np.ones(17))
+    result = run_episode(env, ExpertPolicy(expert), seed=3, relabel=relabel, trace=True)
+    env.close()
+    # Actions are cast to float32 before being scored: the error is rounding only.
+    assert result.action_error < 1e-12
+    assert result.actions.shape == (result.steps, 17)
+    assert len(result.action_error_by_second) == math.ceil(result.survived_s - 1e-9)
+
+
+def test_learned_policy_pads_its_history_with_the_first_observation():
+    seen = []
+
+    def forward(x):
+        seen.append(x[0, :, 0].tolist())
+        return np.zeros((1, 2), np.float32)
+
+    policy = LearnedPolicy(forward, history=3)
+    policy.reset(0)
+    for value in (1.0, 2.0, 3.0, 4.0):
+        policy.act(np.full(5, value))
+    policy.reset(1)
+    policy.act(np.full(5, 9.0))
+    assert seen == [[1, 1, 1], [1, 1, 2], [1, 2, 3], [2, 3, 4], [9, 9, 9]]
+
+
+def _result(seed: int, fell: bool, distance: float, ret: float) -> EpisodeResult:
+    return EpisodeResult(seed=seed, steps=10, survived_s=1.0, fell=fell, distance=distance,
+                         ret=ret, pose_reward=None, wall_s=0.1)  # fmt: skip
+
+
+def test_expert_normalized_scores_and_survival_on_the_experts_starts():
+    results = {
+        LEARNER: [_result(0, False, 5, 50), _result(1, True, 1, 10), _result(2, False, 3, 30)],
+        EXPERT: [_result(0, False, 10, 100), _result(1, False, 10, 100), _result(2, True, 2, 20)],
+        RANDOM: [_result(0, True, 0, 0), _result(1, True, 0, 0), _result(2, True, 0, 0)],
+    }
+    scores = expert_normalized_scores(results)
+    assert scores["normalized_distance"] == pytest.approx(3.0 / (22 / 3))
+    assert scores["normalized_return"] == pytest.approx(30.0 / (220 / 3))
+    # The expert survives seeds 0 and 1; the learner survives 0 of those two.
+    assert scores["expert_surviving_starts"] == 2
+    assert scores["survival_on_expert_surviving_starts"] == 0.5
+    assert summarize(results[LEARNER])["survival_rate"] == pytest.approx(2 / 3)
+
+
+def test_wilson_interval():
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert wilson_interval(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
+    low, high = wilson_interval(30, 40)
+    assert low < 0.75 < high and high - low == pytest.approx(0.262, abs=0.01)
+
+
+def test_manifest_name_matches_the_saving_module():
+    from models import saving
+
+    assert saving.MANIFEST_FILE == MANIFEST_FILE
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+def _one_line_error(capsys, *args: str) -> str:
+    code, _, err = cli(capsys, "evaluate", *args)
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_bad_policy_paths(tmp_path, capsys):
+    assert "not found" in _one_line_error(capsys, "--policy", str(tmp_path / "nope"), "--no-track")
+    (tmp_path / "empty").mkdir()
+    message = _one_line_error(capsys, "--policy", str(tmp_path / "empty"), "--no-track")
+    assert "not a policy directory" in message
+
+
+def test_unsafe_policy_is_refused(tmp_path, capsys):
+    import keras
+
+    from models import save_policy
+    from models.spec import PolicySpec
+
+    spec = PolicySpec.from_zscore(env_id=RUN, obs_mean=np.zeros(44), obs_variance=np.ones(44),
+                                  act_mean=np.zeros(17), act_variance=np.ones(17))  # fmt: skip
+    obs = keras.Input(shape=(44,))
+    hidden = keras.layers.Lambda(lambda t: t * 2.0, name="doubler")(obs)
+    save_policy(tmp_path / "p", keras.Model(obs, keras.layers.Dense(17)(hidden)), spec, {})
+    assert "safe_mode" in _one_line_error(capsys, "--policy", str(tmp_path / "p"), "--no-track")
+
+
+def test_spec_mismatch_is_refused(trained, capsys):
+    message = _one_line_error(capsys, "--policy", str(trained), "--env", "sim/HumanoidWalk-v0",
+                              "--no-track")  # fmt: skip
+    assert "trained on sim/HumanoidRun-v0" in message and "observation 197" in message
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--workers", "0"], "--workers"),
+        (["--video", "/no/such/dir/v.mp4"], "--video"),
+        (["--video", "v.avi"], "--video"),
+        (["--start-phase", "2"], "--start-phase"),
+        (["--env", "sim/Nope-v0"], "--env"),
+    ],
+)
+def test_bad_options(trained, capsys, args, words):
+    assert words in _one_line_error(capsys, "--policy", str(trained), "--no-track", *args)
+
+
+@pytest.mark.parametrize("uri", ["runs:/0123456789abcdef/policy", "models:/no-such-model/1"])
+def test_unresolvable_mlflow_uris(tracked_store, capsys, uri):
+    message = _one_line_error(capsys, "--policy", uri, "--tracking-uri", tracked_store)
+    assert uri in message and "cannot resolve" in message
+
+
+def test_existing_report_is_not_overwritten(trained, tmp_path, capsys):
+    (tmp_path / "evaluation.json").write_text("{}")
+    message = _one_line_error(capsys, "--policy", str(trained), "--no-track", "--out",
+                              str(tmp_path))  # fmt: skip
+    assert "already holds" in message
+    assert (tmp_path / "evaluation.json").read_text() == "{}"

@@ -1,0 +1,124 @@
+"""The NumPy forward pass equals the Keras model for every architecture option."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+from test_models import CNN_OPTIONS, HISTORY, MLP_OPTIONS, make_spec, raw_batch
+
+from models import build_policy
+from models.inference import (
+    ForwardMismatchError,
+    KerasForward,
+    NumpyForward,
+    UnsupportedModelError,
+    compile_forward,
+    compile_numpy,
+    probe_inputs,
+)
+from models.spec import PolicySpec
+
+
+def _fit_a_little(built) -> None:
+    """A few steps so batch-norm moving statistics and weights are not at their init."""
+    obs, actions = raw_batch(built.spec)
+    built.train_model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse",
+                              run_eagerly=True)  # fmt: skip
+    for _ in range(3):
+        built.train_model.train_on_batch(obs, built.spec.normalize_actions(actions))
+
+
+def _assert_same(model, forward, rows: int = 32) -> None:
+    x = probe_inputs(model, rows=rows, seed=7)
+    expected = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(forward(x), expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    "options", MLP_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items())
+)
+def test_mlp_options_compile_exactly(options):
+    built = build_policy("mlp", make_spec(), {"hidden_sizes": [8, 6], **options}, seed=0)
+    _fit_a_little(built)
+    forward = compile_numpy(built.policy)
+    assert isinstance(forward, NumpyForward)
+    _assert_same(built.policy, forward)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        *CNN_OPTIONS,
+        {"pooling": "avg", "pool_size": 3, "strides": [2, 1]},
+        {"pooling": "max", "pool_size": 3, "batch_norm": "before"},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_cnn_options_compile_exactly(options):
+    spec = make_spec(history=HISTORY + 1)  # odd length: same padding pads unevenly
+    built = build_policy("cnn1d", spec, {"filters": [4, 6], "head_sizes": [8], **options}, seed=0)
+    _fit_a_little(built)
+    _assert_same(built.policy, compile_numpy(built.policy))
+
+
+def test_mlp_with_history_and_minmax_compiles_exactly():
+    spec = PolicySpec.from_minmax(
+        env_id="e", obs_min=[0.0, -1.0, 2.0, 5.0], obs_max=[1.0, 1.0, 6.0, 5.0],
+        act_mean=[0.5, -2.0], act_variance=[4.0, 0.25], history=3,
+    )  # fmt: skip
+    built = build_policy("mlp", spec, {"hidden_sizes": [8]}, seed=1)
+    _assert_same(built.policy, compile_numpy(built.policy))
+
+
+def test_any_batch_size_and_a_single_row():
+    built = build_policy("mlp", make_spec(), {"hidden_sizes": [8]}, seed=0)
+    forward = compile_numpy(built.policy)
+    for rows in (1, 2, 8):
+        _assert_same(built.policy, forward, rows=rows)
+    with pytest.raises(ValueError, match="expected observations"):
+        forward(np.zeros((1, 99), np.float32))
+
+
+def test_forward_pass_pickles_without_tensorflow_objects():
+    built = build_policy("mlp", make_spec(), {"hidden_sizes": [8], "batch_norm": "after"}, seed=0)
+    forward = compile_numpy(built.policy)
+    clone = pickle.loads(pickle.dumps(forward))
+    x = probe_inputs(built.policy, rows=4)
+    np.testing.assert_array_equal(clone(x), forward(x))
+    assert "tensorflow" not in pickle.dumps(forward).decode("latin-1")
+
+
+def test_unknown_layer_is_refused_and_falls_back_to_tensorflow():
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(4)(inputs)
+    x = keras.layers.UnitNormalization()(x)  # not in the NumPy op set
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    with pytest.raises(UnsupportedModelError, match="UnitNormalization"):
+        compile_numpy(model)
+    forward = compile_forward(model)
+    assert isinstance(forward, KerasForward)
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    np.testing.assert_allclose(forward(x), np.asarray(model(x)), rtol=1e-6)
+
+
+def test_branching_models_are_refused():
+    inputs = keras.Input((5,))
+    a, b = keras.layers.Dense(4)(inputs), keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Add()([a, b])))
+    with pytest.raises(UnsupportedModelError):
+        compile_numpy(model)
+
+
+def test_a_wrong_compilation_is_caught_by_the_check(monkeypatch):
+    built = build_policy("mlp", make_spec(), {"hidden_sizes": [8]}, seed=0)
+    from models import inference
+
+    monkeypatch.setitem(inference._ACTIVATIONS, "relu", lambda x: x)  # a broken op
+    with pytest.raises(ForwardMismatchError):
+        compile_numpy(built.policy)
