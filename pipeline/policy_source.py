@@ -81,6 +81,9 @@ def resolve_policy_source(text: str, tracking_uri: str | None) -> ResolvedPolicy
 
 def _load(directory: Path, text: str) -> LoadedPolicy:
     from models import PolicyLoadError, load_policy
+    from pipeline.tensorflow_setup import gpu_names
+
+    gpu_names()  # imports TensorFlow without its start-up log
 
     try:
         return load_policy(directory)

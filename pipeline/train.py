@@ -115,16 +115,18 @@ def check_dataset(path: Path) -> None:
 
 def configure_tensorflow(config: TrainConfig) -> str:
     """Seeds, determinism, precision; returns a device description."""
+    from pipeline.tensorflow_setup import gpu_names
+
+    gpus = gpu_names()
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
     if config.training.deterministic:
         tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_physical_devices("GPU")
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    return f"GPU x{len(gpus)} ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+    return f"GPU x{len(gpus)} ({', '.join(gpus)})" if gpus else "CPU"
 
 
 def distribution_scope(config: TrainConfig) -> Any:
