@@ -67,7 +67,7 @@ def rollout(
 def record(
     out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
     env: Annotated[
-        str | None, typer.Option(help="Environment id [default: sim/HumanoidWalk-v0].")
+        str | None, typer.Option(help="Environment id (default: sim/HumanoidWalk-v0).")
     ] = None,
     expert: Annotated[
         str | None, typer.Option(help="'expert' (the env's shipped expert) or an expert name.")
@@ -90,7 +90,7 @@ def record(
     ] = None,
     noise: Annotated[
         float | None,
-        typer.Option(help="DART noise on executed actions, in expert action scales [default 0]."),
+        typer.Option(help="DART noise on executed actions, in expert action scales (default: 0)."),
     ] = None,
     keep_failed: Annotated[
         bool | None,
@@ -103,7 +103,7 @@ def record(
     ] = False,
     compression: Annotated[str, typer.Option(help="gzip[:level], lzf or none.")] = "gzip",
     max_attempts: Annotated[
-        int | None, typer.Option(help="Give up after this many attempts [default 10 x episodes].")
+        int | None, typer.Option(help="Give up after this many attempts (default: 10 x episodes).")
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the recording summary.")
@@ -145,16 +145,18 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the config's).")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory [default: runs/<data>-<model>-...].")
+        Path | None, typer.Option(help="Run directory (default: runs/<data>-<model>-...).")
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
-    no_track: Annotated[bool, typer.Option(help="Train without MLflow tracking.")] = False,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Train without MLflow tracking.")
+    ] = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
         ),
     ] = None,
     register: Annotated[
@@ -194,7 +196,7 @@ def evaluate(
         ),
     ],
     env: Annotated[
-        str | None, typer.Option(help="Environment [default: the one the policy trained on].")
+        str | None, typer.Option(help="Environment (default: the one the policy trained on).")
     ] = None,
     episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
@@ -217,11 +219,13 @@ def evaluate(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Directory for the report and plots.")] = None,
-    no_track: Annotated[bool, typer.Option(help="Evaluate without MLflow tracking.")] = False,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Evaluate without MLflow tracking.")
+    ] = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
         ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
@@ -257,11 +261,13 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="Seed of recording and training.")] = 0,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    no_track: Annotated[bool, typer.Option(help="Run without MLflow tracking.")] = False,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Run without MLflow tracking.")
+    ] = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
         ),
     ] = None,
 ) -> None:
@@ -300,7 +306,7 @@ def export(
     out: Annotated[Path, typer.Option(help="Minari datasets root directory to write into.")],
     format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
     dataset_id: Annotated[
-        str | None, typer.Option(help="Minari id, e.g. humanoid/walk/expert-v0 [default: derived].")
+        str | None, typer.Option(help="Minari id, e.g. humanoid/walk/expert-v0 (default: derived).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:
@@ -320,7 +326,7 @@ def import_(
     out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
     format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
     datasets_root: Annotated[
-        Path | None, typer.Option(help="Minari datasets root for an id [default: Minari's].")
+        Path | None, typer.Option(help="Minari datasets root for an id (default: Minari's).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:

@@ -153,7 +153,8 @@ def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
 Progress = Callable[[str, EpisodeResult], None]
 
 
-def _tasks(request: EvaluateRequest, seeds: list[int], video: Path | None) -> list[EpisodeTask]:
+def _tasks(seeds: list[int], video: Path | None) -> list[EpisodeTask]:
+    """One task per seed; the first episode is traced (trajectory plot) and filmed."""
     return [
         EpisodeTask(seed, video=str(video) if video and i == 0 else None, trace=i == 0)
         for i, seed in enumerate(seeds)
@@ -179,7 +180,7 @@ def run_evaluation(
 
     def run(name: str, policy: Any, video: Path | None, relabeller: Any = None) -> list:
         on_result = (lambda r: progress(name, r)) if progress else None
-        return run_episodes(env_id, kwargs, policy, _tasks(request, seeds, video),
+        return run_episodes(env_id, kwargs, policy, _tasks(seeds, video),
                             request.workers, on_result, relabeller)  # fmt: skip
 
     results = {LEARNER: run(LEARNER, learner_policy(resolved), videos.get(LEARNER), relabel)}
@@ -214,8 +215,7 @@ def _video_paths(request: EvaluateRequest, scratch: Path | None) -> dict[str, Pa
     if not request.compare_expert:
         return {LEARNER: request.video}
     assert scratch is not None, "side-by-side videos need a scratch directory"
-    suffix = ".mp4"
-    return {LEARNER: request.video, EXPERT: scratch / f"expert{suffix}"}
+    return {LEARNER: request.video, EXPERT: scratch / "expert.mp4"}
 
 
 def side_by_side_path(video: Path) -> Path:

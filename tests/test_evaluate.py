@@ -266,3 +266,27 @@ def test_existing_report_is_not_overwritten(trained, tmp_path, capsys):
                               str(tmp_path))  # fmt: skip
     assert "already holds" in message
     assert (tmp_path / "evaluation.json").read_text() == "{}"
+
+
+def test_a_tensorflow_fallback_policy_travels_to_workers_by_its_directory(tmp_path):
+    import pickle
+
+    import keras
+
+    from models import save_policy
+    from models.inference import KerasForward
+    from models.spec import PolicySpec
+
+    spec = PolicySpec.from_zscore(env_id=RUN, obs_mean=np.zeros(4), obs_variance=np.ones(4),
+                                  act_mean=np.zeros(2), act_variance=np.ones(2))  # fmt: skip
+    obs = keras.Input(shape=(4,))
+    hidden = keras.layers.UnitNormalization()(keras.layers.Dense(3)(obs))  # no NumPy op
+    model = keras.Model(obs, keras.layers.Dense(2)(hidden))
+    save_policy(tmp_path / "p", model, spec, {})
+    policy = LearnedPolicy(KerasForward(model), history=1, directory=str(tmp_path / "p"))
+    clone = pickle.loads(pickle.dumps(policy))
+    assert clone.forward is None  # rebuilt from the directory on first use
+    x = np.linspace(-1, 1, 4)
+    np.testing.assert_allclose(clone.act(x), policy.act(x), rtol=1e-6)
+    with pytest.raises(TypeError, match="directory"):
+        pickle.dumps(LearnedPolicy(KerasForward(model), history=1))
