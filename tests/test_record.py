@@ -148,7 +148,12 @@ def test_killed_and_resumed_recording_equals_uninterrupted(tmp_path):
         proc = (
             _spawn_record(path, "--workers", "2") if kill == 0 else _spawn_record(path, "--resume")
         )
-        time.sleep(float(rng.uniform(4.0, 7.0)))  # interpreter + TF start-up take ~4 s
+        # Start-up (interpreter, imports) takes ~4 s on a quiet machine and much longer on a
+        # loaded one: kill at a random moment after the file exists, not after a fixed time.
+        deadline = time.monotonic() + 120
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.5, 3.0)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with h5py.File(path, "r"):
