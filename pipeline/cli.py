@@ -250,7 +250,7 @@ def quickstart(
     out: Annotated[
         Path, typer.Option(help="Parent directory; each run writes a new time-stamped one.")
     ] = Path("outputs/quickstart"),
-    demos: Annotated[int, typer.Option(help="Expert demonstrations to record.")] = 50,
+    demos: Annotated[int, typer.Option(help="Expert demonstrations to record.")] = 100,
     noise: Annotated[
         float, typer.Option(help="DART noise on executed actions (expert action scales).")
     ] = 0.005,

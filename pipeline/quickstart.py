@@ -50,8 +50,9 @@ class QuickstartConfig:
 
     out: Path = Path("outputs/quickstart")
     """Parent directory; each run writes a new time-stamped directory inside it."""
-    demos: int = 50
-    """Expert demonstrations to record (random start phases, falls dropped)."""
+    demos: int = 100
+    """Expert demonstrations to record (random start phases, falls dropped). Measured over
+    training seeds 0-2: 100 gave 85-92% survival, 50 gave 62-90%."""
     noise: float = 0.005
     """DART noise on the executed actions, in expert action scales (0 = plain BC)."""
     epochs: int = 40
