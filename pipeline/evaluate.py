@@ -230,7 +230,7 @@ def _finish_videos(request: EvaluateRequest, videos: dict[str, Path], env_id: st
     if EXPERT in videos:
         fps = _render_fps(env_id)
         target = side_by_side_path(request.video)
-        side_by_side(request.video, videos[EXPERT], target, fps)
+        side_by_side(request.video, videos[EXPERT], target, fps, labels=(LEARNER, EXPERT))
         written.append(str(target))
     return written
 

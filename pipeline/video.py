@@ -59,10 +59,25 @@ class VideoWriter:
         self.close()
 
 
-def side_by_side(left: Path, right: Path, out: Path, fps: float) -> int:
+def label(frame: np.ndarray, text: str) -> np.ndarray:
+    """``frame`` with ``text`` in its top-left corner (black on a white box)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    box = draw.textbbox((6, 4), text)
+    draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill=(255, 255, 255))
+    draw.text((6, 4), text, fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def side_by_side(
+    left: Path, right: Path, out: Path, fps: float, labels: tuple[str, str] = ("", "")
+) -> int:
     """Join two videos of equal frame size side by side into ``out``; returns frames.
 
-    The shorter one (a policy that fell early) holds its last frame to the end.
+    The shorter one (a policy that fell early) holds its last frame to the end; ``labels``
+    are written into the top-left corner of each side.
     """
     readers = [imageio.get_reader(path) for path in (left, right)]
     try:
@@ -76,8 +91,10 @@ def side_by_side(left: Path, right: Path, out: Path, fps: float) -> int:
                 for i, frame in enumerate(current):
                     if frame is not None:
                         last[i] = frame
-                left_frame, right_frame = last
-                assert left_frame is not None and right_frame is not None
+                left_frame, right_frame = (
+                    label(frame, text) if text else frame
+                    for frame, text in zip(last, labels, strict=True)
+                )
                 gap = np.full((left_frame.shape[0], 4, 3), 255, dtype=np.uint8)
                 writer.append(np.concatenate([left_frame, gap, right_frame], axis=1))
             return writer.frames

@@ -290,3 +290,20 @@ def test_a_tensorflow_fallback_policy_travels_to_workers_by_its_directory(tmp_pa
     np.testing.assert_allclose(clone.act(x), policy.act(x), rtol=1e-6)
     with pytest.raises(TypeError, match="directory"):
         pickle.dumps(LearnedPolicy(KerasForward(model), history=1))
+
+
+def test_side_by_side_holds_the_shorter_video_and_labels_both(tmp_path):
+    from pipeline.video import VideoWriter, side_by_side
+
+    for name, count, shade in (("a.mp4", 5, 40), ("b.mp4", 9, 200)):
+        with VideoWriter(tmp_path / name, fps=10) as writer:
+            for _ in range(count):
+                writer.append(np.full((48, 64, 3), shade, dtype=np.uint8))
+    frames = side_by_side(tmp_path / "a.mp4", tmp_path / "b.mp4", tmp_path / "ab.mp4", 10,
+                          labels=("learner", "expert"))  # fmt: skip
+    assert frames == 9
+    last = imageio.get_reader(tmp_path / "ab.mp4").get_data(8)
+    assert last.shape == (48, 2 * 64 + 4, 3)
+    assert abs(int(last[40, 10].mean()) - 40) < 12  # the short one holds its last frame
+    assert abs(int(last[40, 100].mean()) - 200) < 12
+    assert last[2:14, 4:50].std() > 20  # a label was drawn on the left half
