@@ -307,3 +307,34 @@ def test_side_by_side_holds_the_shorter_video_and_labels_both(tmp_path):
     assert abs(int(last[40, 10].mean()) - 40) < 12  # the short one holds its last frame
     assert abs(int(last[40, 100].mean()) - 200) < 12
     assert last[2:14, 4:50].std() > 20  # a label was drawn on the left half
+
+
+def test_a_temporal_policy_sees_the_windows_it_was_trained_on(run_data, tmp_path):
+    """Closed loop with a cnn1d (history 4): every action equals the Keras model applied
+    to the training-style window of the observations the rollout produced."""
+    import gymnasium as gym
+
+    from datasets.windows import history_windows
+    from models import load_policy
+    from pipeline.evaluate import learner_policy
+    from pipeline.policy_source import resolve_policy_source
+
+    config = load_config(None, ["model.name=cnn1d", "model.filters=[8]", "model.head_sizes=[16]",
+                                "data.history=4", "training.epochs=1"])  # fmt: skip
+    train(run_data, config, tmp_path / "cnn", tracking_uri=None)
+    policy = learner_policy(resolve_policy_source(str(tmp_path / "cnn"), None))
+    env = gym.make(RUN)
+    policy.reset(5)
+    obs, _ = env.reset(seed=5)
+    observations, actions = [obs], []
+    for _ in range(12):
+        actions.append(policy.act(obs))
+        obs, _, terminated, truncated, _ = env.step(actions[-1])
+        observations.append(obs)
+        if terminated or truncated:
+            break
+    env.close()
+    model = load_policy(tmp_path / "cnn" / "policy").model
+    windows = history_windows(np.asarray(observations[: len(actions)], np.float32), 4)
+    np.testing.assert_allclose(np.asarray(actions), np.asarray(model(windows)), rtol=1e-4,
+                               atol=1e-4)  # fmt: skip
