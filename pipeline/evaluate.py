@@ -33,12 +33,13 @@ from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
 from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
-from pipeline.rollout import EpisodeResult, summarize
+from pipeline.rollout import EpisodeResult, summarize, wilson_interval
 from pipeline.rollout_command import WALK_ENV, env_kwargs
 from pipeline.video import VIDEO_SUFFIXES, side_by_side
 from pipeline.workers import EpisodeTask, run_episodes
 
 LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
+REPORT_FILE = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,11 @@ def check_request(request: EvaluateRequest) -> None:
         check_output_path(request.video, "--video", VIDEO_SUFFIXES)
     if request.json_path is not None:
         check_output_path(request.json_path, "--json", (".json",))
-    if request.out is not None and (request.out / REPORT_FILE).exists():
-        raise PipelineError(f"--out {request.out}: already holds an evaluation ({REPORT_FILE})")
-
-
-REPORT_FILE = "evaluation.json"
+    if request.out is not None:
+        if request.out.exists() and not request.out.is_dir():
+            raise PipelineError(f"--out {request.out}: exists and is not a directory")
+        if (request.out / REPORT_FILE).exists():
+            raise PipelineError(f"--out {request.out}: already holds an evaluation ({REPORT_FILE})")
 
 
 def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> tuple[str, dict[str, Any]]:
@@ -268,8 +269,6 @@ def expert_normalized_scores(results: dict[str, list[EpisodeResult]]) -> dict[st
     scores["survival_on_expert_surviving_starts"] = (
         survived / len(on_those) if on_those else math.nan
     )
-    from pipeline.rollout import wilson_interval
-
     scores["survival_on_expert_surviving_starts_ci95"] = wilson_interval(survived, len(on_those))
     return scores
 

@@ -260,6 +260,13 @@ def test_unresolvable_mlflow_uris(tracked_store, capsys, uri):
     assert uri in message and "cannot resolve" in message
 
 
+def test_out_that_is_a_file_is_refused(trained, tmp_path, capsys):
+    (tmp_path / "f").write_text("keep")
+    message = _one_line_error(capsys, "--policy", str(trained), "--no-track", "--out",
+                              str(tmp_path / "f"))  # fmt: skip
+    assert "not a directory" in message and (tmp_path / "f").read_text() == "keep"
+
+
 def test_existing_report_is_not_overwritten(trained, tmp_path, capsys):
     (tmp_path / "evaluation.json").write_text("{}")
     message = _one_line_error(capsys, "--policy", str(trained), "--no-track", "--out",
