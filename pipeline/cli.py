@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+]
+"""The ``--tracking-uri`` option every tracked command shares."""
+
 
 @app.command()
 def rollout(
@@ -153,12 +159,7 @@ def train(
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Train without MLflow tracking.")
     ] = False,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
-        ),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     register: Annotated[
         str | None, typer.Option(help="Register the policy in the MLflow model registry.")
     ] = None,
@@ -222,12 +223,7 @@ def evaluate(
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Evaluate without MLflow tracking.")
     ] = False,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
-        ),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
 ) -> None:
     """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
@@ -264,12 +260,7 @@ def quickstart(
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Run without MLflow tracking.")
     ] = False,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
-        ),
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Record walking demonstrations, train the default policy, evaluate it against the expert."""
     from pipeline.quickstart import QuickstartConfig
