@@ -30,12 +30,11 @@ import numpy as np
 
 import sim
 from pipeline.errors import PipelineError
-from pipeline.outputs import check_output_path
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
 from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
 from pipeline.rollout import EpisodeResult, summarize, wilson_interval
-from pipeline.rollout_command import WALK_ENV, env_kwargs
-from pipeline.video import VIDEO_SUFFIXES, side_by_side
+from pipeline.rollout_command import WALK_ENV, check_episode_options, env_kwargs
+from pipeline.video import side_by_side
 from pipeline.workers import EpisodeTask, run_episodes
 
 LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
@@ -105,14 +104,7 @@ class EvaluateReport:
 
 def check_request(request: EvaluateRequest) -> None:
     """Check the options that need nothing loaded, before any work starts."""
-    if request.episodes < 1:
-        raise PipelineError(f"--episodes: must be >= 1, got {request.episodes}")
-    if request.workers < 1:
-        raise PipelineError(f"--workers: must be >= 1, got {request.workers}")
-    if request.video is not None:
-        check_output_path(request.video, "--video", VIDEO_SUFFIXES)
-    if request.json_path is not None:
-        check_output_path(request.json_path, "--json", (".json",))
+    check_episode_options(request.episodes, request.workers, request.video, request.json_path)
     if request.out is not None:
         if request.out.exists() and not request.out.is_dir():
             raise PipelineError(f"--out {request.out}: exists and is not a directory")

@@ -92,15 +92,22 @@ def validate(request: RolloutRequest) -> dict[str, Any]:
     """Check every option before any work starts; returns the env kwargs."""
     kwargs = env_kwargs_for(request)
     check_policy_name(request.policy, request.env_id)
-    if request.episodes < 1:
-        raise PipelineError(f"--episodes: must be >= 1, got {request.episodes}")
-    if request.workers < 1:
-        raise PipelineError(f"--workers: must be >= 1, got {request.workers}")
-    if request.video is not None:
-        check_output_path(request.video, "--video", VIDEO_SUFFIXES)
-    if request.json_path is not None:
-        check_output_path(request.json_path, "--json", (".json",))
+    check_episode_options(request.episodes, request.workers, request.video, request.json_path)
     return kwargs
+
+
+def check_episode_options(
+    episodes: int, workers: int, video: Path | None, json_path: Path | None
+) -> None:
+    """The options every command that runs episodes shares (rollout, evaluate)."""
+    if episodes < 1:
+        raise PipelineError(f"--episodes: must be >= 1, got {episodes}")
+    if workers < 1:
+        raise PipelineError(f"--workers: must be >= 1, got {workers}")
+    if video is not None:
+        check_output_path(video, "--video", VIDEO_SUFFIXES)
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",))
 
 
 def run_rollout_command(request: RolloutRequest, console: Console) -> list[EpisodeResult]:
