@@ -112,8 +112,21 @@ def check_request(request: EvaluateRequest) -> None:
             raise PipelineError(f"--out {request.out}: already holds an evaluation ({REPORT_FILE})")
 
 
-def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> tuple[str, dict[str, Any]]:
-    """The env to evaluate in and its kwargs; refuses a policy whose spec does not fit it."""
+@dataclass(frozen=True)
+class EvalEnv:
+    """The environment an evaluation runs in, read once from one instance."""
+
+    env_id: str
+    kwargs: dict[str, Any]
+    """Constructor arguments (rendering on, walk options)."""
+    action_low: np.ndarray
+    action_high: np.ndarray
+    fps: float
+    """Frame rate of its videos."""
+
+
+def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> EvalEnv:
+    """The env to evaluate in; refuses a policy whose spec does not fit it."""
     spec = resolved.loaded.spec
     env_id = request.env_id or spec.env_id
     start_phase = request.start_phase
@@ -122,16 +135,17 @@ def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> tuple[str, di
     kwargs = env_kwargs(env_id, start_phase, request.episode_seconds)
     env = gym.make(env_id)
     try:
-        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+        obs_shape, space = env.observation_space.shape, env.action_space
+        fps = float(env.metadata.get("render_fps", 30))
     finally:
         env.close()
-    if (spec.obs_dim,) != obs_shape or (spec.act_dim,) != act_shape:
+    if (spec.obs_dim,) != obs_shape or (spec.act_dim,) != space.shape:
         raise PipelineError(
             f"--policy {request.policy}: trained on {spec.env_id} (observation {spec.obs_dim}, "
             f"action {spec.act_dim}); {env_id} has observation {obs_shape[0]}, "
-            f"action {act_shape[0]}"
+            f"action {space.shape[0]}"
         )
-    return env_id, kwargs
+    return EvalEnv(env_id, kwargs, space.low.astype(float), space.high.astype(float), fps)
 
 
 def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
@@ -161,7 +175,8 @@ def run_evaluation(
     scratch: Path | None = None,
 ) -> EvaluateReport:
     """Run the episodes (learner, then expert and random when comparing) and score them."""
-    env_id, kwargs = env_for(request, resolved)
+    env = env_for(request, resolved)
+    env_id, kwargs = env.env_id, env.kwargs
     spec = resolved.loaded.spec
     seeds = [request.seed + i for i in range(request.episodes)]
     expert_name = sim.EXPERT_FOR_ENV.get(env_id)
@@ -180,10 +195,7 @@ def run_evaluation(
     if request.compare_expert:
         assert expert is not None
         results[EXPERT] = run(EXPERT, ExpertPolicy(expert), videos.get(EXPERT))
-        env = gym.make(env_id)
-        low, high = env.action_space.low, env.action_space.high
-        env.close()
-        results[RANDOM] = run(RANDOM, RandomPolicy(low.astype(float), high.astype(float)), None)
+        results[RANDOM] = run(RANDOM, RandomPolicy(env.action_low, env.action_high), None)
     report = EvaluateReport(
         policy=request.policy, env_id=env_id,
         env_kwargs={k: v for k, v in kwargs.items() if k != "render_mode"}, seeds=seeds,
@@ -193,7 +205,7 @@ def run_evaluation(
     )  # fmt: skip
     if request.compare_expert:
         report.scores = expert_normalized_scores(results)
-    report.videos = _finish_videos(request, videos, env_id)
+    report.videos = _finish_videos(request, videos, env.fps)
     return report
 
 
@@ -216,24 +228,15 @@ def side_by_side_path(video: Path) -> Path:
     return video.with_name(f"{video.stem}_vs_expert{video.suffix}")
 
 
-def _finish_videos(request: EvaluateRequest, videos: dict[str, Path], env_id: str) -> list[str]:
+def _finish_videos(request: EvaluateRequest, videos: dict[str, Path], fps: float) -> list[str]:
     if request.video is None:
         return []
     written = [str(request.video)]
     if EXPERT in videos:
-        fps = _render_fps(env_id)
         target = side_by_side_path(request.video)
         side_by_side(request.video, videos[EXPERT], target, fps, labels=(LEARNER, EXPERT))
         written.append(str(target))
     return written
-
-
-def _render_fps(env_id: str) -> float:
-    env = gym.make(env_id)
-    try:
-        return float(env.metadata.get("render_fps", 30))
-    finally:
-        env.close()
 
 
 def _mean(summary: dict[str, Any], key: str) -> float:
