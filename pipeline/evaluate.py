@@ -30,9 +30,10 @@ import numpy as np
 
 import sim
 from pipeline.errors import PipelineError
+from pipeline.intervals import wilson_interval
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
 from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
-from pipeline.rollout import EpisodeResult, summarize, wilson_interval
+from pipeline.rollout import EpisodeResult, summarize
 from pipeline.rollout_command import WALK_ENV, check_episode_options, env_kwargs
 from pipeline.video import side_by_side
 from pipeline.workers import EpisodeTask, run_episodes

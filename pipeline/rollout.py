@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from pipeline.intervals import mean_half_width, wilson_interval
 from pipeline.policies import Policy
 from pipeline.video import VideoWriter
 
@@ -133,20 +134,9 @@ def run_episode(
     )
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a rate: unlike p +- z sqrt(p(1-p)/n), it does not
-    collapse to zero width at 0% or 100%, which small evaluations often hit."""
-    if trials <= 0:
-        return (math.nan, math.nan)
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
-    """Mean, standard deviation and 95% confidence half-width of each metric."""
+    """Mean, standard deviation and 95% confidence half-width (t) of each metric; the
+    survival rate's 95% Wilson interval."""
     summary: dict[str, Any] = {"episodes": len(results), "steps": sum(r.steps for r in results)}
     summary["falls"] = sum(r.fell for r in results)
     summary["survival_rate"] = 1.0 - summary["falls"] / len(results) if results else math.nan
@@ -157,11 +147,11 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
         name = "return" if key == "ret" else key
         if values.size == 0:
             continue
-        std = float(values.std(ddof=1)) if values.size > 1 else 0.0
         summary[name] = {
             "mean": float(values.mean()),
-            "std": std,
-            "ci95": 1.96 * std / math.sqrt(values.size),
+            "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+            # Student's t: NaN for a single episode, whose spread is unknown.
+            "ci95": mean_half_width(values),
             "min": float(values.min()),
             "max": float(values.max()),
         }
