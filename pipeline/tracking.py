@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 import json
 import logging
 import os
@@ -680,10 +679,13 @@ class MlflowTracker:
         and config beside the weights.
 
         ``mlflow.pyfunc.load_model(uri).predict(obs)`` then maps raw observations
-        ``(N, obs_dim)`` float32 to raw actions. The model is stored as a ``.keras`` file and
-        loaded with ``safe_mode=True``; the modules that define its custom layers are
-        imported first, so a fresh process can load it without knowing about them.
-        ``registered_model_name`` also registers it (``models:/NAME/<version>``).
+        ``(N, obs_dim)`` float32 to raw actions in any process where this package is
+        installed: the model's requirements name it (``humanoid-imitation==<version>``) beside
+        MLflow, Keras, TensorFlow and NumPy, and its loader is this module's
+        :func:`_load_pyfunc`, which imports no module named by the artifacts and loads the
+        ``.keras`` file with ``safe_mode=True``. So a model with layers defined outside Keras
+        and this package's ``models`` is refused with ``ValueError``: no fresh process could
+        rebuild it. ``registered_model_name`` also registers it (``models:/NAME/<version>``).
         """
         mlflow = _mlflow()
         from mlflow.models import infer_signature
@@ -692,6 +694,7 @@ class MlflowTracker:
         obs = np.asarray(example_obs, dtype=np.float32)
         if obs.ndim < 2:
             raise ValueError(f"example_obs must be a batch (N, ...), got shape {obs.shape}")
+        _check_loadable_layers(model)
         import keras
 
         actions = keras.ops.convert_to_numpy(model(obs, training=False))
@@ -703,13 +706,12 @@ class MlflowTracker:
             else:
                 data_dir.mkdir()
                 model.save(data_dir / _KERAS_FILE)
-            (data_dir / _MODULES_FILE).write_text(json.dumps(_custom_layer_modules(model)))
             info = mlflow.models.Model.log(
                 artifact_path=None,  # deprecated in MLflow 3 but still positional
                 name=artifact_path,
                 flavor=mlflow.pyfunc,
                 run_id=self._run_id,
-                loader_module=__name__,
+                loader_module=__name__,  # fixed here, never read from an artifact
                 data_path=str(data_dir),
                 signature=signature,
                 input_example=obs[:2],
@@ -734,34 +736,41 @@ def _local_source(path: Path) -> Any:
 # --------------------------------------------------------------------------- policy loader
 
 _KERAS_FILE = "policy.keras"
-_MODULES_FILE = "custom_layer_modules.json"
+# This project's distribution: it holds the loader (``loader_module``) and ``models``.
+DISTRIBUTION = "humanoid-imitation"
+# Packages whose layers a fresh process can rebuild: Keras' own and this package's models
+# (imported by the loader), never a module an artifact names.
+_LOADABLE_LAYER_PACKAGES = ("keras", "tensorflow", "tf_keras", "models")
 
 
-def _custom_layer_modules(model: keras.Model) -> list[str]:
-    """Modules that define non-Keras layers of ``model`` (import them to deserialize it)."""
-    modules: set[str] = set()
+def _check_loadable_layers(model: keras.Model) -> None:
+    """Refuse a model with a layer defined outside :data:`_LOADABLE_LAYER_PACKAGES`."""
     pending: list[Any] = [model]
     while pending:
         layer = pending.pop()
         module = type(layer).__module__
-        if module.split(".")[0] not in ("keras", "tensorflow", "tf_keras"):
-            modules.add(module)
+        if module.split(".")[0] not in _LOADABLE_LAYER_PACKAGES:
+            raise ValueError(
+                f"cannot log policy: layer {layer.name!r} ({type(layer).__name__} from {module}) "
+                "is defined outside Keras and this package's models, so the logged model "
+                "could not be loaded elsewhere; define it in models/"
+            )
         pending.extend(getattr(layer, "layers", []))
-    return sorted(modules)
 
 
 def _pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model, given so MLflow need not infer them.
-
-    MLflow's inference loads the model in a subprocess that imports TensorFlow (seconds).
-    """
+    """Requirements of the logged model, pinned to this environment: this package (the
+    loader lives in it) and the libraries that compute its actions. Given so MLflow need
+    not infer them (its inference loads the model in a subprocess, seconds)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    pins = []
-    for package in ("mlflow", "keras", "tensorflow", "numpy"):
-        with contextlib.suppress(PackageNotFoundError):
-            pins.append(f"{package}=={version(package)}")
-    return pins
+    requirements = []
+    for package in (DISTRIBUTION, "mlflow", "keras", "tensorflow", "numpy"):
+        try:
+            requirements.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # e.g. run from a source tree: still name it
+            requirements.append(package)
+    return requirements
 
 
 class _KerasPolicy:
@@ -787,13 +796,19 @@ class _KerasPolicy:
 
 
 def _load_pyfunc(data_path: str) -> _KerasPolicy:
-    """MLflow's loader hook (``loader_module``) for policies logged by ``log_keras_policy``."""
+    """MLflow's loader hook (``loader_module``) for policies logged by ``log_keras_policy``.
+
+    The code it runs is fixed here: a policy directory goes through ``models.load_policy``
+    (checksums, safe mode), a bare ``.keras`` file through Keras with ``safe_mode=True``.
+    Nothing in the artifacts decides what is imported.
+    """
     import keras
 
+    from models.saving import is_policy_directory, load_policy
+
     data = Path(data_path)
-    modules_file = data / _MODULES_FILE
-    for module in json.loads(modules_file.read_text()) if modules_file.exists() else []:
-        importlib.import_module(module)
+    if is_policy_directory(data):
+        return _KerasPolicy(load_policy(data).model)
     model = keras.saving.load_model(data / _KERAS_FILE, compile=False, safe_mode=True)
     return _KerasPolicy(model)
 

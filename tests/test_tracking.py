@@ -23,6 +23,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow_server import free_port
 
+from models import PolicySpec, build_policy, save_policy
 from pipeline import tracking
 from pipeline.errors import PipelineError
 
@@ -121,12 +122,18 @@ class Scale(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def test_custom_layer_modules_are_recorded() -> None:
-    """The loader imports these modules first, so a fresh process can load the policy."""
+def test_policy_with_layers_defined_elsewhere_is_refused(store_uri: str) -> None:
+    """A fresh process could not rebuild a layer only a test (or a notebook) defines, and the
+    loader imports no module an artifact names: such a policy is refused, nothing logged."""
     inner = keras.Sequential([keras.Input((OBS_DIM,)), Scale(), keras.layers.Dense(ACT_DIM)])
     outer = keras.Sequential([keras.Input((OBS_DIM,)), inner])
-    assert tracking._custom_layer_modules(outer) == [Scale.__module__]
-    assert tracking._custom_layer_modules(tiny_policy()) == []
+    with (
+        tracking.MlflowTracker(store_uri, "refused") as run,
+        pytest.raises(ValueError, match=rf"layer 'scale' \(Scale from {Scale.__module__}\)"),
+    ):
+        run.log_keras_policy(outer, example_obs())
+    assert run.model_uri is None
+    assert mlflow.search_logged_models(experiment_ids=[run.experiment_id]).empty
 
 
 def test_limits_match_installed_mlflow() -> None:
@@ -223,6 +230,77 @@ def test_keras_policy_logged_registered_and_reloaded(store_uri: str) -> None:
     assert tags["model_uri.policy"] == model_uri
 
 
+def trained_policy(directory: Path) -> keras.Model:
+    """An MLP trained a few steps and saved as `pipeline train` saves it."""
+    rng = np.random.default_rng(1)
+    spec = PolicySpec.from_zscore(
+        env_id="test/Env-v0", obs_mean=rng.normal(size=OBS_DIM), obs_variance=np.full(OBS_DIM, 4.0),
+        act_mean=rng.normal(size=ACT_DIM), act_variance=np.full(ACT_DIM, 0.25),
+    )  # fmt: skip
+    built = build_policy("mlp", spec, {"hidden_sizes": [16]}, seed=0)
+    built.train_model.compile(optimizer="adam", loss=built.loss)
+    targets = rng.normal(size=(32, ACT_DIM)).astype(np.float32)
+    for _ in range(3):
+        built.train_model.train_on_batch(example_obs(32), targets)
+    save_policy(directory, built.policy, spec, {"model": {"name": "mlp"}})
+    return built.policy
+
+
+# Runs in a fresh interpreter: it imports nothing of ours itself, so whatever of this package
+# runs is what MLflow's loader brings in.
+FRESH_LOAD = """
+import json, sys
+import mlflow, numpy as np
+obs = np.load(sys.argv[1])
+out = {"requirements": open(mlflow.pyfunc.get_model_dependencies(sys.argv[2])).read().split()}
+for uri in sys.argv[2:]:
+    out[uri] = mlflow.pyfunc.load_model(uri).predict(obs).tolist()
+print(json.dumps(out))
+"""
+
+
+def test_logged_policy_loads_in_a_fresh_process(store_uri: str, tmp_path: Path) -> None:
+    """From `runs:/` and `models:/`, in another directory, with complete requirements, and
+    without importing a module named in the artifacts (a planted one would leave a mark)."""
+    from importlib.metadata import version
+
+    model = trained_policy(tmp_path / "policy")
+    obs = example_obs(9)
+    with tracking.MlflowTracker(store_uri, "fresh") as run:
+        run.log_keras_policy(model, obs[:1], registered_model_name="fresh-policy",
+                             policy_dir=tmp_path / "policy")  # fmt: skip
+    expected = keras.ops.convert_to_numpy(model(obs, training=False))
+
+    # A copy of the model whose artifacts name a module to import, as the old loader read.
+    planted = Path(
+        mlflow.artifacts.download_artifacts(
+            f"{run.run_uri}/policy", dst_path=str(tmp_path / "planted"), tracking_uri=store_uri
+        )
+    )
+    data_dir = next(planted.rglob("policy.keras")).parent
+    (data_dir / "custom_layer_modules.json").write_text(json.dumps(["planted_module"]))
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    (cwd / "planted_module.py").write_text("open('IMPORTED', 'w').close()\n")
+    np.save(tmp_path / "obs.npy", obs)
+
+    uris = [f"{run.run_uri}/policy", "models:/fresh-policy/1", str(planted)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"MLFLOW_TRACKING_URI": store_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-c", FRESH_LOAD, str(tmp_path / "obs.npy"), *uris]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for uri in uris:
+        np.testing.assert_allclose(out[uri], expected, rtol=0, atol=1e-5)
+    assert not (cwd / "IMPORTED").exists(), "the loader imported a module named by an artifact"
+    requirements = out["requirements"]
+    for package in ("humanoid-imitation", "mlflow", "keras", "tensorflow", "numpy"):
+        assert f"{package}=={version(package)}" in requirements
+    # The requirements match this environment, so MLflow saw nothing to warn about.
+    assert "mismatch" not in done.stderr.lower()
+
+
 def test_failed_and_interrupted_runs_are_marked(store_uri: str) -> None:
     with (
         pytest.raises(RuntimeError, match="boom"),
@@ -248,6 +326,36 @@ def test_failed_and_interrupted_runs_are_marked(store_uri: str) -> None:
     assert client.get_run(killed.run_id).info.status == "FINISHED"
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == killed.run_id
     assert mlflow.active_run() is None
+
+
+def test_resuming_a_missing_run_is_one_clear_error(store_uri: str) -> None:
+    with (
+        pytest.raises(PipelineError, match="cannot reopen MLflow run 0123abcd to continue it"),
+        tracking.MlflowTracker(store_uri, "missing", resume_run_id="0123abcd"),
+    ):
+        pass
+    assert mlflow.active_run() is None
+
+
+def test_run_names_say_stage_env_model_and_time() -> None:
+    import re
+    from datetime import datetime, timezone
+
+    when = datetime(2026, 12, 2, 1, 23, 45, tzinfo=timezone.utc)
+    assert (tracking.run_name("train", "sim/HumanoidWalk-v0", "mlp", "seed0", when=when)
+            == "train HumanoidWalk mlp seed0 2026-12-02 01:23")  # fmt: skip
+    assert tracking.run_name("eval", "sim/HumanoidRun-v0", "cnn1d", when=when) == (
+        "eval HumanoidRun cnn1d 2026-12-02 01:23"
+    )
+    now = tracking.run_name("train", "sim/HumanoidWalk-v0", "mlp")
+    assert re.fullmatch(r"train HumanoidWalk mlp \d{4}-\d\d-\d\d \d\d:\d\d", now), now
+
+
+def test_portable_uri_makes_relative_sqlite_paths_absolute(elsewhere: Path) -> None:
+    assert tracking.portable_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere}/mlflow.db"
+    assert tracking.portable_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert tracking.portable_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert tracking.sqlite_path(tracking.portable_uri("sqlite:///a.db?x=1")) == elsewhere / "a.db"
 
 
 def test_ensure_experiment_is_idempotent_and_refuses_deleted(store_uri: str) -> None:
