@@ -12,20 +12,14 @@ validation data. Randomness comes only from the ``np.random.Generator`` passed i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datasets.stats import FeatureStats
 
-
-class MirrorLike(Protocol):
-    """A left/right mirror map: ``x_mirrored = x[..., perm] * sign`` (e.g. ``sim``'s spec)."""
-
-    obs_perm: Any
-    obs_sign: Any
-    act_perm: Any
-    act_sign: Any
+if TYPE_CHECKING:  # only its methods are called: importing sim (PyBullet) is left to callers
+    from sim.mirror import MirrorSpec
 
 
 def _float(x: np.ndarray) -> np.ndarray:
@@ -59,16 +53,16 @@ def feature_dropout(
     """Input-feature dropout: each element is dropped with probability ``rate``.
 
     A dropped feature is set to ``fill``, the feature's training mean: inside the model
-    z-score normalization maps the mean to 0, so this is the course's "replace by 0"
-    applied where the network sees its inputs (a raw 0 would be an out-of-distribution
-    value, e.g. a root height of 0 m).
+    z-score normalization maps the mean to 0, so this is the usual "replace by 0" of
+    input dropout, applied where the network sees its inputs (a raw 0 would be an
+    out-of-distribution value, e.g. a root height of 0 m).
 
     No 1/(1-rate) rescaling by default. Inverted dropout rescales hidden activations so
     their expectation is unchanged between training and test, but here the kept values
     are the real state that the policy must map to an action precisely: stretching them
     about the mean by 1/(1-rate) would teach wrong state-action pairs for every kept
     feature, while at test time no feature is ever stretched. ``rescale=True`` gives the
-    course's inverted-dropout form, ``mean + (x - mean) / (1 - rate)`` for kept features,
+    inverted-dropout form, ``mean + (x - mean) / (1 - rate)`` for kept features,
     for comparison.
     """
     obs = _float(obs)
@@ -80,49 +74,28 @@ def feature_dropout(
     return np.where(keep, kept, fill)
 
 
-def check_mirror(
-    mirror: MirrorLike, obs_dim: int, act_dim: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(obs_perm, obs_sign, act_perm, act_sign)`` as arrays, checked against the sizes.
-
-    Each perm must be a permutation of ``range(dim)`` and each sign a finite array of
-    ``dim`` values; a ValueError names what does not fit.
-    """
-    arrays = []
-    for kind, dim in (("obs", obs_dim), ("act", act_dim)):
-        perm = np.asarray(getattr(mirror, f"{kind}_perm"))
-        sign = np.asarray(getattr(mirror, f"{kind}_sign"), dtype=np.float64)
-        if perm.shape != (dim,) or not np.array_equal(np.sort(perm), np.arange(dim)):
-            raise ValueError(f"mirror {kind}_perm must be a permutation of {dim} indices")
-        if sign.shape != (dim,) or not np.isfinite(sign).all():
-            raise ValueError(f"mirror {kind}_sign must hold {dim} finite values")
-        arrays += [perm.astype(np.intp), sign]
-    return arrays[0], arrays[1], arrays[2], arrays[3]
-
-
-def mirror_arrays(
-    obs: np.ndarray, act: np.ndarray, mirror: MirrorLike
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror every sample: ``obs[..., obs_perm] * obs_sign`` and the same for actions."""
-    obs, act = _float(obs), _float(act)
-    obs_perm, obs_sign, act_perm, act_sign = check_mirror(mirror, obs.shape[-1], act.shape[-1])
-    return (
-        obs[..., obs_perm] * obs_sign.astype(obs.dtype),
-        act[..., act_perm] * act_sign.astype(act.dtype),
-    )
+def check_mirror(mirror: MirrorSpec, obs_dim: int, act_dim: int) -> None:
+    """Raise ValueError unless ``mirror`` maps ``obs_dim`` observations and ``act_dim`` actions."""
+    if (mirror.obs_dim, mirror.act_dim) != (obs_dim, act_dim):
+        raise ValueError(
+            f"the mirror map of {mirror.env_id} is for {mirror.obs_dim} observations and "
+            f"{mirror.act_dim} actions, the data has {obs_dim} and {act_dim}"
+        )
 
 
 def mirror_batch(
     obs: np.ndarray,
     act: np.ndarray,
-    mirror: MirrorLike,
+    mirror: MirrorSpec,
     rng: np.random.Generator,
     prob: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mirror each sample (observation or window, and its action) with probability ``prob``.
 
-    ``obs`` is ``(N, ..., obs_dim)`` and ``act`` ``(N, act_dim)``; the same samples are
-    mirrored in both, and a window is mirrored as a whole.
+    ``obs`` is ``(N, ..., obs_dim)`` and ``act`` ``(N, act_dim)``, raw (unnormalized); the
+    same samples are mirrored in both, and a window is mirrored as a whole. The mirroring
+    is the environment's own, ``mirror.mirror_obs``/``mirror.mirror_act`` (``sim.mirror``):
+    beyond the left/right swap with signs it shifts the walk's clip phase by half a cycle.
     """
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"mirror probability must be in [0, 1], got {prob}")
@@ -133,7 +106,7 @@ def mirror_batch(
     flip = rng.random(len(obs)) < prob
     obs, act = obs.copy(), act.copy()
     if flip.any():
-        obs[flip], act[flip] = mirror_arrays(obs[flip], act[flip], mirror)
+        obs[flip], act[flip] = mirror.mirror_obs(obs[flip]), mirror.mirror_act(act[flip])
     return obs, act
 
 
@@ -149,8 +122,8 @@ class Augmenter:
     """Gaussian observation noise, in multiples of each feature's std (0 = off)."""
     feature_dropout: float = 0.0
     """Probability of dropping each observation element to its mean (0 = off)."""
-    mirror: MirrorLike | None = None
-    """Left/right mirror map, or None for no mirroring."""
+    mirror: MirrorSpec | None = None
+    """Left/right mirror map of the data's environment (``sim.mirror.mirror_spec``), or None."""
     mirror_prob: float = 0.5
     """Probability that a sample is mirrored (when ``mirror`` is set)."""
     obs_std: np.ndarray | None = None

@@ -1,33 +1,47 @@
-"""Augmentation functions: statistical checks with seeded generators, and their contracts."""
+"""Augmentation functions: statistical checks with seeded generators, and their contracts.
+
+Noise and dropout are checked on synthetic batches; mirroring on real observations and
+actions of both humanoids (short expert rollouts), against the environments' own map.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from datasets.augment import (
-    Augmenter,
-    feature_dropout,
-    gaussian_noise,
-    mirror_arrays,
-    mirror_batch,
-)
+from datasets.augment import Augmenter, feature_dropout, gaussian_noise, mirror_batch
 from datasets.stats import FeatureStats
+from sim import EXPERT_FOR_ENV, load_expert
+from sim.mirror import RUN_ENV_ID, WALK_ENV_ID, MirrorSpec, mirror_spec
 
 N, D, A = 40_000, 4, 3
+# Expert rollouts for the mirror tests: per env, a few episodes of a few steps.
+ROLLOUT_STARTS, ROLLOUT_STEPS = 3, 20
 
 
-@dataclass(frozen=True)
-class TinyMirror:
-    """A synthetic mirror: swap obs 0<->1 (left/right pair), negate obs 3 (a lateral
-    velocity), keep obs 2; swap actions 0<->2 and negate action 1."""
+@pytest.fixture(scope="module", params=[WALK_ENV_ID, RUN_ENV_ID], ids=["walk", "run"])
+def real(request: pytest.FixtureRequest) -> tuple[MirrorSpec, np.ndarray, np.ndarray]:
+    """An env's mirror map and (steps, dim) float32 observations and actions of its expert.
 
-    obs_perm: tuple = (1, 0, 2, 3)  # plain sequences do: the spec is duck-typed
-    obs_sign: tuple = (1.0, 1.0, 1.0, -1.0)
-    act_perm: tuple = (2, 1, 0)
-    act_sign: tuple = (1.0, -1.0, 1.0)
+    The walk's episodes start at three clip phases, so its phase column covers the cycle.
+    """
+    env_id = request.param
+    env, expert = gym.make(env_id), load_expert(EXPERT_FOR_ENV[env_id])
+    observations, actions = [], []
+    try:
+        for start in range(ROLLOUT_STARTS):
+            options = {"start_phase": start / ROLLOUT_STARTS} if env_id == WALK_ENV_ID else None
+            obs, _ = env.reset(seed=start, options=options)
+            for _ in range(ROLLOUT_STEPS):
+                action = expert.act(obs).astype(np.float32)
+                observations.append(obs)
+                actions.append(action)
+                obs, _, terminated, _, _ = env.step(action)
+                assert not terminated
+    finally:
+        env.close()
+    return mirror_spec(env_id), np.array(observations), np.array(actions)
 
 
 @pytest.fixture
@@ -76,63 +90,75 @@ def test_dropout_rescale_is_inverted_dropout_about_the_mean(batch) -> None:
     np.testing.assert_allclose(out.mean(0), mean, atol=0.05)
 
 
-def test_mirror_twice_is_identity_and_pairs_obs_with_actions(batch) -> None:
-    obs, act = batch
-    mirror = TinyMirror()
-    m_obs, m_act = mirror_arrays(obs, act, mirror)
-    np.testing.assert_array_equal(m_obs[:, 0], obs[:, 1])
-    np.testing.assert_array_equal(m_obs[:, 3], -obs[:, 3])
-    np.testing.assert_array_equal(m_act[:, [0, 1, 2]], act[:, [2, 1, 0]] * [1, -1, 1])
-    twice = mirror_arrays(*mirror_arrays(obs, act, mirror), mirror)
-    np.testing.assert_array_equal(twice[0], obs)
-    np.testing.assert_array_equal(twice[1], act)
+def test_mirroring_is_the_envs_mirror_row_by_row(real) -> None:
+    spec, obs, act = real
+    out_obs, out_act = mirror_batch(obs, act, spec, np.random.default_rng(0), prob=1.0)
+    assert out_obs.dtype == np.float32 and out_act.dtype == np.float32
+    for row in range(len(obs)):
+        np.testing.assert_array_equal(out_obs[row], spec.mirror_obs(obs[row]))
+        np.testing.assert_array_equal(out_act[row], spec.mirror_act(act[row]))
+    if spec.phase_index is not None:
+        # The walk's clip phase moves half a cycle: a permutation with signs keeps it.
+        phase = obs[:, spec.phase_index]
+        assert np.ptp(phase) > 0.5  # the rollouts cover the cycle
+        np.testing.assert_allclose(out_obs[:, spec.phase_index], (phase + 0.5) % 1.0, atol=1e-7)
+        linear_only = obs[:, spec.obs_perm] * spec.obs_sign.astype(np.float32)
+        assert np.all(out_obs[:, spec.phase_index] != linear_only[:, spec.phase_index])
+
+
+def test_mirroring_twice_is_the_identity_on_real_data(real) -> None:
+    spec, obs, act = real
     rng = np.random.default_rng(0)
-    all_twice = mirror_batch(*mirror_batch(obs, act, mirror, rng, 1.0), mirror, rng, 1.0)
-    np.testing.assert_array_equal(all_twice[0], obs)
+    twice_obs, twice_act = mirror_batch(*mirror_batch(obs, act, spec, rng, 1.0), spec, rng, 1.0)
+    np.testing.assert_array_equal(twice_act, act)
+    linear = np.arange(spec.obs_dim) != spec.phase_index  # all entries but the phase
+    np.testing.assert_array_equal(twice_obs[:, linear], obs[:, linear])
+    np.testing.assert_allclose(twice_obs, obs, rtol=0, atol=1e-7)  # phase: one rounding
 
 
-def test_mirror_batch_flips_samples_with_probability_p(batch) -> None:
-    obs, act = batch
-    out_obs, out_act = mirror_batch(obs, act, TinyMirror(), np.random.default_rng(0), prob=0.3)
-    flipped = out_obs[:, 3] != obs[:, 3]
-    assert abs(flipped.mean() - 0.3) < 0.01
+def test_mirror_batch_flips_samples_with_probability_p(real) -> None:
+    spec, obs, act = real
+    obs, act = np.tile(obs, (N // len(obs), 1)), np.tile(act, (N // len(act), 1))
+    out_obs, out_act = mirror_batch(obs, act, spec, np.random.default_rng(0), prob=0.3)
+    mirrored_obs, mirrored_act = spec.mirror_obs(obs), spec.mirror_act(act)
+    flipped = np.all(out_act == mirrored_act, axis=1)
+    assert abs(flipped.mean() - 0.3) < 0.01  # std of this rate: 0.0023
     # The same samples are mirrored in observations and actions, the others untouched.
-    np.testing.assert_array_equal(flipped, out_act[:, 1] != act[:, 1])
+    np.testing.assert_array_equal(out_obs[flipped], mirrored_obs[flipped])
     np.testing.assert_array_equal(out_obs[~flipped], obs[~flipped])
-    none = mirror_batch(obs, act, TinyMirror(), np.random.default_rng(0), prob=0.0)
+    np.testing.assert_array_equal(out_act[~flipped], act[~flipped])
+    none = mirror_batch(obs, act, spec, np.random.default_rng(0), prob=0.0)
     np.testing.assert_array_equal(none[0], obs)
 
 
-def test_mirror_mirrors_a_history_window_as_a_whole() -> None:
-    rng = np.random.default_rng(0)
-    windows = rng.standard_normal((500, 5, D)).astype(np.float32)
-    act = rng.standard_normal((500, A)).astype(np.float32)
-    out, _ = mirror_batch(windows, act, TinyMirror(), np.random.default_rng(1), prob=0.5)
-    per_step = out[:, :, 3] != windows[:, :, 3]
-    assert np.all(per_step.all(axis=1) | ~per_step.any(axis=1))  # all steps or none
-    assert 0.4 < per_step.all(axis=1).mean() < 0.6
+def test_mirror_mirrors_a_history_window_as_a_whole(real) -> None:
+    spec, obs, act = real
+    k = 4
+    windows = np.lib.stride_tricks.sliding_window_view(obs, k, axis=0).transpose(0, 2, 1)
+    targets = act[k - 1 :]
+    out, out_act = mirror_batch(windows, targets, spec, np.random.default_rng(1), prob=0.5)
+    flipped = np.all(out_act == spec.mirror_act(targets), axis=1)
+    assert 0 < flipped.sum() < len(flipped)
+    np.testing.assert_array_equal(out[flipped], spec.mirror_obs(windows[flipped]))
+    np.testing.assert_array_equal(out[~flipped], windows[~flipped])
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("obs_perm", np.array([0, 0, 2, 3]), "obs_perm must be a permutation of 4"),
-        ("obs_perm", np.array([1, 0, 2]), "obs_perm must be a permutation of 4"),
-        ("act_sign", np.array([1.0, np.nan, 1.0]), "act_sign must hold 3 finite"),
-    ],
-)
-def test_a_mirror_that_does_not_fit_is_refused(batch, field, value, message) -> None:
+def test_a_mirror_that_does_not_fit_is_refused(batch) -> None:
     obs, act = batch
-    bad = TinyMirror(**{field: value})
-    with pytest.raises(ValueError, match=message):
-        mirror_batch(obs, act, bad, np.random.default_rng(0), prob=0.0)
+    with pytest.raises(
+        ValueError,
+        match=r"mirror map of sim/HumanoidRun-v0 is for 44 "
+        r"observations and 17 actions, the data has 4 and 3",
+    ):
+        mirror_batch(obs, act, mirror_spec(RUN_ENV_ID), np.random.default_rng(0), prob=0.0)
 
 
-def test_augmenter_composes_and_leaves_inputs_alone(batch) -> None:
-    obs, act = batch
+def test_augmenter_composes_and_leaves_inputs_alone(real) -> None:
+    spec, obs, act = real
+    obs, act = np.tile(obs, (N // len(obs), 1)), np.tile(act, (N // len(act), 1))
     obs_copy, act_copy = obs.copy(), act.copy()
     stats = FeatureStats.of(obs)
-    aug = Augmenter.from_stats(stats, noise_std=0.05, feature_dropout=0.1, mirror=TinyMirror(),
+    aug = Augmenter.from_stats(stats, noise_std=0.05, feature_dropout=0.1, mirror=spec,
                                mirror_prob=0.5)  # fmt: skip
     assert aug.active and not Augmenter().active
     out_obs, out_act = aug(obs, act, np.random.default_rng(0))
@@ -140,15 +166,17 @@ def test_augmenter_composes_and_leaves_inputs_alone(batch) -> None:
     np.testing.assert_array_equal(act, act_copy)
     again = aug(obs, act, np.random.default_rng(0))
     np.testing.assert_array_equal(out_obs, again[0])  # seeded: reproducible
-    mirrored = out_act[:, 1] != act[:, 1]
-    assert 0.48 < mirrored.mean() < 0.52
-    np.testing.assert_array_equal(
-        out_act[mirrored], mirror_arrays(obs, act, TinyMirror())[1][mirrored]
-    )
+    mirrored = np.all(out_act == spec.mirror_act(act), axis=1)
+    assert 0.49 < mirrored.mean() < 0.51  # std of this rate: 0.0025
+    np.testing.assert_array_equal(out_act[~mirrored], act[~mirrored])
     # Mirror first, then noise and dropout: dropped values sit at the mean of the
-    # feature they land in, so feature 1's drops equal its own mean (10), not feature 0's.
-    dropped = out_obs[:, 1] == np.float32(stats.mean[1])
-    assert abs(dropped.mean() - 0.1) < 0.01
+    # feature they land in, not at the (mirrored) mean of the twin they came from.
+    twin_mean = spec.mirror_obs(stats.mean.astype(np.float32)[None])[0]
+    j = int(np.argmax(np.abs(twin_mean - stats.mean)))
+    assert abs(twin_mean[j] - stats.mean[j]) > 1e-3
+    dropped = out_obs[:, j] == np.float32(stats.mean[j])
+    assert abs(dropped.mean() - 0.1) < 0.01  # std of this rate: 0.0015
+    assert not np.any(out_obs[:, j] == twin_mean[j])
     identity = Augmenter()(obs, act, np.random.default_rng(0))
     np.testing.assert_array_equal(identity[0], obs)
 
@@ -169,8 +197,9 @@ def test_augmenter_rejects_bad_settings(options, message) -> None:
 
 
 def test_augmenter_checks_sizes() -> None:
-    Augmenter(mirror=TinyMirror(), obs_std=np.ones(D)).check(D, A)
-    with pytest.raises(ValueError, match="obs_perm must be a permutation of 5"):
-        Augmenter(mirror=TinyMirror()).check(5, A)
+    walk = mirror_spec(WALK_ENV_ID)
+    Augmenter(mirror=walk, obs_std=np.ones(walk.obs_dim)).check(walk.obs_dim, walk.act_dim)
+    with pytest.raises(ValueError, match=r"for 197 observations and 36 actions, the data has 44"):
+        Augmenter(mirror=walk).check(44, 17)
     with pytest.raises(ValueError, match="obs_std has shape"):
         Augmenter(noise_std=0.1, obs_std=np.ones(3)).check(D, A)

@@ -24,6 +24,7 @@ from datasets.tfdata import (
     iter_batches,
 )
 from datasets.windows import history_windows, windows_from_rows
+from sim.mirror import mirror_spec
 
 LENGTHS = [300, 57, 1000, 1, 433, 260, 90]
 
@@ -164,9 +165,8 @@ def test_bad_settings_are_refused(synthetic: Path, ids: list[int]) -> None:
     for bad in ({"batch_size": 0}, {"block_steps": -1}, {"history": 0}, {"cycle_length": 1.5}):
         with pytest.raises(ValueError, match=">= 1"):
             epoch_batches(synthetic, ids, **bad)
-    with pytest.raises(ValueError, match="obs_perm must be a permutation of 6"):
-        mirror = type("M", (), {"obs_perm": [0], "obs_sign": [1], "act_perm": [0, 1],
-                                "act_sign": [1, 1]})()  # fmt: skip
+    with pytest.raises(ValueError, match="mirror map of sim/HumanoidRun-v0 is for 44 obs"):
+        mirror = mirror_spec("sim/HumanoidRun-v0")  # the synthetic data has 6 features
         epoch_batches(synthetic, ids, augmenter=Augmenter(mirror=mirror))
 
 
