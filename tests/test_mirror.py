@@ -19,7 +19,10 @@ Measured on this machine (``pytest -s tests/test_mirror.py`` prints the tables):
   set gives results that differ by 1e-16..1e-8 at the first contact, which contacts then
   amplify. (For comparison, a 1e-6 m/s perturbation of the walk's root velocity moves
   its poses by at most 1.2e-5 in 30 steps; the mirror, by 2.4e-2.) See the constants
-  below for the measured drift and the asserted bounds.
+  below for the measured drift and the asserted bounds. The drift's last bits depend on
+  the machine and on the BLAS kernel the experts' matmuls use (OPENBLAS_CORETYPE), so
+  continuous features are held to tolerances and the run's 0/1 foot contacts are
+  compared as events (a touchdown may come a step earlier or later).
 - The walk's mirrored env does not tick exactly like the original when given its own
   clock (clock + half a cycle): its 8-or-9 ticks per action follow the float rounding of
   the absolute clock, and differed in 77 of 496 steps (expert states from three start
@@ -61,6 +64,10 @@ WALK_VEL_MEDIAN_TOL = 0.05  # link velocities (m/s, rad/s), median: 1.6e-2
 WALK_VEL_RMS_TOL = 0.6  # RMS over the observation in units of the expert's obs std: 0.29
 RUN_POSE_TOL = 0.7  # run observation entries other than velocities: 0.35 (median 1.4e-2)
 RUN_VEL_TOL = 0.8  # 0.3 x torso and 0.1 x joint velocities: 0.41 (median 9e-2)
+RUN_CONTACT_SLACK = 2  # steps a contact flag may lag its twin around a contact change: 0
+# The run expert's mirror symmetry (see its test): mean |pi(M o) - M pi(o)| over
+# |pi(M o) - pi(o)| 0.72, and the mirror is nearer in 93% of states.
+RUN_EXPERT_ASYMMETRY_TOL, RUN_EXPERT_NEARER_MIN = 0.85, 0.75
 
 # Run hinges whose twin turns the opposite way at equal angle, derived by hand from the
 # axes in humanoid_symmetric.xml (y lateral): a rotation by t about n mirrors to one by t
@@ -540,11 +547,24 @@ def test_run_mirrored_state_observes_as_mirror_obs(make_env: Callable, run_state
 def test_run_mirrored_rollout_stays_mirrored(
     make_env: Callable, run_expert: MLPExpert, run_states: tuple
 ) -> None:
+    """Continuous features within tolerances; the 0/1 foot contacts as events.
+
+    A contact flag is a threshold on the simulated state: a touchdown one solver step
+    earlier or later flips it for a whole step, an error of 1 however small the drift.
+    Which step that is depends on float rounding, so also on the BLAS kernel the expert's
+    matmuls use (measured: a flip at step 8 of one state with OPENBLAS_CORETYPE=Haswell or
+    Zen, none with the default kernel). The flags must agree except within
+    ``RUN_CONTACT_SLACK`` steps of a touchdown or lift-off in either rollout.
+    """
     spec = mirror_spec(RUN_ENV_ID)
     a, b = make_env(HumanoidRunEnv), make_env(HumanoidRunEnv)
     velocity = np.array([n.startswith("vel.") or n.endswith(".vel") for n in spec.obs_names])
+    contact = np.array([n.endswith(".contact") for n in spec.obs_names])
+    assert contact.sum() == len(FEET)
+    pose_part = ~velocity & ~contact
     n = len(run_states[0])
     pose, vel = np.zeros((n, RUN_HORIZON + 1)), np.zeros((n, RUN_HORIZON + 1))
+    flags_a, flags_b = (np.zeros((n, RUN_HORIZON + 1, len(FEET))) for _ in range(2))
     for i, state in enumerate(run_states[0]):
         obs_a, obs_b = load_run(a, state), load_run(b, mirror_run(state))
         for step in range(RUN_HORIZON + 1):
@@ -553,20 +573,50 @@ def test_run_mirrored_rollout_stays_mirrored(
                 obs_a, _, fell_a, _, _ = a.step(action)
                 obs_b, _, fell_b, _, _ = b.step(spec.mirror_act(action))
                 assert not (fell_a or fell_b)
-            error = np.abs(obs_b - spec.mirror_obs(obs_a))
-            pose[i, step], vel[i, step] = error[~velocity].max(), error[velocity].max()
+            mirrored = spec.mirror_obs(obs_a)
+            error = np.abs(obs_b - mirrored)
+            pose[i, step], vel[i, step] = error[pose_part].max(), error[velocity].max()
+            flags_a[i, step], flags_b[i, step] = mirrored[contact], obs_b[contact]
+    late = [contact_disagreements(x, y) for x, y in zip(flags_a, flags_b, strict=True)]
     print(drift_table("run: mirrored re-simulation", {"pose": pose, "vel": vel}))
+    print(f"run: contact flags differing (state: step, slack) {late_report(late)}")
     assert pose.max() < RUN_POSE_TOL
     assert vel.max() < RUN_VEL_TOL
+    np.testing.assert_array_equal(flags_a[:, 0], flags_b[:, 0])  # the loaded states
+    assert max((slack for found in late for _, slack in found), default=0) <= RUN_CONTACT_SLACK
 
 
-def test_run_expert_mirror_symmetry_is_reported(
+def contact_disagreements(x: np.ndarray, y: np.ndarray) -> list[tuple[int, int]]:
+    """(step, distance in steps to the nearest contact change in either) where x != y.
+
+    ``x`` and ``y`` are (steps, feet) 0/1 flags of two rollouts; a change is a step whose
+    flags differ from the previous step's.
+    """
+    changes = np.flatnonzero(np.any(np.diff(x, axis=0) != 0, axis=1) |
+                             np.any(np.diff(y, axis=0) != 0, axis=1)) + 1  # fmt: skip
+    found = []
+    for step in np.flatnonzero(np.any(x != y, axis=1)):
+        slack = int(np.abs(changes - step).min()) if len(changes) else len(x)
+        found.append((int(step), slack))
+    return found
+
+
+def late_report(late: list[list[tuple[int, int]]]) -> str:
+    return ", ".join(f"{i}: {found}" for i, found in enumerate(late) if found) or "none"
+
+
+def test_run_expert_is_roughly_mirror_symmetric(
     make_env: Callable, run_expert: MLPExpert, run_states: tuple
 ) -> None:
-    """Reported only: the run expert is far from symmetric.
+    """The expert's action on a mirrored state is nearer the mirror of its action than
+    the unmirrored action, or than maps that get only half of the mirror right.
 
-    Measured: mean |pi(M o) - M pi(o)| 0.81 against 1.14 without mirroring, while two
-    random actions of the expert differ by 0.52 on average.
+    The expert is far from symmetric (two random actions of it differ by 0.52 on
+    average), but not blind to the mirror. Measured, mean |pi(M o) - m(pi(o))| over the
+    30 states and 17 torques, by action map m: the mirror 0.82, no map 1.14, the
+    left/right swap without signs 0.95, the signs without the swap 1.05; the mirror is
+    nearest unmirrored in 28 of 30 states. So ``mirror_act`` is checked against the
+    physics' own mirror (``mirror_run``), not just against itself.
     """
     spec = mirror_spec(RUN_ENV_ID)
     a, b = make_env(HumanoidRunEnv), make_env(HumanoidRunEnv)
@@ -574,12 +624,23 @@ def test_run_expert_mirror_symmetry_is_reported(
     obs_a = np.array([load_run(a, s) for s in states])
     obs_b = np.array([load_run(b, mirror_run(s)) for s in states])
     act_a, act_b = run_expert.act(obs_a), run_expert.act(obs_b)
-    mirrored = np.abs(act_b - spec.mirror_act(act_a)).mean()
-    unmirrored = np.abs(act_b - act_a).mean()
+    maps = {
+        "mirror": spec.mirror_act(act_a),
+        "none": act_a,
+        "swap only": act_a[:, spec.act_perm],
+        "signs only": act_a * spec.act_sign,
+    }
+    per_state = {name: np.abs(act_b - m).mean(axis=1) for name, m in maps.items()}
     pairs = np.random.default_rng(0).integers(0, len(actions), size=(2, 2000))
     spread = np.abs(actions[pairs[0]] - actions[pairs[1]]).mean()
+    nearer = float(np.mean(per_state["mirror"] < per_state["none"]))
     print(
-        f"\nrun expert: mean |pi(M o) - M pi(o)| = {mirrored:.2f}, |pi(M o) - pi(o)| = "
-        f"{unmirrored:.2f}, two random expert actions differ by {spread:.2f}"
+        "\nrun expert: mean |pi(M o) - m(pi(o))| by map m: "
+        + ", ".join(f"{name} {d.mean():.2f}" for name, d in per_state.items())
+        + f"; mirror nearer than none in {nearer:.0%} of states; two random expert "
+        f"actions differ by {spread:.2f}"
     )
-    assert np.isfinite(mirrored)
+    mirrored = per_state["mirror"].mean()
+    assert mirrored < RUN_EXPERT_ASYMMETRY_TOL * per_state["none"].mean()
+    assert all(mirrored < d.mean() for name, d in per_state.items() if name != "mirror")
+    assert nearer >= RUN_EXPERT_NEARER_MIN
