@@ -54,6 +54,7 @@ def demo() -> int:
 
 
 def lint() -> int:
+    ensure_venv("dev")
     rc = run(BIN / "ruff", "check", ".")
     rc = rc or run(BIN / "ruff", "format", "--check", ".")
     return rc or run(BIN / "lint-imports")
