@@ -1,4 +1,4 @@
-"""Behaviour-cloning learning curve (issue 5): closed-loop quality vs number of demonstrations.
+"""Behaviour-cloning learning curve: closed-loop quality vs number of demonstrations.
 
     .venv/bin/python benchmarks/bench_bc_curve.py [--quick] [--tasks walk,run]
 
@@ -33,7 +33,7 @@ DATA = ROOT / "benchmarks" / "results" / "data"
 TASKS = {"walk": "sim/HumanoidWalk-v0", "run": "sim/HumanoidRun-v0"}
 DART_NOISE = {"walk": 0.005, "run": 0.1}
 """Noise per task, in expert action scales: the walk expert falls in 47% of episodes at
-0.005 already; the run expert is robust to 0.3 (DESIGN.md)."""
+0.005 already; the run expert is robust to 0.3."""
 
 
 def validation_episodes(n: int) -> int:

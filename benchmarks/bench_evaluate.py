@@ -1,4 +1,4 @@
-"""Closed-loop inference benchmarks (issue 5).
+"""Closed-loop inference benchmarks.
 
     .venv/bin/python benchmarks/bench_evaluate.py [--quick]
 

@@ -1,4 +1,4 @@
-"""How well the shipped experts do in our environments (issue 2's "must show" numbers).
+"""How well the shipped experts do in our environments (survival, return, distance).
 
     .venv/bin/python benchmarks/bench_experts.py [--workers 2]
 

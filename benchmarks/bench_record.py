@@ -1,4 +1,4 @@
-"""Recording benchmarks (issue 3): overhead vs the bare expert loop, workers, memory, size.
+"""Recording benchmarks: overhead vs the bare expert loop, workers, memory, size.
 
     .venv/bin/python benchmarks/bench_record.py [--quick]
 

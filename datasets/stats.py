@@ -11,7 +11,7 @@ Normalization happens inside the Keras model, so this module only provides the
 parameters, as ``(mean, variance)`` pairs for ``keras.layers.Normalization(mean=,
 variance=)``, which computes ``(x - mean) / sqrt(variance)``:
 
-- z-score: ``mean``, ``std**2`` (the course's ``(x - mu) / sigma`` over the training set);
+- z-score: ``mean``, ``std**2`` (``(x - mu) / sigma`` over the training set);
 - min-max: ``min``, ``(max - min)**2``, so the layer maps ``[min, max]`` onto ``[0, 1]``.
 
 A feature whose spread (std or max - min) is below ``min_scale`` (default 1e-6, raw
@@ -54,7 +54,7 @@ class FeatureStats:
     mean: np.ndarray
     """Mean of each dimension."""
     var: np.ndarray
-    """Population variance (divided by ``count``, as in the course's sigma squared)."""
+    """Population variance (divided by ``count``: sigma squared of the z-score)."""
     min: np.ndarray
     """Smallest value (``inf`` when ``count`` is 0)."""
     max: np.ndarray

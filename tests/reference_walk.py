@@ -6,8 +6,8 @@ imports the legacy ``gym`` package, so it is bypassed: a stub package whose ``__
 points at the installed folder is put into ``sys.modules`` first, and the submodules then
 import normally from it.
 
-:class:`ReferenceWalk` runs the control loop of ``deep_mimic/testrl.py`` (the runner the
-DESIGN's measurements come from): physics ticks of 1/240 s, a new action whenever the env's
+:class:`ReferenceWalk` runs the control loop of ``deep_mimic/testrl.py`` (the runner pybullet
+ships with it): physics ticks of 1/240 s, a new action whenever the env's
 ``need_new_action`` says so, the fall/time check after every tick.
 """
 

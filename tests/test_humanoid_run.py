@@ -301,7 +301,7 @@ def test_expert_runs_on_two_seeds(make_env, expert) -> None:
 # The expert falls from some start states, in the reference exactly as here: with
 # gymnasium's seeding, pybullet's own HumanoidBulletEnv falls on seed 14 of 0..19 (and on
 # 8 of seeds 0..99 when each seed gets a fresh env; ours: 9 of 100, nearly the same seeds).
-# DESIGN's "0 falls over 25 seeds" came from start states drawn some other way. So falls
+# An earlier "0 falls over 25 seeds" came from start states drawn some other way. So falls
 # are bounded, and the return statistics are taken over the episodes that survive.
 TWENTY_SEED_FALLS = {14}
 
