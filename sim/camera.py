@@ -6,11 +6,18 @@ Uses PyBullet's tiny software renderer, which works in DIRECT mode without a dis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
+
+
+def paint_links(client: int, body: int, colours: Mapping[int, Sequence[float]]) -> None:
+    """Give links of ``body`` RGBA colours (link -1 is the base). Visual shapes only: no
+    mass, contact or state changes, so an env may do it in its rendering mode alone."""
+    for link, rgba in colours.items():
+        p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=client)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from sim.assets import pybullet_data_path
-from sim.camera import FollowCamera
+from sim.camera import FollowCamera, paint_links
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.mocap import ACTION_DIM, WALK_CLIP, MotionClip, action_to_targets
 from sim.walk_character import (
@@ -23,6 +23,14 @@ from sim.walk_character import (
 from sim.walk_reward import RewardTerms, imitation_reward
 
 TICKS_PER_SECOND = 240
+_TORSO, _RIGHT, _LEFT = (1.0, 0.5, 0.1, 1.0), (0.85, 0.1, 0.1, 1.0), (1.0, 0.8, 0.1, 1.0)
+RENDER_COLOURS = {
+    **dict.fromkeys((0, 1, 2), _TORSO),  # root, chest, neck (head)
+    **dict.fromkeys(range(3, 9), _RIGHT),  # right hip ... right wrist
+    **dict.fromkeys(range(9, 15), _LEFT),  # left hip ... left wrist
+}
+"""Link colours in videos: the URDF's white humanoid was hard to see on the grey and blue
+floor; orange, with right limbs red and left limbs yellow, shows the gait at a glance."""
 CONTROL_PERIOD = 1.0 / 30.0
 """A new action is taken once the clock has passed the previous one's start + 1/30 s."""
 
@@ -164,8 +172,9 @@ class HumanoidWalkEnv(gym.Env):
         self.render_mode = render_mode
         self.start_phase = start_phase
         self.episode_seconds = float(episode_seconds)
+        # 2.5 m (was 3): the humanoid fills about half the frame's height.
         self.camera = FollowCamera(
-            width=render_width, height=render_height, distance=3.0, yaw=0.0, pitch=-10.0, up_axis=1
+            width=render_width, height=render_height, distance=2.5, yaw=0.0, pitch=-10.0, up_axis=1
         )
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.action_space = spaces.Box(ACTION_LOW, ACTION_HIGH, (ACTION_DIM,), dtype=np.float32)
@@ -175,6 +184,8 @@ class HumanoidWalkEnv(gym.Env):
         self._client: int | None = client
         try:
             self._character = WalkCharacter(client, floor)
+            if render_mode == "rgb_array":
+                paint_links(client, self._character.body, RENDER_COLOURS)
         except BaseException:
             self.close()
             raise

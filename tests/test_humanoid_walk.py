@@ -281,6 +281,22 @@ def test_render_follows_the_humanoid(make_env: Callable[..., HumanoidWalkEnv]) -
     assert make_env().render() is None
 
 
+def test_the_rendered_humanoid_is_coloured_and_observes_as_unrendered(
+    make_env: Callable[..., HumanoidWalkEnv], expert: Policy
+) -> None:
+    rendered = make_env(render_mode="rgb_array", start_phase="random")
+    plain = make_env(start_phase="random")
+    # The link colours are visual only: the same seed gives the same observations and
+    # rewards, step by step, with rendering on or off.
+    obs_r, outcomes_r = rollout(rendered, 5, expert, 40)
+    obs_p, outcomes_p = rollout(plain, 5, expert, 40)
+    np.testing.assert_array_equal(obs_r, obs_p)
+    assert [o[:3] for o in outcomes_r] == [o[:3] for o in outcomes_p]
+    # Red, orange and yellow pixels (the URDF's humanoid is white-grey, the floor grey/blue).
+    frame = rendered.render().astype(int)
+    assert (frame[..., 0] - frame[..., 2] > 80).sum() > 1000
+
+
 def test_ghost_is_invisible_and_never_collides(
     make_env: Callable[..., HumanoidWalkEnv], expert: Policy
 ) -> None:
