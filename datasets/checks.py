@@ -3,12 +3,17 @@
 Reading side: :func:`open_h5` (missing, empty, non-HDF5, truncated files),
 :func:`check_file` (format, schema version, required attributes) and
 :func:`check_episode` (an episode group's attributes, arrays, dtypes and shapes).
-Writing side: :func:`check_metadata`, :func:`check_directory`, :func:`check_compatible`.
+Writing side: :func:`check_metadata`, :func:`check_directory`, :func:`check_compatible`,
+and for any new output :func:`location_problem` (checked before work starts) and
+:func:`make_directories` / :func:`remove_directories` (missing folders created once the
+inputs passed, and removed again if the work fails, so a failure leaves nothing new).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -172,3 +177,47 @@ def check_directory(path: Path) -> None:
         raise OutputDirectoryError(f"{path}: {parent} is not a directory")
     if path.is_dir():
         raise OutputDirectoryError(f"{path}: is a directory, not a file")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (``.`` for a relative path)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def location_problem(path: Path) -> str | None:
+    """Why the file or folder ``path`` cannot be created, or None (see
+    :func:`directory_problem`; its folder need not exist yet)."""
+    return directory_problem(path.parent)
+
+
+def directory_problem(directory: Path) -> str | None:
+    """Why nothing can be written into ``directory``, or None: it, or else its closest
+    existing ancestor, must be a writable directory (missing folders in between are
+    created by :func:`make_directories`)."""
+    ancestor = _nearest_existing(directory)
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"directory {ancestor} is not writable"
+    return None
+
+
+def make_directories(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents; returns the ones created, outermost
+    first (for :func:`remove_directories`)."""
+    created = []
+    path = directory
+    while not path.exists() and path != path.parent:
+        created.append(path)
+        path = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return created[::-1]
+
+
+def remove_directories(created: list[Path]) -> None:
+    """Remove what :func:`make_directories` created, innermost first, where still empty."""
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            directory.rmdir()

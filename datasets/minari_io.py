@@ -48,7 +48,11 @@ from typing import Any
 import numpy as np
 
 from datasets import journal
-from datasets.checks import check_directory
+from datasets.checks import (
+    location_problem,
+    make_directories,
+    remove_directories,
+)
 from datasets.errors import DatasetError, DatasetExistsError, first_line
 from datasets.reader import Dataset, EpisodeView, open_dataset, validate
 from datasets.schema import (
@@ -288,18 +292,13 @@ def _export_infos(view: EpisodeView, where: str) -> dict[str, np.ndarray]:
     return infos
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MinariError(f"{out_dir}: is not a directory")
-    if not out_dir.exists():
-        if not out_dir.parent.is_dir():
-            raise MinariError(f"{out_dir}: directory {out_dir.parent} does not exist")
-        try:
-            out_dir.mkdir()
-        except OSError as exc:
-            raise MinariError(f"{out_dir}: cannot create ({exc.strerror or exc})") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise MinariError(f"{out_dir}: directory is not writable")
+def _check_out_dir(root: Path, target: Path) -> None:
+    """Refuse a root that cannot hold ``target`` before anything is created."""
+    if root.exists() and not root.is_dir():
+        raise MinariError(f"{root}: is not a directory")
+    problem = location_problem(target)
+    if problem:
+        raise MinariError(f"{target}: {problem}")
 
 
 def _write_namespace_metadata(root: Path, dataset_id: str) -> None:
@@ -321,11 +320,12 @@ def export_minari(
 ) -> Path:
     """Write the demonstration file ``h5_path`` as a Minari dataset under ``out_dir``.
 
-    ``out_dir`` is a Minari datasets root (what ``MINARI_DATASETS_PATH`` points at; it is
-    created if its parent exists). ``dataset_id`` defaults to :func:`default_dataset_id`.
+    ``out_dir`` is a Minari datasets root (what ``MINARI_DATASETS_PATH`` points at; it and
+    missing parents are created). ``dataset_id`` defaults to :func:`default_dataset_id`.
     An existing dataset of that id is replaced only with ``overwrite``. The dataset is
     built in a hidden directory and renamed into place when complete, so a failed export
-    leaves nothing behind. Returns the dataset directory ``out_dir/<dataset_id>``.
+    leaves nothing behind (folders it created are removed again). Returns the dataset
+    directory ``out_dir/<dataset_id>``.
 
     Raises a one-line :class:`~datasets.errors.DatasetError` (a missing or bad input file,
     an invalid id, an existing dataset, an unwritable directory).
@@ -342,11 +342,14 @@ def export_minari(
         target = root / dataset_id
         if target.exists() and not overwrite:
             raise MinariExistsError(f"{target}: Minari dataset already exists; not overwriting it")
-        _check_out_dir(root)
+        _check_out_dir(root, target)
         executed = any(_has_executed(ds.episode(i)) for i in ds.episode_ids())
-        work = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        # Absolute: Minari joins a relative data path onto itself (the path came out doubled).
+        work = target.absolute().with_name(f".{target.name}.partial-{os.getpid()}")
+        created: list[Path] = []
+        done = False
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            created = make_directories(work.parent)  # the root and namespace folders
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             env_spec = _env_spec(meta)
@@ -398,6 +401,7 @@ def export_minari(
             else:
                 os.replace(work, target)
             _write_namespace_metadata(root, dataset_id)
+            done = True
         except OSError as exc:
             raise MinariError(f"{target}: export failed ({first_line(exc)})") from None
         except (ValueError, TypeError, AssertionError) as exc:
@@ -405,6 +409,8 @@ def export_minari(
             raise MinariError(f"{target}: Minari refused the export ({first_line(exc)})") from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            if not done:
+                remove_directories(created)
     return target
 
 
@@ -578,9 +584,10 @@ def import_minari(
     else ``~/.minari/datasets``); nothing is downloaded. Observation and action spaces
     must be Box. Our own exports get their metadata, seeds, attempts and dropped attempts
     back; see the module docstring for foreign datasets. The file is written under a
-    temporary name and renamed into place when complete; an existing ``out_h5`` is
-    replaced only with ``overwrite``. Episodes with NaN/Inf are rejected by the writer
-    and logged as dropped attempts (a warning says how many). Returns ``out_h5``.
+    temporary name and renamed into place when complete (missing folders are created,
+    and removed again if the import fails); an existing ``out_h5`` is replaced only with
+    ``overwrite``. Episodes with NaN/Inf are rejected by the writer and logged as dropped
+    attempts (a warning says how many). Returns ``out_h5``.
     """
     _minari()
     from minari import MinariDataset
@@ -589,7 +596,11 @@ def import_minari(
     data_path, where = _resolve_source(dataset_dir_or_id, datasets_root)
     if out.exists() and not overwrite:
         raise MinariExistsError(f"{out}: already exists; not overwriting it")
-    check_directory(out)
+    if out.is_dir():
+        raise MinariError(f"{out}: is a directory, not a file")
+    problem = location_problem(out)
+    if problem:
+        raise MinariError(f"{out}: {problem}")
     try:
         dataset = MinariDataset(data_path)
         raw = dataset.storage.metadata
@@ -606,7 +617,10 @@ def import_minari(
 
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
     skipped: set[str] = set()
+    created: list[Path] = []
+    done = False
     try:
+        created = make_directories(out.parent)
         indices = dataset.episode_indices
         # Episode attributes are small; reading them first lets attempts be checked.
         episode_meta = list(dataset.storage.get_episode_metadata(indices))
@@ -650,6 +664,7 @@ def import_minari(
             rejected = writer.stats.rejected
         validate(tmp)
         _publish_file(tmp, out, overwrite)
+        done = True
     except MinariError:
         raise
     except DatasetError as exc:
@@ -663,6 +678,8 @@ def import_minari(
         with contextlib.suppress(OSError):
             tmp.unlink()
         shutil.rmtree(journal.journal_dir(tmp), ignore_errors=True)
+        if not done:
+            remove_directories(created)
     if skipped:
         warnings.warn(
             f"{where}: infos not imported (not numeric arrays of T or T+1 rows): "
