@@ -160,7 +160,7 @@ def quality(path: Path, epochs: int, tmp: Path) -> dict:
                                     "training.early_stopping_patience=5"])  # fmt: skip
         out = tmp / f"{path.stem}-{len(rows)}"
         result = train(path, config, out)
-        rows[name] = {"best_val_mse": result.best_val_loss, "best_epoch": result.best_epoch + 1,
+        rows[name] = {"best_val_mse": result.best_val_loss, "best_epoch": result.best_epoch,
                       "final_train_mse": result.final_train_loss,
                       "initial_val_mse": result.initial_val_loss,
                       "mean_action_val_mse": result.mean_action_val_loss,

@@ -154,7 +154,12 @@ def train(
         Path | None, typer.Option(help="Run directory (default: runs/<data>-<model>-...).")
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+        bool,
+        typer.Option(
+            help="Continue the run in --out from its last checkpoint, with the run's own "
+            "config.yaml and MLflow run; --config, overrides and options that contradict "
+            "it are refused (a longer run is a new --out)."
+        ),
     ] = False,
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Train without MLflow tracking.")
@@ -176,7 +181,8 @@ def train(
     from pipeline.train_command import resolve_train_config, run_train_command
 
     cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
-                               deterministic, mixed_precision)  # fmt: skip
+                               deterministic, mixed_precision,
+                               resume_out=out if resume else None)  # fmt: skip
     if overfit_batch:
         from pipeline.overfit import run_overfit_command
 

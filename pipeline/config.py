@@ -93,8 +93,12 @@ class ScheduleConfig(StrictConfig):
     """constant; inverse_time (power decay lr / (1 + rate * step / decay_steps));
     exponential (lr * rate ^ (step / decay_steps)); piecewise (values between boundaries);
     cosine (decay to alpha * lr over decay_steps, after warmup_steps of linear warm-up)."""
-    decay_steps: int = Field(1000, ge=1)
-    """Steps over which the decay applies (inverse_time, exponential, cosine)."""
+    decay_steps: int | None = Field(None, ge=1)
+    """Optimizer steps over which the decay applies (inverse_time, exponential, cosine).
+    None (the default) follows the run's length: training.epochs x batches per epoch, less
+    warmup_steps for cosine, so cosine ends at alpha * lr on the last step and exponential
+    at decay_rate * lr (early stopping ends sooner, before the full decay). The resolved
+    number is logged as the MLflow param ``schedule.resolved_decay_steps``."""
     decay_rate: float = Field(0.5, gt=0.0)
     """Decay rate (inverse_time, exponential)."""
     staircase: bool = False
@@ -226,6 +230,18 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
         return TrainConfig.model_validate(tree)
     except ValidationError as exc:
         raise PipelineError(f"{where}: {format_validation_error(exc)}") from None
+
+
+def config_differences(saved: TrainConfig, other: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, other value)`` for every setting that differs."""
+
+    def walk(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [diff for key in sorted(set(a) | set(b))
+                    for diff in walk(a.get(key), b.get(key), f"{prefix}{key}.")]  # fmt: skip
+        return [] if a == b else [(prefix.rstrip("."), a, b)]
+
+    return walk(config_to_dict(saved), config_to_dict(other), "")
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

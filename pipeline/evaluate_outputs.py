@@ -10,7 +10,7 @@ from pipeline.eval_plots import plot_action_error, plot_episodes, plot_trajector
 from pipeline.evaluate import EXPERT, LEARNER, REPORT_FILE, EvaluateReport, EvaluateRequest
 from pipeline.outputs import write_json
 from pipeline.policy_source import ResolvedPolicy
-from pipeline.tracking import DEFAULT_EXPERIMENT, flatten_params, open_tracker
+from pipeline.tracking import DEFAULT_EXPERIMENT, flatten_params, open_tracker, run_name
 
 PLOTS_DIR = "plots"
 
@@ -103,7 +103,8 @@ def log_evaluation(
                             "policy": request.policy}  # fmt: skip
     if resolved.training_run_id:
         tags["training_run_id"] = resolved.training_run_id
-    name = f"eval-{Path(request.policy.rstrip('/')).name or 'policy'}"
+    model = resolved.loaded.config.get("model", {}).get("name", "policy")
+    name = run_name("eval", report.env_id, str(model))
     with open_tracker(tracking_uri, experiment, name, parent_run_id=parent, tags=tags) as tracker:
         report.eval_run_id = tracker.run_id
         tracker.log_params(flatten_params({

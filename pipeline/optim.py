@@ -12,38 +12,50 @@ from typing import Any
 from pipeline.config import OptimizerConfig, ScheduleConfig
 
 
-def build_schedule(config: ScheduleConfig, learning_rate: float) -> Any:
-    """A Keras learning-rate schedule, or the float itself for ``constant``."""
+def resolve_decay_steps(config: ScheduleConfig, total_steps: int) -> int:
+    """``config.decay_steps``, or when it is None the run's ``total_steps`` optimizer steps
+    (less the warm-up for cosine, whose decay starts after it); at least 1."""
+    if config.decay_steps is not None:
+        return config.decay_steps
+    warmup = config.warmup_steps if config.name == "cosine" else 0
+    return max(1, total_steps - warmup)
+
+
+def build_schedule(config: ScheduleConfig, learning_rate: float, total_steps: int) -> Any:
+    """A Keras learning-rate schedule, or the float itself for ``constant``; ``total_steps``
+    is the run's length in optimizer steps (see :func:`resolve_decay_steps`)."""
     import keras
 
     schedules = keras.optimizers.schedules
     if config.name == "constant":
         return learning_rate
+    if config.name == "piecewise":
+        return schedules.PiecewiseConstantDecay(config.boundaries, config.values)
+    decay_steps = resolve_decay_steps(config, total_steps)
     if config.name == "inverse_time":
         return schedules.InverseTimeDecay(
-            learning_rate, config.decay_steps, config.decay_rate, staircase=config.staircase
+            learning_rate, decay_steps, config.decay_rate, staircase=config.staircase
         )
     if config.name == "exponential":
         return schedules.ExponentialDecay(
-            learning_rate, config.decay_steps, config.decay_rate, staircase=config.staircase
+            learning_rate, decay_steps, config.decay_rate, staircase=config.staircase
         )
-    if config.name == "piecewise":
-        return schedules.PiecewiseConstantDecay(config.boundaries, config.values)
     # Cosine with linear warm-up from 0 (Keras' CosineDecay warms up from initial_lr).
     return schedules.CosineDecay(
         0.0 if config.warmup_steps else learning_rate,
-        config.decay_steps,
+        decay_steps,
         alpha=config.alpha,
         warmup_target=learning_rate if config.warmup_steps else None,
         warmup_steps=config.warmup_steps,
     )
 
 
-def build_optimizer(config: OptimizerConfig, schedule: ScheduleConfig) -> Any:
-    """A Keras optimizer with the configured rule, schedule and clipping."""
+def build_optimizer(config: OptimizerConfig, schedule: ScheduleConfig, total_steps: int) -> Any:
+    """A Keras optimizer with the configured rule, schedule and clipping; ``total_steps``
+    is the run's length in optimizer steps (the default decay length)."""
     import keras
 
-    lr = build_schedule(schedule, config.learning_rate)
+    lr = build_schedule(schedule, config.learning_rate, total_steps)
     clip: dict[str, float] = {}
     if config.clipnorm is not None:
         clip["clipnorm"] = config.clipnorm

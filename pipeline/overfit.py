@@ -39,7 +39,8 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
     x, y = next(iter(_normalize_targets(batch_data, spec)))
     built = build_policy(config.model, spec, seed=config.seed)
     model = built.train_model
-    model.compile(optimizer=build_optimizer(config.optimizer, config.schedule), loss=built.loss)
+    optimizer = build_optimizer(config.optimizer, config.schedule, total_steps=steps)
+    model.compile(optimizer=optimizer, loss=built.loss)
     initial = float(model.evaluate(x, y, verbose=0))
     import tensorflow as tf
 

@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -97,6 +98,16 @@ def sqlite_path(uri: str) -> Path | None:
     if not rest.startswith("/") or rest in ("/", "/:memory:"):
         return None
     return Path(rest[1:])
+
+
+def portable_uri(uri: str) -> str:
+    """``uri`` with a relative SQLite path made absolute, so that it names the same store
+    from any directory (``sqlite:///mlflow.db`` is relative to the current one)."""
+    path = sqlite_path(uri)
+    if path is None or path.is_absolute():
+        return uri
+    query = uri.partition("?")[2]
+    return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -299,6 +310,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def run_name(stage: str, env_id: str, *parts: str, when: datetime | None = None) -> str:
+    """A run name that tells runs apart in the UI: stage, environment, what ran and the UTC
+    start, e.g. ``train HumanoidWalk mlp seed0 2026-12-02 01:23``."""
+    env = re.sub(r"-v\d+$", "", env_id.rsplit("/", 1)[-1])
+    stamp = (when or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
+    return " ".join([stage, env, *parts, stamp])
+
+
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config dicts as ``{"optimizer.lr": "0.001", "layers": "[256, 256]"}``.
 
@@ -494,7 +513,14 @@ class MlflowTracker:
         mlflow.set_tracking_uri(self.uri)
         self._client = _client(self.uri)
         if self.resume_run_id is not None:
-            run = mlflow.start_run(run_id=self.resume_run_id, nested=True)
+            try:
+                run = mlflow.start_run(run_id=self.resume_run_id, nested=True)
+            except mlflow.exceptions.MlflowException as error:
+                raise PipelineError(
+                    f"--tracking-uri {self.uri}: cannot reopen MLflow run {self.resume_run_id}"
+                    f" to continue it: {_first_line(error)}"
+                ) from None
+            self._run_id = run.info.run_id  # set_tags needs it
             if self.tags:
                 self.set_tags(self.tags)
         else:

@@ -26,6 +26,14 @@ from datasets.stats import compute_stats
 from pipeline.config import TrainConfig, config_to_dict, save_config
 from pipeline.errors import PipelineError
 from pipeline.outputs import write_json
+from pipeline.tracking import run_name
+from pipeline.train_resume import (
+    CONFIG_FILE,
+    check_resume_config,
+    check_resume_record,
+    read_run_start,
+    write_run_start,
+)
 
 CHECKPOINT_DIR = "checkpoint"
 POLICY_DIR = "policy"
@@ -42,8 +50,9 @@ class TrainResult:
     """Saved policy directory."""
     epochs: int = 0
     """Epochs completed."""
-    best_epoch: int = -1
-    """Epoch with the best validation loss (0-based)."""
+    best_epoch: int = 0
+    """Epoch with the best validation loss, counted from 1 as in the results table (0: no
+    epoch finished)."""
     best_val_loss: float = math.nan
     """Best validation loss, normalized action units."""
     final_train_loss: float = math.nan
@@ -237,16 +246,25 @@ def train(
     """Train a policy on ``data`` into ``out``; see the module docstring.
 
     ``tracking_uri`` None trains without tracking (resolve and check it first with
-    :func:`pipeline.tracking.prepare`).
+    :func:`pipeline.tracking.prepare`). With ``resume``, ``config`` must equal the run's
+    ``config.yaml``, and nothing in ``out`` or in MLflow changes before the checkpoint has
+    loaded; the MLflow run recorded in ``run_start.json`` is continued.
     """
+    from pipeline.tracking import open_tracker, portable_uri
+    from pipeline.train_callbacks import TrainState
+
     start = time.perf_counter()
     check_dataset(data)
     prepare_out_dir(out, resume)
-    out.mkdir(parents=True, exist_ok=True)
+    uri = portable_uri(tracking_uri) if tracking_uri is not None else None
+    record: dict[str, Any] = {}
+    if resume:
+        check_resume_config(out, config)
+        record = read_run_start(out)
+    digest = dataset_digest(data)
+    if resume:
+        check_resume_record(out, record, data, digest, uri)
     device = configure_tensorflow(config)
-
-    from pipeline.tracking import open_tracker
-
     with open_dataset(data) as ds:
         ids = ds.episode_ids()
         env_id = ds.metadata.env_id
@@ -256,24 +274,52 @@ def train(
         train_ids, val_ids = split_episodes(ids, config.data.val_fraction, config.seed)
     except ValueError as exc:
         raise PipelineError(f"--data {data}: {exc}") from None
-    digest = dataset_digest(data)
     spec, stats = _build_spec(config, data, train_ids, digest)
-    save_config(config, out / "config.yaml")
+    steps_per_epoch = _batches_per_epoch(data, train_ids, config.data.batch_size)
+    built = _build_model(config, spec, config.training.epochs * steps_per_epoch)
+    state = _restore(out, built.train_model) if resume else TrainState()
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / CONFIG_FILE)
     result = TrainResult(out_dir=str(out), policy_dir=str(out / POLICY_DIR), device=device,
-                         train_episodes=len(train_ids), val_episodes=len(val_ids))  # fmt: skip
+                         train_episodes=len(train_ids), val_episodes=len(val_ids),
+                         resumed_from_epoch=state.epochs_done)  # fmt: skip
     tags = {"stage": "train", "env_id": env_id, "device": device, "model": config.model.name}
-    run_name = f"train-{out.name}"
-    with open_tracker(tracking_uri, config.tracking.experiment, run_name, tags=tags) as tracker:
+    name = run_name("train", env_id, config.model.name, f"seed{config.seed}")
+    with open_tracker(uri, config.tracking.experiment, name, tags=tags,
+                      resume_run_id=record.get("run_id") if uri else None) as tracker:  # fmt: skip
         result.run_id = tracker.run_id
-        tracker.log_params(config_to_dict(config))
-        tracker.log_dataset_info(data, digest, len(ids), _count_steps(data, ids))
-        tracker.log_dict(config_to_dict(config), "config.json")
-        tracker.log_dict(spec.to_dict(), "spec.json")
-        _fit(config, data, out, spec, stats, env_id, train_ids, val_ids, resume, tracker,
-             result, on_epoch)  # fmt: skip
+        if tracker.run_id is None or tracker.run_id != record.get("run_id"):
+            # A new run: record it at once, so that a resume after a kill continues it.
+            write_run_start(out, tracker.run_id, uri, config.tracking.experiment, digest)
+            _log_run_inputs(tracker, config, data, digest, ids, spec, steps_per_epoch)
+        _fit(config, data, spec, stats, env_id, train_ids, val_ids, steps_per_epoch,
+             Fitting(built, out / CHECKPOINT_DIR, state), tracker, result, on_epoch)  # fmt: skip
         _save_outputs(config, out, spec, tracker, result)
     result.wall_s = time.perf_counter() - start
     return result
+
+
+def _batches_per_epoch(path: Path, ids: list[int], batch_size: int) -> int:
+    from datasets.tfdata import batches_per_epoch
+
+    return batches_per_epoch(path, ids, batch_size)
+
+
+def _log_run_inputs(
+    tracker: Any, config: TrainConfig, data: Path, digest: str, ids: list[int], spec: Any,
+    steps_per_epoch: int,
+) -> None:  # fmt: skip
+    from pipeline.optim import resolve_decay_steps
+
+    tracker.log_params(config_to_dict(config))
+    if config.schedule.name in ("inverse_time", "exponential", "cosine"):
+        total = config.training.epochs * steps_per_epoch
+        tracker.log_params({"schedule.resolved_decay_steps":
+                            resolve_decay_steps(config.schedule, total)})  # fmt: skip
+    tracker.log_dataset_info(data, digest, len(ids), _count_steps(data, ids))
+    tracker.log_dict(config_to_dict(config), "config.json")
+    tracker.log_dict(spec.to_dict(), "spec.json")
 
 
 def _count_steps(path: Path, ids: list[int]) -> int:
@@ -282,45 +328,67 @@ def _count_steps(path: Path, ids: list[int]) -> int:
     return count_steps(path, ids)
 
 
+def _build_model(config: TrainConfig, spec: Any, total_steps: int) -> Any:
+    """The policy (``BuiltPolicy``), its training model compiled with the optimizer."""
+    from models import build_policy
+    from pipeline.optim import build_optimizer
+
+    with distribution_scope(config):
+        built = build_policy(config.model, spec, seed=config.seed)
+        built.train_model.compile(
+            optimizer=build_optimizer(config.optimizer, config.schedule, total_steps),
+            loss=built.loss,
+        )
+    return built
+
+
+def _restore(out: Path, model: Any) -> Any:
+    """Load the checkpoint of ``out`` into ``model`` and return its ``TrainState``; one
+    line if it does not fit."""
+    from pipeline.train_callbacks import load_checkpoint
+
+    try:
+        return load_checkpoint(out / CHECKPOINT_DIR, model)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"--resume {out}: checkpoint unusable ({exc})") from None
+
+
+@dataclass
+class Fitting:
+    """The model being trained, its checkpoint directory and the progress so far."""
+
+    built: Any
+    """``BuiltPolicy``: the policy and its training model."""
+    checkpoint: Path
+    """Where checkpoints go."""
+    state: Any
+    """``TrainState``: progress so far (restored on resume)."""
+
+
 def _fit(
     config: TrainConfig,
     data: Path,
-    out: Path,
     spec: Any,
     stats: Any,
     env_id: str,
     train_ids: list[int],
     val_ids: list[int],
-    resume: bool,
+    steps_per_epoch: int,
+    fitting: Fitting,
     tracker: Any,
     result: TrainResult,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> None:
-    from datasets.tfdata import batches_per_epoch, count_steps, make_tf_dataset
-    from models import build_policy
-    from pipeline.optim import build_optimizer
+    from datasets.tfdata import count_steps, make_tf_dataset
     from pipeline.train_callbacks import (
         BEST_FILE,
         CheckpointAndEarlyStopping,
         EpochReporter,
         GradientNorms,
-        TrainState,
-        load_checkpoint,
     )
 
-    with distribution_scope(config):
-        built = build_policy(config.model, spec, seed=config.seed)
-        model = built.train_model
-        model.compile(optimizer=build_optimizer(config.optimizer, config.schedule),
-                      loss=built.loss)  # fmt: skip
-    ckpt = out / CHECKPOINT_DIR
-    state = TrainState()
-    if resume:
-        try:
-            state = load_checkpoint(ckpt, model)
-        except (OSError, ValueError, KeyError) as exc:
-            raise PipelineError(f"--resume {out}: checkpoint unusable ({exc})") from None
-        result.resumed_from_epoch = state.epochs_done
+    built, ckpt, state = fitting.built, fitting.checkpoint, fitting.state
+    model = built.train_model
     dcfg = config.data
     train_data = _normalize_targets(make_tf_dataset(
         data, train_ids, batch_size=dcfg.batch_size, shuffle_buffer=dcfg.shuffle_buffer,
@@ -330,10 +398,14 @@ def _fit(
         data, val_ids, batch_size=dcfg.batch_size, history=dcfg.history, training=False,
         cache_mb=dcfg.cache_mb), spec)  # fmt: skip
     result.train_samples = count_steps(data, train_ids)
-    init_loss, mean_loss = _baseline_losses(model, built.loss, val_data)
-    result.initial_val_loss, result.mean_action_val_loss = init_loss, mean_loss
-    tracker.log_metrics({"sanity/initial_val_loss": init_loss,
-                         "sanity/mean_action_val_loss": mean_loss}, step=0)  # fmt: skip
+    if result.resumed_from_epoch == 0:
+        # The untrained model's losses; a resumed run reads them from its checkpoint.
+        init_loss, mean_loss = _baseline_losses(model, built.loss, val_data)
+        state.initial_val_loss, state.mean_action_val_loss = init_loss, mean_loss
+        tracker.log_metrics({"sanity/initial_val_loss": init_loss,
+                             "sanity/mean_action_val_loss": mean_loss}, step=0)  # fmt: skip
+    result.initial_val_loss = state.initial_val_loss
+    result.mean_action_val_loss = state.mean_action_val_loss
     grad_batches = [(x, y) for x, y in val_data.take(config.training.grad_norm_batches)]
     callbacks = [
         GradientNorms(grad_batches, built.loss),
@@ -347,7 +419,7 @@ def _fit(
             epochs=config.training.epochs,
             initial_epoch=state.epochs_done,
             shuffle=False,  # the input pipeline shuffles; Keras would warn and ignore it
-            steps_per_epoch=batches_per_epoch(data, train_ids, dcfg.batch_size),
+            steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             verbose=0,
         )
@@ -360,7 +432,7 @@ def _fit(
     if config.training.restore_best and (ckpt / BEST_FILE).exists():
         model.load_weights(ckpt / BEST_FILE)
     result.epochs = state.epochs_done
-    result.best_epoch = state.best_epoch
+    result.best_epoch = state.best_epoch + 1  # users count epochs from 1
     result.best_val_loss = state.best_val_loss
     result.stopped_early = state.stopped_early
     result.history = state.history
@@ -385,7 +457,7 @@ def _save_outputs(
                        ("gradient_norms.png", plot_gradient_norms)):  # fmt: skip
         make(result.history, plots / name)
         tracker.log_artifact(plots / name, "plots")
-    tracker.log_artifact(out / "config.yaml")
+    tracker.log_artifact(out / CONFIG_FILE)
     example = np.zeros((1, *spec.obs_shape), dtype=np.float32)
     example[:] = np.asarray(spec.obs_mean, dtype=np.float32).reshape(spec.obs_shape[-1:])
     result.model_uri = tracker.log_keras_policy(
@@ -399,5 +471,6 @@ def _save_outputs(
         "experiment": config.tracking.experiment, "model_uri": result.model_uri,
         "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
     })  # fmt: skip
+    # best/epoch counts from 1, as the JSON and the table; metric steps count from 0.
     tracker.log_metrics({"best/val_loss": result.best_val_loss,
                          "best/epoch": float(result.best_epoch)}, step=result.epochs)  # fmt: skip

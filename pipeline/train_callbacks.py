@@ -46,6 +46,10 @@ class TrainState:
     """Whether early stopping ended the run."""
     diverged_epoch: int | None = None
     """Epoch at which the loss became NaN/Inf, if it did."""
+    initial_val_loss: float = math.nan
+    """Validation loss of the untrained model (kept so a resumed run still reports it)."""
+    mean_action_val_loss: float = math.nan
+    """Validation loss of predicting the training mean action."""
 
 
 def save_checkpoint(directory: Path, model: keras.Model, state: TrainState) -> None:
@@ -148,15 +152,25 @@ class GradientNorms(keras.callbacks.Callback):
             logs.update({f"grad_norm/{k}": v for k, v in self.latest.items()})
 
     def compute(self) -> dict[str, float]:
+        """Gradients as training sees them (``training=True``: dropout on, batch statistics),
+        leaving no trace: a training-mode call also moves the batch-norm moving statistics
+        towards these validation batches and advances the dropout generators, so every
+        non-trainable variable is put back afterwards."""
         squares: dict[str, float] = {}
         variables = self.model.trainable_variables
-        for x, y in self.batches:
-            with tf.GradientTape() as tape:
-                loss = self.loss_fn(y, self.model(x, training=True))
-            for variable, grad in zip(variables, tape.gradient(loss, variables), strict=True):
-                if grad is not None:
-                    key = _layer_of(variable)
-                    squares[key] = squares.get(key, 0.0) + float(tf.reduce_sum(grad**2))
+        frozen = self.model.non_trainable_variables
+        saved = [np.array(v.numpy(), copy=True) for v in frozen]
+        try:
+            for x, y in self.batches:
+                with tf.GradientTape() as tape:
+                    loss = self.loss_fn(y, self.model(x, training=True))
+                for variable, grad in zip(variables, tape.gradient(loss, variables), strict=True):
+                    if grad is not None:
+                        key = _layer_of(variable)
+                        squares[key] = squares.get(key, 0.0) + float(tf.reduce_sum(grad**2))
+        finally:
+            for variable, value in zip(frozen, saved, strict=True):
+                variable.assign(value)
         n = max(len(self.batches), 1)
         return {k: math.sqrt(v / n) for k, v in squares.items()}
 

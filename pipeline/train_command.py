@@ -26,8 +26,34 @@ def resolve_train_config(
     register: str | None,
     deterministic: bool,
     mixed_precision: bool,
+    resume_out: Path | None = None,
 ) -> TrainConfig:
-    """The config file plus overrides plus command-line options (options win)."""
+    """The config file plus overrides plus command-line options (options win).
+
+    ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
+    ``config.yaml`` is the base, and any setting that then differs from it is refused.
+    """
+    from pipeline.train_resume import check_resume_config, saved_config_path
+
+    if resume_out is not None and config_path is None:
+        config_path = saved_config_path(resume_out)
+    config = load_config(config_path, _option_overrides(overrides, seed, no_track, tracking_uri,
+                                                        register, deterministic,
+                                                        mixed_precision))  # fmt: skip
+    if resume_out is not None:
+        check_resume_config(resume_out, config)
+    return config
+
+
+def _option_overrides(
+    overrides: list[str],
+    seed: int | None,
+    no_track: bool,
+    tracking_uri: str | None,
+    register: str | None,
+    deterministic: bool,
+    mixed_precision: bool,
+) -> list[str]:
     extra = list(overrides)
     if seed is not None:
         extra.append(f"seed={seed}")
@@ -41,7 +67,7 @@ def resolve_train_config(
         extra.append("training.deterministic=true")
     if mixed_precision:
         extra.append("training.mixed_precision=true")
-    return load_config(config_path, extra)
+    return extra
 
 
 def default_out(data: Path, config: TrainConfig) -> Path:
@@ -60,6 +86,7 @@ def run_train_command(
     """Run ``pipeline train`` and print the results table."""
     from pipeline.tracking import prepare
     from pipeline.train import check_dataset, prepare_out_dir, train
+    from pipeline.train_resume import read_run_start
 
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",))
@@ -72,7 +99,9 @@ def run_train_command(
     prepare_out_dir(out, resume)
     uri = None
     if config.tracking.enabled:
-        uri = prepare(config.tracking.tracking_uri, config.tracking.experiment)
+        # A resumed run continues in the store that holds its MLflow run.
+        recorded = read_run_start(out).get("tracking_uri") if resume else None
+        uri = prepare(recorded or config.tracking.tracking_uri, config.tracking.experiment)
     with Progress(
         TextColumn("[bold]train[/bold]"),
         BarColumn(),
@@ -115,7 +144,7 @@ def result_table(r: Any) -> Table:
         ("initial val loss", f"{r.initial_val_loss:.4f}"),
         ("mean-action val loss (baseline)", f"{r.mean_action_val_loss:.4f}"),
         ("final train loss", f"{r.final_train_loss:.4f}"),
-        ("best val loss (epoch)", f"{r.best_val_loss:.4f} ({r.best_epoch + 1})"),
+        ("best val loss (epoch)", f"{r.best_val_loss:.4f} ({r.best_epoch})"),
         ("samples/s", f"{r.samples_per_s:.0f}"),
         ("wall s", f"{r.wall_s:.1f}"),
     ]

@@ -319,11 +319,13 @@ def test_failed_and_interrupted_runs_are_marked(store_uri: str) -> None:
     assert np.isnan(client.get_run(failed.run_id).data.metrics["train/loss"])
 
     # --resume reopens the run; a child run nests under a parent.
-    with tracking.MlflowTracker(store_uri, "failures", resume_run_id=killed.run_id) as resumed:
+    with tracking.MlflowTracker(store_uri, "failures", resume_run_id=killed.run_id,
+                                tags={"stage": "train"}) as resumed:  # fmt: skip
         resumed.log_metrics({"train/loss": 0.5}, step=1)
         with tracking.MlflowTracker(store_uri, "failures", parent_run_id=resumed.run_id) as child:
             pass
     assert client.get_run(killed.run_id).info.status == "FINISHED"
+    assert client.get_run(killed.run_id).data.tags["stage"] == "train"
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == killed.run_id
     assert mlflow.active_run() is None
 

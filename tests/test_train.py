@@ -4,6 +4,7 @@ MLflow (local SQLite and a real server), sanity checks, and bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,18 +75,25 @@ def test_deterministic_same_seed_same_weights(run_data, tmp_path):
     )  # fmt: skip
 
 
-def test_resume_after_kill_matches_uninterrupted(run_data, tmp_path):
+def test_resume_after_kill_matches_uninterrupted(run_data, tmp_path, capsys):
+    """SIGKILL mid-run, then ``--resume`` with nothing but ``--out``: the run's own config
+    and MLflow run are continued, to the weights of an uninterrupted run; a contradicting
+    option is refused and changes nothing."""
+    import mlflow
+
     overrides = [*FAST, "training.epochs=8", "training.early_stopping_patience=null",
                  "model.dropout=0.1", "schedule.name=exponential",
                  "schedule.decay_steps=20"]  # fmt: skip
-    args = ["--data", str(run_data), "--no-track", "--deterministic", *overrides]
+    args = ["--data", str(run_data), "--deterministic", *overrides]
     full = tmp_path / "full"
-    assert main(["train", *args, "--out", str(full)]) == 0
+    assert main(["train", *args, "--no-track", "--out", str(full)]) == 0
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "pipeline.cli", "train", *args, "--out", str(killed)]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "pipeline.cli", "train", *args, "--tracking-uri", store,
+               "--out", str(killed)]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = killed / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             if json.loads(state.read_text())["epochs_done"] >= 3:
@@ -98,7 +106,51 @@ def test_resume_after_kill_matches_uninterrupted(run_data, tmp_path):
     done = json.loads(state.read_text())["epochs_done"]
     assert 3 <= done < 8, f"the kill should land mid-training, checkpoint says {done} epochs"
     assert not (killed / "policy").exists()
-    assert main(["train", *args, "--out", str(killed), "--resume"]) == 0
+    run_id = json.loads((killed / "run_start.json").read_text())["run_id"]
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("humanoid-imitation").experiment_id
+    assert client.get_run(run_id).info.status == "RUNNING"  # nobody could end it
+
+    def untouched() -> dict[str, bytes]:
+        files = sorted(p for p in killed.rglob("*") if p.is_file())
+        return {str(p.relative_to(killed)): p.read_bytes() for p in files}
+
+    def run_ids() -> list[str]:
+        return [r.info.run_id for r in client.search_runs([experiment])]
+
+    before = untouched()
+    resume = ["train", "--data", str(run_data), "--out", str(killed), "--resume"]
+    for extra, message in (
+        (["training.epochs=9"], "training.epochs is 9 here but 8 in "),
+        (["--seed", "3"], "seed is 3 here but 0 in "),
+        (["--no-track"], "tracking.enabled is false here but true in "),
+        (["--config", str(Path(__file__).parents[1] / "configs" / "run_cnn.yaml")], "here but"),
+    ):
+        code, _, err = cli(capsys, *resume, *extra)
+        assert code == 2 and err.startswith("error: --resume ") and err.count("\n") == 1, err
+        assert message in err, err
+        assert untouched() == before and run_ids() == [run_id]
+    # A checkpoint that does not load: refused before anything is written or reopened.
+    broken = tmp_path / "broken"
+    shutil.copytree(killed, broken)
+    (broken / "checkpoint" / "model_variables.npz").write_bytes(b"not an npz")
+    broken_before = {p: p.read_bytes() for p in broken.rglob("*") if p.is_file()}
+    code, _, err = cli(capsys, *resume[:-2], str(broken), "--resume")
+    assert code == 2 and "checkpoint unusable" in err and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in broken.rglob("*") if p.is_file()} == broken_before
+    assert run_ids() == [run_id] and client.get_run(run_id).info.status == "RUNNING"
+    config_bytes = (killed / "config.yaml").read_bytes()
+
+    code, _, err = cli(capsys, *resume, "--json", str(tmp_path / "resumed.json"))
+    assert code == 0, err
+    assert (killed / "config.yaml").read_bytes() == config_bytes
+    report = json.loads((tmp_path / "resumed.json").read_text())
+    assert report["run_id"] == run_id and report["resumed_from_epoch"] == done
+    assert run_ids() == [run_id]  # the same MLflow run, no other
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {m.step for m in client.get_metric_history(run_id, "val/loss")} == set(range(8))
+    assert run.data.params["training.epochs"] == "8"
     for a, b in zip(weights_of(full / "policy"), weights_of(killed / "policy"), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -115,11 +167,17 @@ def test_cnn_with_history_and_augmentation(run_data, tmp_path):
 
 
 def test_mlflow_local_sqlite_run(run_data, tmp_path, monkeypatch, capsys):
+    """Params, metrics and a run name that says what ran; a cosine schedule without
+    decay_steps decays over the run's own length; the best epoch reads the same (counted
+    from 1) in the JSON, the table, training_run.json and MLflow."""
+    import re
+
     import mlflow
 
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(capsys, "train", "--data", str(run_data), "--out", "run", *FAST,
-                         "training.epochs=2", "--json", "train.json")  # fmt: skip
+                         "training.epochs=2", "schedule.name=cosine", "schedule.alpha=0.1",
+                         "schedule.warmup_steps=3", "--json", "train.json")  # fmt: skip
     assert code == 0, err
     report = json.loads((tmp_path / "train.json").read_text())
     client = mlflow.MlflowClient(tracking_uri="sqlite:///mlflow.db")
@@ -129,6 +187,18 @@ def test_mlflow_local_sqlite_run(run_data, tmp_path, monkeypatch, capsys):
     history = client.get_metric_history(report["run_id"], "val/loss")
     assert [m.step for m in history] == [0, 1]
     assert "mlflow ui" in out
+    assert re.fullmatch(r"train HumanoidRun mlp seed0 \d{4}-\d\d-\d\d \d\d:\d\d",
+                        run.info.run_name), run.info.run_name  # fmt: skip
+    # 3 training episodes x 1000 steps in batches of 128: 24 batches per epoch, 48 in all.
+    assert run.data.params["schedule.decay_steps"] == "None"
+    assert run.data.params["schedule.resolved_decay_steps"] == str(48 - 3)
+    assert report["history"]["lr"][-1] == pytest.approx(0.1 * 1e-3, rel=1e-4)
+    best = 1 + int(np.argmin(report["history"]["val_loss"]))
+    table = re.search(r"best val loss \(epoch\)\s*[│|]\s*[\d.]+ \((\d+)\)", out)
+    assert table is not None, out
+    record = json.loads((tmp_path / "run" / "training_run.json").read_text())
+    assert report["best_epoch"] == int(table.group(1)) == record["best_epoch"] == best
+    assert run.data.metrics["best/epoch"] == best
 
 
 def test_mlflow_server_run_and_pyfunc(run_data, tmp_path, mlflow_server, capsys):
