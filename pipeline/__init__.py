@@ -10,3 +10,9 @@ if getattr(_datasets, "HUMANOID_IMITATION", False) is not True:
         "this project's (Hugging Face 'datasets' shadows it?): install this project into a "
         "dedicated virtual environment (see README)"
     )
+
+from pipeline.tensorflow_setup import mute_tensorflow_import
+
+# Before anything imports TensorFlow, here and in every spawned worker (which imports this
+# package to unpickle its task): TensorFlow's C++ start-up log is not for the user.
+mute_tensorflow_import()

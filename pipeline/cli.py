@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import PipelineError
+from pipeline.progress import make_console
 
 app = typer.Typer(
     name="pipeline",
@@ -19,6 +20,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+
+
+def _flags_without_type() -> None:
+    """Leave the ``<bool>`` out of the help of flags (``--help``, ``--overwrite``).
+
+    Typer 0.29's rich help prints the value type of every option, flags included, while
+    its plain help (like click's) prints none for options that take no value.
+    """
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich.flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_type()
 
 TrackingUri = Annotated[
     str | None,
@@ -66,42 +89,44 @@ def rollout(
         video=video,
         json_path=json_out,
     )
-    run_rollout_command(request, Console())
+    run_rollout_command(request, make_console())
 
 
 @app.command()
 def record(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
-    env: Annotated[
-        str | None, typer.Option(help="Environment id (default: sim/HumanoidWalk-v0).")
-    ] = None,
+    env: Annotated[str, typer.Option(help="Environment id.")] = "sim/HumanoidWalk-v0",
     expert: Annotated[
-        str | None, typer.Option(help="'expert' (the env's shipped expert) or an expert name.")
-    ] = None,
+        str, typer.Option(help="'expert' (the env's shipped expert) or an expert name.")
+    ] = "expert",
     episodes: Annotated[
         int, typer.Option(help="Episodes to add (with --resume: ignored, the file's target).")
     ] = 50,
     seed: Annotated[
-        int | None, typer.Option(help="Base seed: attempt n uses a seed derived from (seed, n).")
-    ] = None,
+        int, typer.Option(help="Base seed: attempt n uses a seed derived from (seed, n).")
+    ] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     start_phase: Annotated[
         str | None,
         typer.Option(
-            help="Walk only: 'random' (default: diverse demos), '0' or a phase in [0, 1)."
+            help="Walk only: 'random' (diverse demos), '0' or a phase in [0, 1).",
+            show_default="random",
         ),
     ] = None,
     episode_seconds: Annotated[
-        float | None, typer.Option(help="Walk only: episode length in simulated seconds.")
+        float | None,
+        typer.Option(
+            help="Walk only: episode length in simulated seconds.", show_default="the env's, 20"
+        ),
     ] = None,
     noise: Annotated[
-        float | None,
-        typer.Option(help="DART noise on executed actions, in expert action scales (default: 0)."),
-    ] = None,
+        float, typer.Option(help="DART noise on executed actions, in expert action scales.")
+    ] = 0.0,
     keep_failed: Annotated[
-        bool | None,
+        bool,
         typer.Option("--keep-failed/--drop-failed", help="Keep episodes where the expert fell."),
-    ] = None,
+    ] = False,
     append: Annotated[bool, typer.Option(help="Add episodes to a compatible file.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
     resume: Annotated[
@@ -109,7 +134,8 @@ def record(
     ] = False,
     compression: Annotated[str, typer.Option(help="gzip[:level], lzf or none.")] = "gzip",
     max_attempts: Annotated[
-        int | None, typer.Option(help="Give up after this many attempts (default: 10 x episodes).")
+        int | None,
+        typer.Option(help="Give up after this many attempts.", show_default="10 x episodes + 10"),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the recording summary.")
@@ -126,7 +152,10 @@ def record(
     explicit = {"env_id": env, "expert": expert, "seed": seed, "noise": noise,
                 "start_phase": start_phase, "episode_seconds": episode_seconds,
                 "keep_failed": keep_failed}  # fmt: skip
-    given = {k for k, v in explicit.items() if v is not None}
+    # With --resume the file supplies what the command line leaves at its default.
+    options = {"env_id": "env"}
+    given = {k for k, v in explicit.items()
+             if v is not None and _from_command_line(ctx, options.get(k, k))}  # fmt: skip
     config = RecordConfig(
         out=out,
         episodes=episodes,
@@ -136,7 +165,7 @@ def record(
         max_attempts=max_attempts,
         **{k: v for k, v in explicit.items() if v is not None},
     )
-    run_record_command(config, given, json_out, Console())
+    run_record_command(config, given, json_out, make_console())
 
 
 @app.command()
@@ -186,11 +215,11 @@ def train(
     if overfit_batch:
         from pipeline.overfit import run_overfit_command
 
-        code = run_overfit_command(data, cfg, json_out, Console())
+        code = run_overfit_command(data, cfg, json_out, make_console())
         if code:
             raise typer.Exit(code)
         return
-    run_train_command(data, cfg, out, resume, json_out, Console())
+    run_train_command(data, cfg, out, resume, json_out, make_console())
 
 
 @app.command()
@@ -244,7 +273,7 @@ def evaluate(
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)
     # With --no-track an MLflow policy URI still resolves against --tracking-uri.
-    run_evaluate_command(request, uri, Console(), lookup_uri=tracking_uri)
+    run_evaluate_command(request, uri, make_console(), lookup_uri=tracking_uri)
 
 
 @app.command()
@@ -278,7 +307,7 @@ def quickstart(
                               workers=workers)  # fmt: skip
     config.check()
     uri = None if no_track else prepare(tracking_uri)
-    run_quickstart_command(config, uri, Console())
+    run_quickstart_command(config, uri, make_console())
 
 
 @app.command()
@@ -292,7 +321,7 @@ def inspect(
     """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
     from pipeline.record_command import run_inspect_command
 
-    code = run_inspect_command(path, verify, json_out, Console())
+    code = run_inspect_command(path, verify, json_out, make_console())
     if code:
         raise typer.Exit(code)
 
@@ -312,8 +341,8 @@ def export(
 
     _check_format(format)
     where = export_minari(path, out, dataset_id, overwrite=overwrite)
-    Console().print(f"minari dataset: {where}")
-    Console().print(f"load it with: MINARI_DATASETS_PATH={out} python -c \"import minari; "
+    make_console().print(f"minari dataset: {where}")
+    make_console().print(f"load it with: MINARI_DATASETS_PATH={out} python -c \"import minari; "
                     f"print(minari.load_dataset('{where.relative_to(out)}'))\"")  # fmt: skip
 
 
@@ -332,7 +361,13 @@ def import_(
 
     _check_format(format)
     where = import_minari(source, out, datasets_root=datasets_root, overwrite=overwrite)
-    Console().print(f"dataset: {where}")
+    make_console().print(f"dataset: {where}")
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given rather than left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _check_format(value: str) -> None:
@@ -347,7 +382,7 @@ def envs(
     """List the environments and their shipped experts."""
     from pipeline.rollout_command import list_envs
 
-    list_envs(Console(), json_out)
+    list_envs(make_console(), json_out)
 
 
 def _report(exc: Exception) -> int:
@@ -360,6 +395,11 @@ def _report(exc: Exception) -> int:
         return 2
     # Typer vendors its own copy of click in recent releases, so click's exception classes
     # are recognised by their interface rather than by import.
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # Bare ``pipeline``: the rich help has printed itself; plain help is the message.
+        if exc.format_message():  # type: ignore[attr-defined]
+            print(exc.format_message())  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     if type(exc).__name__ == "Abort":
         console.print("[red]aborted[/red]")
         return 130

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from models.config import ModelConfig, StrictConfig, format_validation_error
+from models.config import UNKNOWN_KEY, ModelConfig, StrictConfig, format_validation_error
 from pipeline.errors import PipelineError
 
 
@@ -229,7 +229,25 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
     try:
         return TrainConfig.model_validate(tree)
     except ValidationError as exc:
-        raise PipelineError(f"{where}: {format_validation_error(exc)}") from None
+        source = _override_at_fault(exc, overrides or []) or where
+        raise PipelineError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def _override_at_fault(exc: ValidationError, overrides: list[str]) -> str | None:
+    """``override 'k=v'`` when the first problem is in a key an override set, else None:
+    a mistyped override must not be reported as if it were in the YAML file."""
+    error = exc.errors(include_url=False)[0]
+    parts = [str(part) for part in error.get("loc", ())]
+    if error.get("type") == UNKNOWN_KEY:
+        parts.append(str((error.get("ctx") or {}).get("key", "")))
+    dotted = ".".join(parts)
+    if not dotted:  # a check across sections (e.g. model vs data.history)
+        return None
+    for text in reversed(overrides):  # the last override of a key is the one in effect
+        key = text.split("=", 1)[0].strip()
+        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+            return f"override '{text}'"
+    return None
 
 
 def config_differences(saved: TrainConfig, other: TrainConfig) -> list[tuple[str, Any, Any]]:

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # headless
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from pipeline.rollout import EpisodeResult
 
@@ -56,15 +57,35 @@ def plot_trajectories(
     plt.close(fig)
 
 
-def plot_action_error(curve: list[float], validation_loss: float | None, path: Path) -> None:
+def plot_action_error(
+    curve: list[float], running: list[int] | None, validation_loss: float | None, path: Path
+) -> None:
     """On-policy action error per simulated second, against the validation loss."""
+    fig = action_error_figure(curve, running, validation_loss)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def action_error_figure(
+    curve: list[float], running: list[int] | None, validation_loss: float | None
+) -> Figure:
+    """The figure of :func:`plot_action_error`. ``running[s]`` episodes are still up in
+    second ``s``: the late seconds average over the few episodes that survived, so their
+    error means less; grey bars on a second axis show how many."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(np.arange(len(curve)) + 0.5, curve, marker="o", label="on the learner's states")
+    seconds = np.arange(len(curve)) + 0.5
+    if running:
+        counts = ax.twinx()
+        counts.bar(seconds, running, width=0.9, color="lightgray", label="episodes running")
+        counts.set_ylabel("episodes still running", color="gray")
+        counts.set_ylim(0, max(running) * 1.1)
+        ax.set_zorder(counts.get_zorder() + 1)  # the error curve in front of the bars
+        ax.patch.set_visible(False)
+    ax.plot(seconds, curve, marker="o", label="on the learner's states")
     if validation_loss is not None and np.isfinite(validation_loss):
         ax.axhline(validation_loss, color="gray", ls="--", label="validation loss")
     ax.set(xlabel="time in episode (s)", ylabel="action MSE (normalized)", yscale="log",
            title="action error against the expert's relabels")  # fmt: skip
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

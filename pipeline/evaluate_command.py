@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.evaluate import (
@@ -18,6 +17,7 @@ from pipeline.evaluate import (
     check_request,
     evaluate,
 )
+from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult
 
 
@@ -30,21 +30,15 @@ def run_evaluate_command(
     """Validate, run with a progress bar per policy, print the table and where things went."""
     check_request(request)
     runs = (LEARNER, EXPERT, RANDOM) if request.compare_expert else (LEARNER,)
-    with Progress(
-        TextColumn("[bold]evaluate[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("falls {task.fields[falls]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bars = {name: progress.add_task(name, total=request.episodes, falls=0) for name in runs}
+    with StageProgress(console) as progress:
+        # Started by their first episode: a log shows when each policy's episodes begin.
+        bars = {name: progress.add(f"evaluate {name}", total=request.episodes, start=False)
+                for name in runs}  # fmt: skip
         falls = dict.fromkeys(runs, 0)
 
         def advance(name: str, result: EpisodeResult) -> None:
             falls[name] += result.fell
-            progress.update(bars[name], advance=1, falls=falls[name])
+            progress.update(bars[name], advance=1, note=f"falls {falls[name]}")
 
         report = evaluate(request, tracking_uri, advance, lookup_uri)
     console.print(results_table(report))

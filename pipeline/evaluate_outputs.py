@@ -32,7 +32,8 @@ def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
     curve = report.summaries[LEARNER].get("action_error_by_second")
     if curve:
         written.append(plots / "action_error.png")
-        plot_action_error(curve, report.validation_loss, written[-1])
+        running = report.summaries[LEARNER].get("episodes_by_second")
+        plot_action_error(curve, running, report.validation_loss, written[-1])
     traced = {
         name: episodes[0]
         for name, episodes in report.results.items()

@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.evaluate_command import results_table, summary_lines
+from pipeline.progress import StageProgress
 from pipeline.quickstart import QuickstartConfig, QuickstartResult, quickstart
 
 
@@ -18,25 +18,18 @@ def run_quickstart_command(
     """Run the quickstart with progress and print what a newcomer needs to see."""
     config.check()
     eval_total = 3 * config.eval_episodes
-    with Progress(
-        TextColumn("[bold]{task.description}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with StageProgress(console) as progress:
         bars = {
-            "record": progress.add_task("1/3 record demonstrations", total=config.demos,
-                                        note="", start=False),
-            "train": progress.add_task("2/3 train", total=config.epochs, note="", start=False),
-            "evaluate": progress.add_task("3/3 evaluate (learner, expert, random)",
-                                          total=eval_total, note="", start=False),
+            "record": progress.add("1/3 record demonstrations", total=config.demos, start=False),
+            "train": progress.add("2/3 train", total=config.epochs, start=False),
+            "evaluate": progress.add("3/3 evaluate (learner, expert, random)", total=eval_total,
+                                     start=False),
         }  # fmt: skip
 
         def on_stage(name: str) -> None:
-            progress.start_task(bars[name])
+            for earlier in list(bars)[: list(bars).index(name)]:
+                progress.finish(bars[earlier])  # e.g. training stopped early
+            progress.start(bars[name])
 
         def on_episode(summary: Any, episode: Any) -> None:
             progress.update(bars["record"], completed=summary.committed,

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from datasets import Episode, open_dataset, validate
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path, write_json
 from pipeline.policies import check_policy_name
-from pipeline.record import RecordConfig, RecordSummary, record
+from pipeline.progress import StageProgress
+from pipeline.record import DEFINING_ARGS, RecordConfig, RecordSummary, env_kwargs_of, record
 from pipeline.rollout_command import RolloutRequest, env_kwargs_for
 
 
@@ -60,24 +60,17 @@ def run_record_command(
     validate_config(config)
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",))
-    with Progress(
-        TextColumn("[bold]record[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} steps/s, falls {task.fields[falls]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("record", total=None, rate="-", falls=0)
+    with StageProgress(console) as progress:
+        bar = progress.add("record", total=None)
 
         def advance(summary: RecordSummary, episode: Episode) -> None:
+            rate = summary.steps / max(progress.elapsed(bar), 1e-9)
+            falls = summary.dropped_fell + int(bool(episode.fell and config.keep_failed))
             progress.update(
                 bar,
                 completed=summary.committed,
                 total=summary.target_episodes - (summary.total_episodes or 0) or None,
-                rate=f"{summary.steps / max(progress.tasks[0].elapsed or 1e-9, 1e-9):.0f}",
-                falls=summary.dropped_fell + int(bool(episode.fell and config.keep_failed)),
+                note=f"{rate:.0f} steps/s, falls {falls}",
             )
 
         summary = record(config, given, advance)
@@ -129,8 +122,9 @@ def run_inspect_command(path: Path, verify: bool, json_path: Path | None, consol
         sessions = ds.sessions
     console.print(inspect_table(summary, drops))
     console.print(ranges_table(summary))
-    if sessions:
-        console.print("recording arguments: " + str(sessions[-1].get("recording_args")))
+    args = sessions[-1].get("recording_args") if sessions else None
+    if isinstance(args, dict):
+        console.print("recording arguments: " + recording_args_text(args), soft_wrap=True)
     payload: dict[str, Any] = {"command": "inspect", "summary": summary, "dropped": drops,
                                "sessions": sessions}  # fmt: skip
     if bad is not None:
@@ -143,6 +137,19 @@ def run_inspect_command(path: Path, verify: bool, json_path: Path | None, consol
         write_json(json_path, payload)
         console.print(f"json: {json_path}")
     return 1 if bad else 0
+
+
+def recording_args_text(args: dict[str, Any]) -> str:
+    """``key=value, ...`` of a recording, with the start phase its episodes really used
+    (a walk recorded without --start-phase started at random phases)."""
+    shown = dict(args)
+    defining = {k: args[k] for k in DEFINING_ARGS if k in args}
+    phase = env_kwargs_of(RecordConfig(out=Path(), **defining)).get("start_phase")
+    if phase is None:
+        shown.pop("start_phase", None)  # an env without start phases
+    else:
+        shown["start_phase"] = phase
+    return ", ".join(f"{k}={'default' if v is None else v}" for k, v in shown.items())
 
 
 def _stat(stats: dict[str, Any] | None, digits: int = 1) -> str:
@@ -164,7 +171,7 @@ def inspect_table(s: dict[str, Any], drops: int) -> Table:
         ("created", s.get("created", "")),
         ("episodes (pending in journal)", f"{s['episodes']} ({s.get('pending_episodes', 0)})"),
         ("steps", str(s["total_steps"])),
-        ("dropped attempts", f"{drops} {s.get('dropped_reasons') or ''}"),
+        ("dropped attempts", _counts(drops, s.get("dropped_reasons"))),
         ("survival rate", "-" if survival is None else f"{100 * survival:.1f}%"),
         ("steps per episode", _stat(s.get("steps"), 0)),
         ("return", _stat(s.get("returns"))),
@@ -174,6 +181,12 @@ def inspect_table(s: dict[str, Any], drops: int) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _counts(total: int, by_reason: dict[str, int] | None) -> str:
+    """``3 (fell: 2, non-finite: 1)``."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in (by_reason or {}).items())
+    return f"{total} ({reasons})" if reasons else str(total)
 
 
 def ranges_table(s: dict[str, Any], limit: int = 8) -> Table:

@@ -163,5 +163,6 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
         summary["action_error_by_second"] = [
             float(np.mean([c[s] for c in curves if len(c) > s])) for s in range(longest)
         ]
+        summary["episodes_by_second"] = [sum(len(c) > s for c in curves) for s in range(longest)]
     summary["steps_per_s_per_worker"] = summary["steps"] / wall if wall > 0 else math.nan
     return summary

@@ -9,13 +9,13 @@ from typing import Any
 
 import gymnasium as gym
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import sim
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path, write_json
 from pipeline.policies import check_policy_name, resolve_policy
+from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult, summarize
 from pipeline.video import VIDEO_SUFFIXES
 from pipeline.workers import EpisodeTask, run_episodes
@@ -126,21 +126,13 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
         for i in range(request.episodes)
     ]
     falls = 0
-    with Progress(
-        TextColumn("[bold]rollout[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("falls {task.fields[falls]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task(f"{request.env_id} / {request.policy}", total=len(tasks), falls=0)
+    with StageProgress(console) as progress:
+        bar = progress.add(f"rollout {request.env_id} / {request.policy}", total=len(tasks))
 
         def advance(result: EpisodeResult) -> None:
             nonlocal falls
             falls += result.fell
-            progress.update(bar, advance=1, falls=falls)
+            progress.update(bar, advance=1, note=f"falls {falls}")
 
         results = run_episodes(request.env_id, env_kwargs, policy, tasks, request.workers, advance)
     summary = summarize(results)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import io
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -732,21 +733,35 @@ class MlflowTracker:
             else:
                 data_dir.mkdir()
                 model.save(data_dir / _KERAS_FILE)
-            info = mlflow.models.Model.log(
-                artifact_path=None,  # deprecated in MLflow 3 but still positional
-                name=artifact_path,
-                flavor=mlflow.pyfunc,
-                run_id=self._run_id,
-                loader_module=__name__,  # fixed here, never read from an artifact
-                data_path=str(data_dir),
-                signature=signature,
-                input_example=obs[:2],
-                pip_requirements=_pip_requirements(),
-                registered_model_name=registered_model_name,
-            )
+            # Registering prints "Successfully registered model ..." straight to stderr;
+            # the command reports the registration itself.
+            with _mlflow_events_muted():
+                info = mlflow.models.Model.log(
+                    artifact_path=None,  # deprecated in MLflow 3 but still positional
+                    name=artifact_path,
+                    flavor=mlflow.pyfunc,
+                    run_id=self._run_id,
+                    loader_module=__name__,  # fixed here, never read from an artifact
+                    data_path=str(data_dir),
+                    signature=signature,
+                    input_example=obs[:2],
+                    pip_requirements=_pip_requirements(),
+                    registered_model_name=registered_model_name,
+                )
         client.set_tag(self._run_id, f"model_uri.{sanitize_key(artifact_path)}", info.model_uri)
         self.model_uri = info.model_uri
         return info.model_uri
+
+
+@contextlib.contextmanager
+def _mlflow_events_muted() -> Iterator[None]:
+    """Drop what MLflow writes to ``sys.stderr`` in a block (its ``eprint`` lines).
+
+    MLflow's own ``disable_logging()`` left the registration lines of ``Model.log`` on the
+    terminal (MLflow 3.17). Its errors are exceptions and still propagate.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _local_source(path: Path) -> Any:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.config import TrainConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path, write_json
+from pipeline.progress import StageProgress
 
 
 def resolve_train_config(
@@ -102,21 +102,13 @@ def run_train_command(
         # A resumed run continues in the store that holds its MLflow run.
         recorded = read_run_start(out).get("tracking_uri") if resume else None
         uri = prepare(recorded or config.tracking.tracking_uri, config.tracking.experiment)
-    with Progress(
-        TextColumn("[bold]train[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]} val {task.fields[val]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("epochs", total=config.training.epochs, loss="-", val="-")
+    with StageProgress(console) as progress:
+        bar = progress.add("train epochs", total=config.training.epochs)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             progress.update(bar, completed=epoch + 1,
-                            loss=f"{metrics.get('train/loss', math.nan):.4f}",
-                            val=f"{metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
+                            note=f"loss {metrics.get('train/loss', math.nan):.4f} "
+                                 f"val {metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
 
         result = train(data, config, out, resume=resume, tracking_uri=uri, on_epoch=on_epoch)
     console.print(result_table(result))
@@ -124,6 +116,8 @@ def run_train_command(
     if result.run_id:
         console.print(f"mlflow run: {result.run_id} ({uri}); look at it with: mlflow ui "
                       f"--backend-store-uri {uri}")  # fmt: skip
+        if config.tracking.registered_model:
+            console.print(f"registered model: {config.tracking.registered_model}")
     payload = {"command": "train", **asdict(result), "tracking_uri": uri}
     if json_path is not None:
         write_json(json_path, payload)
