@@ -69,7 +69,11 @@ def rollout(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     video: Annotated[
-        Path | None, typer.Option(help="Write the first episode as .mp4 or .gif.")
+        Path | None,
+        typer.Option(
+            help="Video (.mp4/.gif) of the first episode the policy survives; when it fell "
+            "anywhere also <name>_first_fall: the last 3 s before its first fall."
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write per-episode metrics and summary.")
@@ -250,8 +254,10 @@ def evaluate(
     video: Annotated[
         Path | None,
         typer.Option(
-            help="Video (.mp4/.gif) of the first episode; with --compare-expert also "
-            "<name>_vs_expert beside it."
+            help="Video (.mp4/.gif) of the learner on the first seed the expert (with "
+            "--compare-expert; else the learner) survives, <name>_vs_expert beside it with "
+            "--compare-expert, and <name>_first_fall: the last 3 s before the learner's "
+            "first fall, if it fell."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Directory for the report and plots.")] = None,

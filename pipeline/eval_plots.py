@@ -36,7 +36,12 @@ def plot_episodes(results: dict[str, list[EpisodeResult]], path: Path) -> None:
 
 
 def plot_trajectories(
-    traces: dict[str, np.ndarray], names: list[str], indices: list[int], dt: float, path: Path
+    traces: dict[str, np.ndarray],
+    names: list[str],
+    indices: list[int],
+    dt: float,
+    path: Path,
+    title: str = "joint commands on the same seed",
 ) -> None:
     """Selected action dimensions (joint targets or torques) over time, one panel each;
     the first seconds only (a few gait cycles), longer when the learner lasts longer."""
@@ -50,7 +55,7 @@ def plot_trajectories(
             ax.plot(np.arange(len(shown)) * dt, shown[:, index], label=label, lw=1)
         ax.set_ylabel(names[index], fontsize="small")
     axes[0, 0].legend(fontsize="small")
-    axes[0, 0].set_title("joint commands on the same seed")
+    axes[0, 0].set_title(title, fontsize="small")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

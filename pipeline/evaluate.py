@@ -21,7 +21,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,12 @@ import numpy as np
 
 import sim
 from pipeline.errors import PipelineError
+from pipeline.filming import Filmed, VideoChoice, choose_video_episode
 from pipeline.intervals import wilson_interval
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
 from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
 from pipeline.rollout import EpisodeResult, summarize
 from pipeline.rollout_command import WALK_ENV, check_episode_options, env_kwargs
-from pipeline.video import side_by_side
 from pipeline.workers import EpisodeTask, run_episodes
 
 LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
@@ -63,8 +63,10 @@ class EvaluateRequest:
     compare_expert: bool = False
     """Also run the expert and a random policy on the same seeds."""
     video: Path | None = None
-    """Video (.mp4/.gif) of the learner's first episode; with compare_expert also
-    ``<stem>_vs_expert<suffix>``: learner (left) and expert (right) on the same seed."""
+    """Video (.mp4/.gif) of the learner on the first seed the expert (with compare_expert,
+    else the learner) survives; with compare_expert also ``<stem>_vs_expert<suffix>``:
+    learner (left) and expert (right) on that seed; when the learner fell anywhere also
+    ``<stem>_first_fall<suffix>``: the last seconds before its first fall."""
     out: Path | None = None
     """Directory for the report and plots (created; must not hold a report already)."""
     json_path: Path | None = None
@@ -84,6 +86,10 @@ class EvaluateReport:
     summaries: dict[str, dict[str, Any]]
     scores: dict[str, Any] = field(default_factory=dict)
     """Expert-normalized scores and survival on expert-surviving starts."""
+    shown: VideoChoice | None = None
+    """The seed the videos and the trajectory plot show, and why."""
+    filmed: list[Filmed] = field(default_factory=list)
+    """The videos written, with their seeds and what they show."""
     videos: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     validation_loss: float | None = None
@@ -97,6 +103,8 @@ class EvaluateReport:
             "env_kwargs": self.env_kwargs, "seeds": self.seeds,
             "episodes": {k: [r.to_dict() for r in v] for k, v in self.results.items()},
             "summary": self.summaries, "scores": self.scores, "videos": self.videos,
+            "shown": asdict(self.shown) if self.shown else None,
+            "filmed": [f.to_dict() for f in self.filmed],
             "plots": self.plots, "validation_loss": self.validation_loss,
             "training_run_id": self.training_run_id,
             "eval_run_id": self.eval_run_id,
@@ -161,12 +169,11 @@ def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
 Progress = Callable[[str, EpisodeResult], None]
 
 
-def _tasks(seeds: list[int], video: Path | None) -> list[EpisodeTask]:
-    """One task per seed; the first episode is traced (trajectory plot) and filmed."""
-    return [
-        EpisodeTask(seed, video=str(video) if video and i == 0 else None, trace=i == 0)
-        for i, seed in enumerate(seeds)
-    ]
+def shown_episode(results: dict[str, list[EpisodeResult]]) -> VideoChoice:
+    """The seed videos and the trajectory plot show: the first the expert survives when it
+    ran, else the first the learner survives."""
+    who = EXPERT if EXPERT in results else LEARNER
+    return choose_video_episode(results[who], who)
 
 
 def run_evaluation(
@@ -185,18 +192,22 @@ def run_evaluation(
         raise PipelineError(f"--compare-expert: {env_id} has no shipped expert")
     expert = sim.load_expert(expert_name) if expert_name else None
     relabel = ExpertRelabeller(expert, spec.act_scale()[1].astype(np.float64)) if expert else None
-    videos = _video_paths(request, scratch)
 
-    def run(name: str, policy: Any, video: Path | None, relabeller: Any = None) -> list:
+    def run(name: str, policy: Any, relabeller: Any = None) -> list:
         on_result = (lambda r: progress(name, r)) if progress else None
-        return run_episodes(env_id, kwargs, policy, _tasks(seeds, video),
-                            request.workers, on_result, relabeller)  # fmt: skip
+        # Learner and expert keep their actions: the trajectory plot shows the seed chosen
+        # only once every episode has run.
+        tasks = [EpisodeTask(seed, trace=name != RANDOM) for seed in seeds]
+        return run_episodes(env_id, kwargs, policy, tasks, request.workers, on_result,
+                            relabeller)  # fmt: skip
 
-    results = {LEARNER: run(LEARNER, learner_policy(resolved), videos.get(LEARNER), relabel)}
+    policies: dict[str, Any] = {LEARNER: learner_policy(resolved)}
+    results = {LEARNER: run(LEARNER, policies[LEARNER], relabel)}
     if request.compare_expert:
         assert expert is not None
-        results[EXPERT] = run(EXPERT, ExpertPolicy(expert), videos.get(EXPERT))
-        results[RANDOM] = run(RANDOM, RandomPolicy(env.action_low, env.action_high), None)
+        policies[EXPERT] = ExpertPolicy(expert)
+        results[EXPERT] = run(EXPERT, policies[EXPERT])
+        results[RANDOM] = run(RANDOM, RandomPolicy(env.action_low, env.action_high))
     report = EvaluateReport(
         policy=request.policy, env_id=env_id,
         env_kwargs={k: v for k, v in kwargs.items() if k != "render_mode"}, seeds=seeds,
@@ -206,7 +217,13 @@ def run_evaluation(
     )  # fmt: skip
     if request.compare_expert:
         report.scores = expert_normalized_scores(results)
-    report.videos = _finish_videos(request, videos, env.fps)
+    report.shown = shown_episode(results)
+    if request.video is not None:
+        from pipeline.evaluate_outputs import make_videos
+
+        assert scratch is not None, "side-by-side videos need a scratch directory"
+        report.filmed = make_videos(report, request.video, policies, env, scratch)
+        report.videos = [f.path for f in report.filmed]
     return report
 
 
@@ -215,29 +232,9 @@ def _validation_loss(resolved: ResolvedPolicy) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _video_paths(request: EvaluateRequest, scratch: Path | None) -> dict[str, Path]:
-    if request.video is None:
-        return {}
-    if not request.compare_expert:
-        return {LEARNER: request.video}
-    assert scratch is not None, "side-by-side videos need a scratch directory"
-    return {LEARNER: request.video, EXPERT: scratch / "expert.mp4"}
-
-
 def side_by_side_path(video: Path) -> Path:
     """Where the learner-vs-expert video goes next to ``video``."""
     return video.with_name(f"{video.stem}_vs_expert{video.suffix}")
-
-
-def _finish_videos(request: EvaluateRequest, videos: dict[str, Path], fps: float) -> list[str]:
-    if request.video is None:
-        return []
-    written = [str(request.video)]
-    if EXPERT in videos:
-        target = side_by_side_path(request.video)
-        side_by_side(request.video, videos[EXPERT], target, fps, labels=(LEARNER, EXPERT))
-        written.append(str(target))
-    return written
 
 
 def _mean(summary: dict[str, Any], key: str) -> float:

@@ -18,6 +18,7 @@ from pipeline.evaluate import (
     evaluate,
 )
 from pipeline.progress import StageProgress
+from pipeline.filming import first_fall, no_fall_line
 from pipeline.rollout import EpisodeResult
 
 
@@ -44,8 +45,8 @@ def run_evaluate_command(
     console.print(results_table(report))
     for line in summary_lines(report):
         console.print(line)
-    for video in report.videos:
-        console.print(f"video: {video}")
+    for line in video_lines(report):
+        console.print(line)
     if request.out is not None:
         console.print(f"report and plots: {request.out}")
     if request.json_path is not None:
@@ -61,6 +62,14 @@ def _stat(summary: dict[str, Any], key: str, digits: int = 2) -> str:
     if not isinstance(value, dict) or not math.isfinite(value["mean"]):
         return "-"
     return f"{value['mean']:.{digits}f} ± {value['ci95']:.{digits}f}"
+
+def video_lines(report: EvaluateReport) -> list[str]:
+    """One line per video: path, seed and what it shows (why that seed)."""
+    lines = [f.line() for f in report.filmed]
+    if report.filmed and first_fall(report.results[LEARNER]) is None:
+        lines.append(no_fall_line(LEARNER))
+    return lines
+
 
 
 def _rate(summary: dict[str, Any]) -> str:

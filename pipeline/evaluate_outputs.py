@@ -7,10 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.eval_plots import plot_action_error, plot_episodes, plot_trajectories
-from pipeline.evaluate import EXPERT, LEARNER, REPORT_FILE, EvaluateReport, EvaluateRequest
+from pipeline.evaluate import (
+    EXPERT,
+    LEARNER,
+    REPORT_FILE,
+    EvalEnv,
+    EvaluateReport,
+    EvaluateRequest,
+    side_by_side_path,
+)
+from pipeline.filming import Filmed, caption, film, film_policy
 from pipeline.outputs import write_json
+from pipeline.policies import Policy
 from pipeline.policy_source import ResolvedPolicy
 from pipeline.tracking import DEFAULT_EXPERIMENT, flatten_params, open_tracker, run_name
+from pipeline.video import Filming, side_by_side
 
 PLOTS_DIR = "plots"
 
@@ -33,21 +44,47 @@ def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
     if curve:
         written.append(plots / "action_error.png")
         running = report.summaries[LEARNER].get("episodes_by_second")
+    shown = report.shown
         plot_action_error(curve, running, report.validation_loss, written[-1])
     traced = {
-        name: episodes[0]
+        name: episode
         for name, episodes in report.results.items()
-        if name in (LEARNER, EXPERT) and episodes and episodes[0].actions is not None
+        for episode in episodes
+        if shown and episode.seed == shown.seed and episode.actions is not None
     }
-    if traced:
+    if shown and LEARNER in traced:
         first = traced[LEARNER]
         dt = first.survived_s / first.steps if first.steps else 1.0
         names = mirror_spec(report.env_id).act_names
+        title = f"joint commands, seed {shown.seed}: {shown.reason}"
         written.append(plots / "trajectories.png")
         plot_trajectories({k: r.actions for k, r in traced.items()}, list(names),
-                          _joint_indices(names), dt, written[-1])  # fmt: skip
+                          _joint_indices(names), dt, written[-1], title)  # fmt: skip
     report.plots = [str(p) for p in written]
     return written
+
+def make_videos(
+    report: EvaluateReport, video: Path, policies: dict[str, Policy], env: EvalEnv, scratch: Path
+) -> list[Filmed]:
+    """Replay the shown seed: the learner into ``video``, with the expert beside it when it
+    ran, and the learner's first fall if it fell anywhere."""
+    shown = report.shown
+    assert shown is not None
+    filmed = film_policy(env.env_id, env.kwargs, policies[LEARNER], LEARNER,
+                         report.results[LEARNER], shown, video)  # fmt: skip
+    if EXPERT not in policies:
+        return filmed
+    expert_video = scratch / "expert.mp4"
+    measured = next(r for r in report.results[EXPERT] if r.seed == shown.seed)
+    text = caption(f"{EXPERT}, seed {shown.seed}: {shown.reason}")
+    note = film(env.env_id, env.kwargs, policies[EXPERT], shown.seed,
+                Filming(str(expert_video), text), measured)  # fmt: skip
+    target = side_by_side_path(video)
+    side_by_side(video, expert_video, target, env.fps, labels=(LEARNER, EXPERT))
+    what = f"{LEARNER} (left) and {EXPERT} (right); {shown.reason}{note}"
+    filmed.insert(1, Filmed(str(target), shown.seed, what))
+    return filmed
+
 
 
 def write_report(report: EvaluateReport, out: Path, json_path: Path | None) -> None:

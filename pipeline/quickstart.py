@@ -5,8 +5,9 @@ Every run writes a fresh directory ``<out>/<UTC time>/`` (nothing earlier is tou
     walk-demos.h5     expert demonstrations (DART noise on the executed actions)
     train/            the training run: policy/, config.yaml, plots/, training_run.json
     evaluation/       evaluation.json and plots/
-    walk.mp4          the learner's first evaluation episode
-    walk_vs_expert.mp4  learner (left) and expert (right) from the same start
+    walk.mp4          the learner on the first evaluation seed the expert walks through
+    walk_vs_expert.mp4  learner (left) and expert (right) on that seed
+    walk_first_fall.mp4  the last seconds before the learner's first fall (if it fell)
     quickstart.json   what ran, how long each stage took, and the headline numbers
 
 The defaults were chosen by measurement (BENCHMARKS.md, issue 5): plain behaviour cloning of

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.evaluate_command import results_table, summary_lines
+from pipeline.evaluate_command import results_table, summary_lines, video_lines
 from pipeline.progress import StageProgress
 from pipeline.quickstart import QuickstartConfig, QuickstartResult, quickstart
 
@@ -51,8 +51,8 @@ def run_quickstart_command(
     console.print(f"time: record {result.record_s:.0f} s, train {result.train_s:.0f} s, "
                   f"evaluate {result.evaluate_s:.0f} s, total {seconds / 60:.1f} min")  # fmt: skip
     console.print(f"outputs: {result.directory}")
-    for video in report.videos:
-        console.print(f"video: {video}")
+    for line in video_lines(report):
+        console.print(line)
     if tracking_uri is not None:
         console.print(f"look at the runs with: mlflow ui --backend-store-uri {tracking_uri}")
     return result

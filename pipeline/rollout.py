@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -14,7 +13,7 @@ import numpy as np
 
 from pipeline.intervals import mean_half_width, wilson_interval
 from pipeline.policies import Policy
-from pipeline.video import VideoWriter
+from pipeline.video import Filming, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -78,15 +77,16 @@ def run_episode(
     policy: Policy,
     seed: int,
     options: dict[str, Any] | None = None,
-    video: Path | None = None,
+    video: Filming | None = None,
     relabel: Relabeller | None = None,
     trace: bool = False,
 ) -> EpisodeResult:
     """Roll ``policy`` out for one episode from ``env.reset(seed=seed)``.
 
-    With ``video``, every control step is rendered and streamed into that file. Actions
-    are cast to the action space's dtype, as recording does, so a rollout and a recording
-    of the same policy and seed follow the same trajectory. ``relabel`` scores every action
+    With ``video``, the state after every control step from ``video.from_step`` on (0: from
+    the reset) is rendered and streamed into ``video.path``. Actions are cast to the action
+    space's dtype, as recording does, so a rollout and a recording of the same policy and
+    seed follow the same trajectory. ``relabel`` scores every action
     on the state it was taken in (an expert relabelling the learner's states); ``trace``
     keeps the actions.
     """
@@ -94,13 +94,15 @@ def run_episode(
     dtype = env.action_space.dtype
     policy.reset(seed)
     obs, info = env.reset(seed=seed, options=options)
-    writer = VideoWriter(video, fps=float(env.metadata.get("render_fps", 30))) if video else None
+    fps = float(env.metadata.get("render_fps", 30))
+    writer = VideoWriter(video.path, fps, video.caption) if video else None
+    from_step = video.from_step if video else 0
     steps, ret, pose_sum = 0, 0.0, 0.0
     errors: list[float] = []
     taken: list[np.ndarray] = []
     terminated = truncated = False
     try:
-        if writer:
+        if writer and from_step == 0:
             writer.append(env.render())
         while not (terminated or truncated):
             action = np.asarray(policy.act(obs)).astype(dtype)
@@ -112,7 +114,7 @@ def run_episode(
             steps += 1
             ret += float(reward)
             pose_sum += float(info.get("reward_pose", math.nan))
-            if writer:
+            if writer and steps >= from_step:
                 writer.append(env.render())
     finally:
         if writer:

@@ -14,6 +14,7 @@ from rich.table import Table
 import sim
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path, write_json
+from pipeline.filming import choose_video_episode, film_policy, no_fall_line
 from pipeline.policies import check_policy_name, resolve_policy
 from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult, summarize
@@ -42,7 +43,8 @@ class RolloutRequest:
     workers: int = 1
     """Worker processes."""
     video: Path | None = None
-    """Video of the first episode."""
+    """Video of the first episode the policy survives (the first if it falls in all); when
+    it fell anywhere also ``<stem>_first_fall<suffix>``, the seconds before its first fall."""
     json_path: Path | None = None
     """Metrics as JSON."""
 
@@ -119,12 +121,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     finally:
         space_env.close()
     policy = resolve_policy(request.policy, request.env_id, low, high)
-    tasks = [
-        EpisodeTask(
-            request.seed + i, video=str(request.video) if request.video and i == 0 else None
-        )
-        for i in range(request.episodes)
-    ]
+    tasks = [EpisodeTask(request.seed + i) for i in range(request.episodes)]
     falls = 0
     with StageProgress(console) as progress:
         bar = progress.add(f"rollout {request.env_id} / {request.policy}", total=len(tasks))
@@ -138,13 +135,19 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     summary = summarize(results)
     console.print(results_table(request, results, summary))
     if request.video is not None:
-        console.print(f"video: {request.video}")
+        who = "random policy" if request.policy == "random" else "expert"
+        choice = choose_video_episode(results, who)
+        filmed = film_policy(request.env_id, env_kwargs, policy, who, results, choice,
+                             request.video)  # fmt: skip
+        for line in [f.line() for f in filmed] + ([] if falls else [no_fall_line(who)]):
+            console.print(line)
     if request.json_path is not None:
         write_json(request.json_path, {
             "command": "rollout",
             "env_id": request.env_id,
             "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "render_mode"},
             "policy": request.policy,
+    filmed = []
             "seed": request.seed,
             "workers": request.workers,
             "episodes": [r.to_dict() for r in results],
@@ -158,6 +161,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
+            "filmed": [f.to_dict() for f in filmed],
 
 def results_table(
     request: RolloutRequest, results: list[EpisodeResult], summary: dict[str, Any]

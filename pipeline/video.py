@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -9,13 +10,30 @@ import imageio.v2 as imageio
 import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+LABEL_FONT_SIZE = 12
+
+
+@dataclass(frozen=True)
+class Filming:
+    """How to film one episode (plain data, so it travels to worker processes)."""
+
+    path: str
+    """Video file (.mp4 or .gif)."""
+    caption: str = ""
+    """Text written into the bottom-left corner of every frame (may hold newlines)."""
+    from_step: int = 0
+    """First control step to film: steps before it are simulated but not rendered."""
 
 
 class VideoWriter:
-    """Write RGB frames to an MP4 (H.264 via imageio-ffmpeg) or a GIF."""
+    """Write RGB frames to an MP4 (H.264 via imageio-ffmpeg) or a GIF.
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    With ``caption`` every frame carries that text in its bottom-left corner.
+    """
+
+    def __init__(self, path: str | Path, fps: float, caption: str = "") -> None:
         self.path = Path(path)
+        self.caption = caption
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: video must end in {' or '.join(VIDEO_SUFFIXES)}")
         if self.path.suffix.lower() == ".gif":
@@ -41,7 +59,7 @@ class VideoWriter:
         self.frames = 0
 
     def append(self, frame: np.ndarray) -> None:
-        self._writer.append_data(frame)
+        self._writer.append_data(label(frame, self.caption, bottom=True) if self.caption else frame)
         self.frames += 1
 
     def close(self) -> None:
@@ -59,15 +77,22 @@ class VideoWriter:
         self.close()
 
 
-def label(frame: np.ndarray, text: str) -> np.ndarray:
-    """``frame`` with ``text`` in its top-left corner (black on a white box)."""
-    from PIL import Image, ImageDraw
+def label(frame: np.ndarray, text: str, bottom: bool = False) -> np.ndarray:
+    """``frame`` with ``text`` (lines split at newlines) in its top-left or bottom-left corner,
+    black on a white box."""
+    from PIL import Image, ImageDraw, ImageFont
 
     image = Image.fromarray(frame)
     draw = ImageDraw.Draw(image)
-    box = draw.textbbox((6, 4), text)
+    # Pillow's built-in font at 12 px: at its default 10 px the spaces between words vanish.
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    anchor = (6, 4)
+    if bottom:
+        height = draw.multiline_textbbox((0, 0), text, font=font)[3]
+        anchor = (6, image.height - height - 5)
+    box = draw.multiline_textbbox(anchor, text, font=font)
     draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill=(255, 255, 255))
-    draw.text((6, 4), text, fill=(0, 0, 0))
+    draw.multiline_text(anchor, text, fill=(0, 0, 0), font=font)
     return np.asarray(image)
 
 

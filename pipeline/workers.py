@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -26,6 +25,7 @@ from datasets import Episode
 from pipeline.demonstration import DemoTask, record_demonstration
 from pipeline.policies import Policy
 from pipeline.rollout import EpisodeResult, Relabeller, run_episode
+from pipeline.video import Filming
 from sim import MLPExpert
 
 # Without these, two PyBullet/NumPy processes on two cores each run ~3.5x slower
@@ -55,11 +55,11 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
 
 @dataclass(frozen=True)
 class EpisodeTask:
-    """One evaluation episode: seed, reset options, video path, whether to keep actions."""
+    """One evaluation episode: seed, reset options, filming, whether to keep actions."""
 
     seed: int
     options: dict[str, Any] | None = None
-    video: str | None = None
+    video: Filming | None = None
     trace: bool = False
 
 
@@ -82,8 +82,7 @@ class RolloutWorker:
         self.relabel = relabel
 
     def run(self, task: EpisodeTask) -> EpisodeResult:
-        video = Path(task.video) if task.video else None
-        return run_episode(self.env, self.policy, task.seed, task.options, video,
+        return run_episode(self.env, self.policy, task.seed, task.options, task.video,
                            relabel=self.relabel, trace=task.trace)  # fmt: skip
 
     def close(self) -> None:

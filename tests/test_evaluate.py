@@ -25,6 +25,7 @@ from pipeline.evaluate import (
     normalized,
     side_by_side_path,
 )
+from pipeline.filming import first_fall_path
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
 from pipeline.policy_source import MANIFEST_FILE
 from pipeline.rollout import EpisodeResult, run_episode, summarize, wilson_interval
@@ -77,8 +78,12 @@ def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, ca
     )
     assert scores["normalized_distance"] == pytest.approx(expected)
     assert "expert-normalized score" in out and "survival on the" in out
-    # Videos: the learner, and learner | expert side by side on the same seed.
-    assert report["videos"] == [str(video), str(side_by_side_path(video))]
+    # Videos: the learner, and learner | expert side by side on the same seed; the
+    # learner's first fall when it fell.
+    fell = any(e["fell"] for e in report["episodes"][LEARNER])
+    assert report["videos"] == [str(video), str(side_by_side_path(video))] + (
+        [str(first_fall_path(video))] if fell else []
+    )
     single = imageio.get_reader(video).get_data(0)
     joint = imageio.get_reader(side_by_side_path(video)).get_data(0)
     assert joint.shape[1] == 2 * single.shape[1] + 4 and joint.shape[0] == single.shape[0]
@@ -95,7 +100,7 @@ def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, ca
     assert "eval/normalized_distance" in run.data.metrics
     names = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert names == {"plots/episodes.png", "plots/action_error.png", "plots/trajectories.png"}
-    assert len(client.list_artifacts(run.info.run_id, "videos")) == 2
+    assert len(client.list_artifacts(run.info.run_id, "videos")) == len(report["videos"])
 
 
 def test_results_do_not_depend_on_the_number_of_workers(trained):
