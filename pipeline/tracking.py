@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import urllib.error
@@ -452,13 +453,49 @@ class NullTracker:
         return None
 
 
+_HOST_TAG, _PID_TAG = "process.host", "process.pid"
+
+
+def _process_tags() -> dict[str, str]:
+    """Which process holds a run open, so that a later tracker can tell it was killed."""
+    return {_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid())}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _end_abandoned_runs(client: MlflowClient, experiment_id: str) -> None:
+    """Mark KILLED the runs of the experiment left RUNNING by a process of this machine that
+    no longer exists: a SIGKILL or a power cut ends a process without ending its run. Runs
+    of other machines and of live processes are left alone; ``--resume`` reopens a run."""
+    host = socket.gethostname().replace("'", "")
+    query = f"attributes.status = 'RUNNING' and tags.`{_HOST_TAG}` = '{host}'"
+    try:
+        runs = client.search_runs([experiment_id], filter_string=query, max_results=1000)
+        for run in runs:
+            pid = run.data.tags.get(_PID_TAG, "")
+            if pid.isdigit() and not _process_alive(int(pid)):
+                client.set_terminated(run.info.run_id, status="KILLED")
+    except Exception as error:  # housekeeping must never keep a run from starting
+        log.warning("could not check for abandoned MLflow runs: %s", _first_line(error))
+
+
 class MlflowTracker:
     """One MLflow run, open for the duration of a ``with`` block.
 
     The run ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C; the exception
-    itself always propagates. ``parent_run_id`` nests the run (a DAgger iteration or a
-    search trial under its parent); ``resume_run_id`` reopens an earlier run instead of
-    starting one, for ``--resume``.
+    itself always propagates. A run whose process was killed outright (tagged with its
+    host and pid) is marked KILLED when the next tracker of its experiment starts.
+    ``parent_run_id`` nests the run (a DAgger iteration or a search trial under its
+    parent); ``resume_run_id`` reopens an earlier run instead of starting one, for
+    ``--resume``.
 
     Setting up makes ``uri`` the process's MLflow tracking URI (MLflow's model logging and
     registry read the global one) and the run MLflow's active run in this thread, so code
@@ -513,6 +550,8 @@ class MlflowTracker:
         self.experiment_id = ensure_experiment(self.uri, self.experiment)
         mlflow.set_tracking_uri(self.uri)
         self._client = _client(self.uri)
+        _end_abandoned_runs(self._client, self.experiment_id)
+        tags = {**self.tags, **_process_tags()}
         if self.resume_run_id is not None:
             try:
                 run = mlflow.start_run(run_id=self.resume_run_id, nested=True)
@@ -522,14 +561,13 @@ class MlflowTracker:
                     f" to continue it: {_first_line(error)}"
                 ) from None
             self._run_id = run.info.run_id  # set_tags needs it
-            if self.tags:
-                self.set_tags(self.tags)
+            self.set_tags(tags)
         else:
             run = mlflow.start_run(
                 experiment_id=self.experiment_id,
                 run_name=self.run_name,
                 parent_run_id=self.parent_run_id,
-                tags=self.tags,
+                tags=tags,
                 # A run started inside another tracker's block nests under it.
                 nested=True,
             )

@@ -339,6 +339,40 @@ def test_resuming_a_missing_run_is_one_clear_error(store_uri: str) -> None:
     assert mlflow.active_run() is None
 
 
+def test_runs_of_killed_processes_are_marked_killed_by_the_next_run(store_uri: str) -> None:
+    """A SIGKILL leaves a run RUNNING; the next tracker of the experiment ends it as KILLED,
+    while runs of live processes and of other machines stay as they are."""
+    import socket
+
+    killed = subprocess.Popen(
+        [sys.executable, "-c", FRESH_RUN, store_uri], stdout=subprocess.PIPE, text=True
+    )
+    run_id = killed.stdout.readline().strip()
+    killed.kill()
+    killed.wait()
+    client = MlflowClient(tracking_uri=store_uri)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert client.get_run(run_id).data.tags["process.host"] == socket.gethostname()
+    experiment = client.get_run(run_id).info.experiment_id
+    elsewhere = client.create_run(experiment, tags={"process.host": "other-machine",
+                                                    "process.pid": str(killed.pid)})  # fmt: skip
+    with tracking.MlflowTracker(store_uri, "abandoned") as live:
+        assert client.get_run(run_id).info.status == "KILLED"
+        with tracking.MlflowTracker(store_uri, "abandoned") as nested:
+            assert client.get_run(live.run_id).info.status == "RUNNING"
+    assert client.get_run(nested.run_id).info.status == "FINISHED"
+    assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
+
+
+FRESH_RUN = """
+import sys, time
+from pipeline import tracking
+with tracking.MlflowTracker(sys.argv[1], "abandoned") as run:
+    print(run.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
 def test_run_names_say_stage_env_model_and_time() -> None:
     import re
     from datetime import datetime, timezone
