@@ -17,8 +17,8 @@ from pipeline.evaluate import (
     check_request,
     evaluate,
 )
-from pipeline.progress import StageProgress
 from pipeline.filming import first_fall, no_fall_line
+from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult
 
 
@@ -57,12 +57,6 @@ def run_evaluate_command(
     return report
 
 
-def _stat(summary: dict[str, Any], key: str, digits: int = 2) -> str:
-    value = summary.get(key)
-    if not isinstance(value, dict) or not math.isfinite(value["mean"]):
-        return "-"
-    return f"{value['mean']:.{digits}f} ± {value['ci95']:.{digits}f}"
-
 def video_lines(report: EvaluateReport) -> list[str]:
     """One line per video: path, seed and what it shows (why that seed)."""
     lines = [f.line() for f in report.filmed]
@@ -70,6 +64,12 @@ def video_lines(report: EvaluateReport) -> list[str]:
         lines.append(no_fall_line(LEARNER))
     return lines
 
+
+def _stat(summary: dict[str, Any], key: str, digits: int = 2) -> str:
+    value = summary.get(key)
+    if not isinstance(value, dict) or not math.isfinite(value["mean"]):
+        return "-"
+    return f"{value['mean']:.{digits}f} ± {value['ci95']:.{digits}f}"
 
 
 def _rate(summary: dict[str, Any]) -> str:

@@ -44,8 +44,8 @@ def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
     if curve:
         written.append(plots / "action_error.png")
         running = report.summaries[LEARNER].get("episodes_by_second")
-    shown = report.shown
         plot_action_error(curve, running, report.validation_loss, written[-1])
+    shown = report.shown
     traced = {
         name: episode
         for name, episodes in report.results.items()
@@ -56,12 +56,13 @@ def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
         first = traced[LEARNER]
         dt = first.survived_s / first.steps if first.steps else 1.0
         names = mirror_spec(report.env_id).act_names
-        title = f"joint commands, seed {shown.seed}: {shown.reason}"
         written.append(plots / "trajectories.png")
+        title = f"joint commands, seed {shown.seed}: {shown.reason}"
         plot_trajectories({k: r.actions for k, r in traced.items()}, list(names),
                           _joint_indices(names), dt, written[-1], title)  # fmt: skip
     report.plots = [str(p) for p in written]
     return written
+
 
 def make_videos(
     report: EvaluateReport, video: Path, policies: dict[str, Policy], env: EvalEnv, scratch: Path
@@ -84,7 +85,6 @@ def make_videos(
     what = f"{LEARNER} (left) and {EXPERT} (right); {shown.reason}{note}"
     filmed.insert(1, Filmed(str(target), shown.seed, what))
     return filmed
-
 
 
 def write_report(report: EvaluateReport, out: Path, json_path: Path | None) -> None:

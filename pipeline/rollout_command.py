@@ -13,8 +13,8 @@ from rich.table import Table
 
 import sim
 from pipeline.errors import PipelineError
-from pipeline.outputs import check_output_path, write_json
 from pipeline.filming import choose_video_episode, film_policy, no_fall_line
+from pipeline.outputs import check_output_path, write_json
 from pipeline.policies import check_policy_name, resolve_policy
 from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult, summarize
@@ -134,6 +134,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
         results = run_episodes(request.env_id, env_kwargs, policy, tasks, request.workers, advance)
     summary = summarize(results)
     console.print(results_table(request, results, summary))
+    filmed = []
     if request.video is not None:
         who = "random policy" if request.policy == "random" else "expert"
         choice = choose_video_episode(results, who)
@@ -147,12 +148,12 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
             "env_id": request.env_id,
             "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "render_mode"},
             "policy": request.policy,
-    filmed = []
             "seed": request.seed,
             "workers": request.workers,
             "episodes": [r.to_dict() for r in results],
             "summary": summary,
             "video": str(request.video) if request.video else None,
+            "filmed": [f.to_dict() for f in filmed],
         })  # fmt: skip
         console.print(f"json: {request.json_path}")
     return results
@@ -161,7 +162,6 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
-            "filmed": [f.to_dict() for f in filmed],
 
 def results_table(
     request: RolloutRequest, results: list[EpisodeResult], summary: dict[str, Any]
