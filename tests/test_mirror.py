@@ -62,7 +62,7 @@ INSTANT_TOL = 1e-6  # walk 7.6e-8, run 0
 WALK_POSE_TOL = 0.05  # root height, link positions (m) and quaternions: 2.4e-2 (median 2.5e-4)
 WALK_VEL_MEDIAN_TOL = 0.05  # link velocities (m/s, rad/s), median: 1.6e-2
 WALK_VEL_RMS_TOL = 0.6  # RMS over the observation in units of the expert's obs std: 0.29
-RUN_POSE_TOL = 0.7  # run observation entries other than velocities: 0.35 (median 1.4e-2)
+RUN_POSE_TOL = 0.7  # run entries other than velocities, contacts: 0.35 (median 1.4e-2)
 RUN_VEL_TOL = 0.8  # 0.3 x torso and 0.1 x joint velocities: 0.41 (median 9e-2)
 RUN_CONTACT_SLACK = 2  # steps a contact flag may lag its twin around a contact change: 0
 # The run expert's mirror symmetry (see its test): mean |pi(M o) - M pi(o)| over
@@ -599,6 +599,19 @@ def contact_disagreements(x: np.ndarray, y: np.ndarray) -> list[tuple[int, int]]
         slack = int(np.abs(changes - step).min()) if len(changes) else len(x)
         found.append((int(step), slack))
     return found
+
+
+def test_contact_disagreements_are_measured_from_the_nearest_change() -> None:
+    touchdown = np.array([[0, 0]] * 5 + [[1, 0]] * 5, dtype=float)
+    late = np.array([[0, 0]] * 6 + [[1, 0]] * 4, dtype=float)  # one step later
+    assert contact_disagreements(touchdown, late) == [(5, 0)]
+    wrong_foot = np.array([[0, 0]] * 5 + [[0, 1]] * 5, dtype=float)
+    assert max(d for _, d in contact_disagreements(touchdown, wrong_foot)) == 4
+    steady = np.zeros((10, 2))
+    steady_other = steady.copy()
+    steady_other[:, 1] = 1.0
+    assert contact_disagreements(steady, steady_other)[0] == (0, 10)  # no change at all
+    assert contact_disagreements(touchdown, touchdown) == []
 
 
 def late_report(late: list[list[tuple[int, int]]]) -> str:
