@@ -49,6 +49,9 @@ TrackingUri = Annotated[
 ]
 """The ``--tracking-uri`` option every tracked command shares."""
 
+Overwrite = Annotated[bool, typer.Option(help="Replace existing output files (refused otherwise).")]
+"""The ``--overwrite`` option of every command that writes files."""
+
 
 @app.command()
 def rollout(
@@ -78,6 +81,7 @@ def rollout(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write per-episode metrics and summary.")
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Roll a policy out in a simulated humanoid and report how it walks."""
     from pipeline.rollout_command import RolloutRequest, run_rollout_command
@@ -92,6 +96,7 @@ def rollout(
         workers=workers,
         video=video,
         json_path=json_out,
+        overwrite=overwrite,
     )
     run_rollout_command(request, make_console())
 
@@ -132,7 +137,9 @@ def record(
         typer.Option("--keep-failed/--drop-failed", help="Keep episodes where the expert fell."),
     ] = False,
     append: Annotated[bool, typer.Option(help="Add episodes to a compatible file.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out file (and --json file).")
+    ] = False,
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted recording at its next attempt.")
     ] = False,
@@ -180,7 +187,10 @@ def train(
         typer.Argument(help="Config overrides key=value, e.g. optimizer.learning_rate=3e-4."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="YAML config (see configs/); defaults otherwise.")
+        Path | None,
+        typer.Option(
+            help="YAML config (see configs/); default: the measured recipe for the data's env."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the config's).")] = None,
     out: Annotated[
@@ -209,21 +219,24 @@ def train(
         bool, typer.Option(help="Only train on one batch and report if the loss nears 0.")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --json file (never a run directory).")
+    ] = False,
 ) -> None:
     """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
     from pipeline.train_command import resolve_train_config, run_train_command
 
     cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
                                deterministic, mixed_precision,
-                               resume_out=out if resume else None)  # fmt: skip
+                               resume_out=out if resume else None, data=data)  # fmt: skip
     if overfit_batch:
         from pipeline.overfit import run_overfit_command
 
-        code = run_overfit_command(data, cfg, json_out, make_console())
+        code = run_overfit_command(data, cfg, json_out, make_console(), overwrite)
         if code:
             raise typer.Exit(code)
         return
-    run_train_command(data, cfg, out, resume, json_out, make_console())
+    run_train_command(data, cfg, out, resume, json_out, make_console(), overwrite)
 
 
 @app.command()
@@ -266,6 +279,7 @@ def evaluate(
     ] = False,
     tracking_uri: TrackingUri = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
     from pipeline.evaluate import EvaluateRequest, check_request
@@ -275,7 +289,8 @@ def evaluate(
     request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
                               workers=workers, start_phase=start_phase,
                               episode_seconds=episode_seconds, compare_expert=compare_expert,
-                              video=video, out=out, json_path=json_out)  # fmt: skip
+                              video=video, out=out, json_path=json_out,
+                              overwrite=overwrite)  # fmt: skip
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)
     # With --no-track an MLflow policy URI still resolves against --tracking-uri.
@@ -292,7 +307,7 @@ def quickstart(
         float, typer.Option(help="DART noise on executed actions (expert action scales).")
     ] = 0.005,
     epochs: Annotated[
-        int, typer.Option(help="Training epochs (early stopping may end sooner).")
+        int, typer.Option(help="Training epochs (the walk recipe keeps the last epoch's weights).")
     ] = 40,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per policy.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of recording and training.")] = 0,
@@ -323,11 +338,12 @@ def inspect(
         bool, typer.Option(help="Re-compute every checksum; exit 1 if any episode is bad.")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
     from pipeline.record_command import run_inspect_command
 
-    code = run_inspect_command(path, verify, json_out, make_console())
+    code = run_inspect_command(path, verify, json_out, make_console(), overwrite)
     if code:
         raise typer.Exit(code)
 
@@ -343,10 +359,13 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:
     """Export a demonstration file to another format (a Minari dataset)."""
-    from datasets.minari_io import export_minari
+    from datasets.minari_io import MinariExistsError, export_minari
 
     _check_format(format)
-    where = export_minari(path, out, dataset_id, overwrite=overwrite)
+    try:
+        where = export_minari(path, out, dataset_id, overwrite=overwrite)
+    except MinariExistsError as exc:
+        raise PipelineError(f"--out {exc} (use --overwrite)") from None
     make_console().print(f"minari dataset: {where}")
     make_console().print(f"load it with: MINARI_DATASETS_PATH={out} python -c \"import minari; "
                     f"print(minari.load_dataset('{where.relative_to(out)}'))\"")  # fmt: skip
@@ -364,8 +383,10 @@ def import_(
 ) -> None:
     """Import a dataset from another format (Minari) into a demonstration file."""
     from datasets.minari_io import import_minari
+    from pipeline.outputs import check_output_path
 
     _check_format(format)
+    check_output_path(out, "--out", overwrite=overwrite)
     where = import_minari(source, out, datasets_root=datasets_root, overwrite=overwrite)
     make_console().print(f"dataset: {where}")
 
@@ -384,11 +405,12 @@ def _check_format(value: str) -> None:
 @app.command()
 def envs(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the list as JSON.")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """List the environments and their shipped experts."""
     from pipeline.rollout_command import list_envs
 
-    list_envs(make_console(), json_out)
+    list_envs(make_console(), json_out, overwrite)
 
 
 def _report(exc: Exception) -> int:

@@ -32,10 +32,22 @@ import sim
 from pipeline.errors import PipelineError
 from pipeline.filming import Filmed, VideoChoice, choose_video_episode
 from pipeline.intervals import wilson_interval
+from pipeline.outputs import check_output_dir, check_output_path, make_parent
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
-from pipeline.policy_source import ResolvedPolicy, resolve_policy_source
+from pipeline.policy_source import (
+    ResolvedPolicy,
+    is_mlflow_uri,
+    local_policy_env,
+    resolve_policy_source,
+)
 from pipeline.rollout import EpisodeResult, summarize
-from pipeline.rollout_command import WALK_ENV, check_episode_options, env_kwargs
+from pipeline.rollout_command import (
+    WALK_ENV,
+    check_episode_options,
+    check_episode_seconds,
+    env_kwargs,
+    parse_start_phase,
+)
 from pipeline.workers import EpisodeTask, run_episodes
 
 LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
@@ -71,6 +83,8 @@ class EvaluateRequest:
     """Directory for the report and plots (created; must not hold a report already)."""
     json_path: Path | None = None
     """Report as JSON."""
+    overwrite: bool = False
+    """Replace existing outputs (videos, JSON, the report in ``out``); refused otherwise."""
 
 
 @dataclass
@@ -112,13 +126,30 @@ class EvaluateReport:
 
 
 def check_request(request: EvaluateRequest) -> None:
-    """Check the options that need nothing loaded, before any work starts."""
-    check_episode_options(request.episodes, request.workers, request.video, request.json_path)
+    """Check every option that needs nothing loaded, before any work starts (before
+    TensorFlow, the policy or the tracking store)."""
+    if not is_mlflow_uri(request.policy) and not Path(request.policy).exists():
+        raise PipelineError(f"--policy {request.policy}: policy directory not found")
+    check_episode_options(request.episodes, request.workers, request.video, request.json_path,
+                          request.overwrite)  # fmt: skip
+    if request.video is not None and request.compare_expert:
+        check_output_path(side_by_side_path(request.video), "--video", overwrite=request.overwrite)
+    # The env is the policy's unless --env names one; a local policy's spec says which.
+    env_id = request.env_id or local_policy_env(request.policy)
+    if env_id is not None:
+        env_kwargs(env_id, request.start_phase, request.episode_seconds)
+    else:  # an MLflow policy: the walk-only rule is checked once it is downloaded
+        if request.start_phase is not None:
+            parse_start_phase(request.start_phase)
+        if request.episode_seconds is not None:
+            check_episode_seconds(request.episode_seconds)
     if request.out is not None:
-        if request.out.exists() and not request.out.is_dir():
-            raise PipelineError(f"--out {request.out}: exists and is not a directory")
-        if (request.out / REPORT_FILE).exists():
-            raise PipelineError(f"--out {request.out}: already holds an evaluation ({REPORT_FILE})")
+        check_output_dir(request.out, "--out")
+        if (request.out / REPORT_FILE).exists() and not request.overwrite:
+            raise PipelineError(
+                f"--out {request.out}: already holds an evaluation ({REPORT_FILE}); not "
+                "overwriting it (use --overwrite)"
+            )
 
 
 @dataclass(frozen=True)
@@ -190,6 +221,7 @@ def run_evaluation(
     expert_name = sim.EXPERT_FOR_ENV.get(env_id)
     if request.compare_expert and expert_name is None:
         raise PipelineError(f"--compare-expert: {env_id} has no shipped expert")
+    make_parent(request.video, "--video")  # every input is checked by now
     expert = sim.load_expert(expert_name) if expert_name else None
     relabel = ExpertRelabeller(expert, spec.act_scale()[1].astype(np.float64)) if expert else None
 

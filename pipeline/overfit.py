@@ -59,11 +59,15 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
 
 
 def run_overfit_command(
-    data: Path, config: TrainConfig, json_path: Path | None, console: Console
+    data: Path,
+    config: TrainConfig,
+    json_path: Path | None,
+    console: Console,
+    overwrite: bool = False,
 ) -> int:
     """Print the verdict; exit code 1 when the loss does not approach zero."""
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     report = overfit_one_batch(data, config)
     verdict = "yes" if report["near_zero"] else "NO (check the model and the data)"
     console.print(

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from models import LoadedPolicy
 
 _MLFLOW_SCHEMES = ("runs:/", "models:/")
-# models.saving's name for it; imported from there it would pull in Keras before any
+# models.saving's names for them; imported from there they would pull in Keras before any
 # option is checked.
 MANIFEST_FILE = "manifest.json"
+SPEC_FILE = "spec.json"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,23 @@ class ResolvedPolicy:
 def is_mlflow_uri(text: str) -> bool:
     """Whether ``text`` names an MLflow run artifact or registered/logged model."""
     return text.startswith(_MLFLOW_SCHEMES)
+
+
+def local_policy_env(text: str) -> str | None:
+    """The env a local policy (or training run) directory was trained on, read from its
+    spec without loading Keras; None for an MLflow URI or anything unreadable (loading the
+    policy reports those)."""
+    if is_mlflow_uri(text):
+        return None
+    path = Path(text)
+    if (path / POLICY_SUBDIR / MANIFEST_FILE).is_file():
+        path = path / POLICY_SUBDIR
+    try:
+        data = json.loads((path / SPEC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    env_id = data.get("env_id") if isinstance(data, dict) else None
+    return env_id if isinstance(env_id, str) else None
 
 
 def resolve_policy_source(text: str, tracking_uri: str | None) -> ResolvedPolicy:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from datasets import Episode, open_dataset, validate
+from datasets import Compression, Episode, open_dataset, validate
+from datasets.checks import location_problem
 from pipeline.errors import PipelineError
-from pipeline.outputs import check_output_path, write_json
+from pipeline.outputs import OVERWRITE_HINT, check_output_path, make_parent, write_json
 from pipeline.policies import check_policy_name
 from pipeline.progress import StageProgress
 from pipeline.record import DEFINING_ARGS, RecordConfig, RecordSummary, env_kwargs_of, record
@@ -34,23 +34,30 @@ def validate_config(config: RecordConfig) -> None:
         raise PipelineError(f"--noise: must be a finite number >= 0, got {config.noise}")
     if config.max_attempts is not None and config.max_attempts < 1:
         raise PipelineError(f"--max-attempts: must be >= 1, got {config.max_attempts}")
+    try:
+        Compression.parse(config.compression)
+    except ValueError as exc:
+        raise PipelineError(f"--compression: {exc}") from None
     out = config.out
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise PipelineError(f"--out {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PipelineError(f"--out {out}: directory {parent} is not writable")
-    if out.is_dir():
-        raise PipelineError(f"--out {out}: is a directory, expected a file path")
-    if config.mode == "create" and out.exists():
-        raise PipelineError(
-            f"--out {out}: already exists; not overwriting it (use --append, --resume or "
-            "--overwrite)"
-        )
+    if config.mode not in ("append", "resume"):
+        check_output_path(out, "--out", overwrite=config.mode == "overwrite",
+                          hint="use --append, --resume or --overwrite")  # fmt: skip
+        return
+    if not out.exists():
+        raise PipelineError(f"--{config.mode} {out}: file does not exist")
+    problem = location_problem(out)  # its journal is written beside it
+    if problem:
+        raise PipelineError(f"--out {out}: {problem}")
+    validate(out)
+
+
+def check_json_path(config: RecordConfig, json_path: Path) -> None:
+    """The summary file: new, or replaced with --overwrite (which excludes the other modes)."""
+    hint = OVERWRITE_HINT
     if config.mode in ("append", "resume"):
-        if not out.exists():
-            raise PipelineError(f"--{config.mode} {out}: file does not exist")
-        validate(out)
+        hint = f"name a new file: --overwrite cannot go with --{config.mode}"
+    check_output_path(json_path, "--json", (".json",), overwrite=config.mode == "overwrite",
+                      hint=hint)  # fmt: skip
 
 
 def run_record_command(
@@ -59,7 +66,8 @@ def run_record_command(
     """Run ``pipeline record`` with a progress bar and print a summary table."""
     validate_config(config)
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_json_path(config, json_path)
+    make_parent(config.out, "--out")
     with StageProgress(console) as progress:
         bar = progress.add("record", total=None)
 
@@ -107,13 +115,15 @@ def summary_table(s: RecordSummary) -> Table:
     return table
 
 
-def run_inspect_command(path: Path, verify: bool, json_path: Path | None, console: Console) -> int:
+def run_inspect_command(
+    path: Path, verify: bool, json_path: Path | None, console: Console, overwrite: bool = False
+) -> int:
     """Print what a demonstration file holds; with ``verify``, re-hash every episode.
 
     Returns 1 when verification finds a bad episode, else 0.
     """
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     validate(path)
     with open_dataset(path) as ds:
         summary = ds.summary().to_dict()

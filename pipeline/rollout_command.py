@@ -13,8 +13,8 @@ from rich.table import Table
 
 import sim
 from pipeline.errors import PipelineError
-from pipeline.filming import choose_video_episode, film_policy, no_fall_line
-from pipeline.outputs import check_output_path, write_json
+from pipeline.filming import choose_video_episode, film_policy, first_fall_path, no_fall_line
+from pipeline.outputs import check_output_path, make_parent, write_json
 from pipeline.policies import check_policy_name, resolve_policy
 from pipeline.progress import StageProgress
 from pipeline.rollout import EpisodeResult, summarize
@@ -47,6 +47,8 @@ class RolloutRequest:
     it fell anywhere also ``<stem>_first_fall<suffix>``, the seconds before its first fall."""
     json_path: Path | None = None
     """Metrics as JSON."""
+    overwrite: bool = False
+    """Replace an existing video or JSON file (refused otherwise)."""
 
 
 def parse_start_phase(value: str) -> float | str:
@@ -79,10 +81,15 @@ def env_kwargs(
     if start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(start_phase)
     if episode_seconds is not None:
-        if not (math.isfinite(episode_seconds) and episode_seconds > 0):
-            raise PipelineError(f"--episode-seconds: {episode_seconds} must be > 0")
-        kwargs["episode_seconds"] = episode_seconds
+        kwargs["episode_seconds"] = check_episode_seconds(episode_seconds)
     return kwargs
+
+
+def check_episode_seconds(value: float) -> float:
+    """A walk episode's time limit: finite and > 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise PipelineError(f"--episode-seconds: {value} must be > 0")
+    return value
 
 
 def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
@@ -94,12 +101,17 @@ def validate(request: RolloutRequest) -> dict[str, Any]:
     """Check every option before any work starts; returns the env kwargs."""
     kwargs = env_kwargs_for(request)
     check_policy_name(request.policy, request.env_id)
-    check_episode_options(request.episodes, request.workers, request.video, request.json_path)
+    check_episode_options(request.episodes, request.workers, request.video, request.json_path,
+                          request.overwrite)  # fmt: skip
     return kwargs
 
 
 def check_episode_options(
-    episodes: int, workers: int, video: Path | None, json_path: Path | None
+    episodes: int,
+    workers: int,
+    video: Path | None,
+    json_path: Path | None,
+    overwrite: bool = False,
 ) -> None:
     """The options every command that runs episodes shares (rollout, evaluate)."""
     if episodes < 1:
@@ -107,9 +119,11 @@ def check_episode_options(
     if workers < 1:
         raise PipelineError(f"--workers: must be >= 1, got {workers}")
     if video is not None:
-        check_output_path(video, "--video", VIDEO_SUFFIXES)
+        check_output_path(video, "--video", VIDEO_SUFFIXES, overwrite=overwrite)
+        # Written beside it only if the policy falls, but checked now like the video.
+        check_output_path(first_fall_path(video), "--video", overwrite=overwrite)
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
 
 
 def run_rollout_command(request: RolloutRequest, console: Console) -> list[EpisodeResult]:
@@ -121,6 +135,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     finally:
         space_env.close()
     policy = resolve_policy(request.policy, request.env_id, low, high)
+    make_parent(request.video, "--video")
     tasks = [EpisodeTask(request.seed + i) for i in range(request.episodes)]
     falls = 0
     with StageProgress(console) as progress:
@@ -185,10 +200,10 @@ def results_table(
     return table
 
 
-def list_envs(console: Console, json_path: Path | None) -> None:
+def list_envs(console: Console, json_path: Path | None, overwrite: bool = False) -> None:
     """Print the registered environments with their spaces and experts."""
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     rows = []
     for env_id in sim.ENV_IDS:
         env = gym.make(env_id)

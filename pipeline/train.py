@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from datasets.splits import split_episodes
 from datasets.stats import compute_stats
 from pipeline.config import TrainConfig, config_to_dict, save_config
 from pipeline.errors import PipelineError
-from pipeline.outputs import write_json
+from pipeline.outputs import check_output_dir, write_json
 from pipeline.tracking import run_name
 from pipeline.train_resume import (
     CONFIG_FILE,
@@ -226,12 +225,9 @@ def prepare_out_dir(out: Path, resume: bool) -> None:
         if not (out / CHECKPOINT_DIR).is_dir():
             raise PipelineError(f"--resume: nothing to resume in {out} (no checkpoint)")
         return
+    check_output_dir(out, "--out")  # missing folders are created when training starts
     if out.exists() and any(out.iterdir()):
         raise PipelineError(f"--out {out}: already exists; choose another --out or use --resume")
-    if not out.parent.is_dir():
-        raise PipelineError(f"--out {out}: directory {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise PipelineError(f"--out {out}: directory {out.parent} is not writable")
 
 
 def train(

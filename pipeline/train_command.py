@@ -15,6 +15,7 @@ from pipeline.config import TrainConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_path, write_json
 from pipeline.progress import StageProgress
+from pipeline.recipes import recipe_for
 
 
 def resolve_train_config(
@@ -27,22 +28,40 @@ def resolve_train_config(
     deterministic: bool,
     mixed_precision: bool,
     resume_out: Path | None = None,
+    data: Path | None = None,
 ) -> TrainConfig:
     """The config file plus overrides plus command-line options (options win).
 
     ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
     ``config.yaml`` is the base, and any setting that then differs from it is refused.
+    Otherwise, without ``--config``, the measured recipe for the environment that recorded
+    ``data`` is the base (:mod:`pipeline.recipes`).
     """
     from pipeline.train_resume import check_resume_config, saved_config_path
 
+    base: list[str] = []
     if resume_out is not None and config_path is None:
         config_path = saved_config_path(resume_out)
-    config = load_config(config_path, _option_overrides(overrides, seed, no_track, tracking_uri,
-                                                        register, deterministic,
-                                                        mixed_precision))  # fmt: skip
+    elif config_path is None and data is not None:
+        base = recipe_for(recorded_env(data) or "")
+    options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
+                                deterministic, mixed_precision)  # fmt: skip
+    config = load_config(config_path, [*base, *options])
     if resume_out is not None:
         check_resume_config(resume_out, config)
     return config
+
+
+def recorded_env(data: Path) -> str | None:
+    """The env id a demonstration file was recorded in; None when the file cannot be read
+    (the dataset check reports why, with the file's name)."""
+    from datasets import DatasetError, open_dataset
+
+    try:
+        with open_dataset(data) as ds:
+            return ds.metadata.env_id
+    except (DatasetError, OSError):
+        return None
 
 
 def _option_overrides(
@@ -82,20 +101,21 @@ def run_train_command(
     resume: bool,
     json_path: Path | None,
     console: Console,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run ``pipeline train`` and print the results table."""
+    """Run ``pipeline train`` and print the results table (``overwrite``: replace an
+    existing ``json_path``; a run directory is never replaced)."""
     from pipeline.tracking import prepare
     from pipeline.train import check_dataset, prepare_out_dir, train
     from pipeline.train_resume import read_run_start
 
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",))
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     check_dataset(data)
     if out is None:
         if resume:
             raise PipelineError("--resume needs --out (the run directory to continue)")
         out = default_out(data, config)
-        out.parent.mkdir(exist_ok=True)
     prepare_out_dir(out, resume)
     uri = None
     if config.tracking.enabled:

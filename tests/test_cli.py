@@ -40,15 +40,9 @@ def test_help_lists_commands(capsys):
         (["rollout", "--start-phase", "sometimes"], "--start-phase: 'sometimes' is not"),
         (["rollout", "--env", "sim/HumanoidRun-v0", "--start-phase", "random"], "applies only to"),
         (["rollout", "--episode-seconds", "-1"], "--episode-seconds: -1.0 must be > 0"),
-        (
-            ["rollout", "--video", "/nonexistent/dir/v.mp4"],
-            "directory /nonexistent/dir does not exist",
-        ),
+        (["rollout", "--video", "/dev/null/dir/v.mp4"], "/dev/null is not a directory"),
         (["rollout", "--video", "v.avi"], "must end in .mp4 or .gif"),
-        (
-            ["rollout", "--json", "/nonexistent/dir/r.json"],
-            "directory /nonexistent/dir does not exist",
-        ),
+        (["rollout", "--json", "/dev/null/r.json"], "/dev/null is not a directory"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, args, message):

@@ -27,7 +27,7 @@ from pipeline.evaluate import (
 )
 from pipeline.filming import first_fall_path
 from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
-from pipeline.policy_source import MANIFEST_FILE
+from pipeline.policy_source import MANIFEST_FILE, SPEC_FILE
 from pipeline.rollout import EpisodeResult, run_episode, summarize, wilson_interval
 from pipeline.train import train
 
@@ -203,6 +203,7 @@ def test_manifest_name_matches_the_saving_module():
     from models import saving
 
     assert saving.MANIFEST_FILE == MANIFEST_FILE
+    assert saving.SPEC_FILE == SPEC_FILE
 
 
 # --- bad input ------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_spec_mismatch_is_refused(trained, capsys):
     [
         (["--episodes", "0"], "--episodes"),
         (["--workers", "0"], "--workers"),
-        (["--video", "/no/such/dir/v.mp4"], "--video"),
+        (["--video", "/dev/null/v.mp4"], "--video"),
         (["--video", "v.avi"], "--video"),
         (["--start-phase", "2"], "--start-phase"),
         (["--env", "sim/Nope-v0"], "--env"),
@@ -278,6 +279,22 @@ def test_existing_report_is_not_overwritten(trained, tmp_path, capsys):
                               str(tmp_path))  # fmt: skip
     assert "already holds" in message
     assert (tmp_path / "evaluation.json").read_text() == "{}"
+
+
+def test_existing_outputs_are_replaced_only_with_overwrite(trained, tmp_path, capsys):
+    report, video, out = tmp_path / "e.json", tmp_path / "v.gif", tmp_path / "out"
+    out.mkdir()
+    for path in (report, video, out / "evaluation.json"):
+        path.write_bytes(b"old")
+    args = ["--policy", str(trained), "--no-track", "--episodes", "1", "--workers", "1",
+            "--json", str(report), "--video", str(video), "--out", str(out)]  # fmt: skip
+    assert "(use --overwrite)" in _one_line_error(capsys, *args)
+    assert all(p.read_bytes() == b"old" for p in (report, video, out / "evaluation.json"))
+    code, _, err = cli(capsys, "evaluate", *args, "--overwrite")
+    assert code == 0, err
+    for path in (report, out / "evaluation.json"):
+        assert json.loads(path.read_text())["command"] == "evaluate"
+    assert video.read_bytes()[:3] == b"GIF"
 
 
 def test_a_tensorflow_fallback_policy_travels_to_workers_by_its_directory(tmp_path):

@@ -219,8 +219,9 @@ def test_bad_options(tmp_path, capsys, args, message):
 
 
 def test_bad_output_paths(tmp_path, capsys, mounted_tmpfs):
-    code, _, err = cli(capsys, "record", "--out", str(tmp_path / "missing" / "x.h5"))
-    assert code == 2 and "does not exist" in err and err.count("\n") == 1
+    (tmp_path / "file").write_text("in the way")
+    code, _, err = cli(capsys, "record", "--out", str(tmp_path / "file" / "x.h5"))
+    assert code == 2 and "file is not a directory" in err and err.count("\n") == 1
     existing = tmp_path / "exists.h5"
     existing.write_bytes(b"precious")
     code, _, err = cli(capsys, "record", "--out", str(existing))

@@ -1,0 +1,66 @@
+"""``pipeline train`` without ``--config`` trains the measured recipe of the data's env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import config_to_dict, load_config
+from pipeline.recipes import WALK_RECIPE, recipe_for
+from pipeline.train_command import recorded_env, resolve_train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+WALK = "sim/HumanoidWalk-v0"
+
+
+@pytest.fixture(scope="module")
+def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.record import RecordConfig, record
+
+    path = tmp_path_factory.mktemp("walk") / "walk.h5"
+    record(RecordConfig(out=path, env_id=WALK, episodes=2, seed=0, episode_seconds=0.3,
+                        start_phase="0"))  # fmt: skip
+    return path
+
+
+def _resolve(data: Path | None, config: Path | None = None, overrides: list[str] | None = None):
+    return resolve_train_config(config, overrides or [], None, False, None, None, False, False,
+                                data=data)  # fmt: skip
+
+
+def test_the_shipped_walk_config_is_the_walk_recipe():
+    shipped = load_config(ROOT / "configs" / "walk_mlp.yaml")
+    assert config_to_dict(shipped) == config_to_dict(load_config(None, WALK_RECIPE))
+
+
+def test_walk_recipe_decays_over_the_whole_run_and_keeps_the_last_weights():
+    config = load_config(None, WALK_RECIPE)
+    assert config.schedule.name == "cosine" and config.schedule.decay_steps is None
+    assert config.training.early_stopping_patience is None
+    assert not config.training.restore_best
+    assert config.data.val_fraction <= 0.05
+
+
+def test_walk_data_without_config_gets_the_walk_recipe(walk_data):
+    assert recorded_env(walk_data) == WALK
+    expected = load_config(None, [*recipe_for(WALK), "tracking.enabled=true"])
+    assert config_to_dict(_resolve(walk_data)) == config_to_dict(expected)
+
+
+def test_overrides_apply_on_top_of_the_recipe(walk_data):
+    config = _resolve(walk_data, overrides=["model.hidden_sizes=[64]"])
+    assert config.model.hidden_sizes == [64]
+    assert config.schedule.name == "cosine"  # the rest of the recipe stays
+
+
+def test_a_config_file_replaces_the_recipe(walk_data):
+    config = _resolve(walk_data, config=ROOT / "configs" / "run_mlp.yaml")
+    assert config_to_dict(config) == config_to_dict(load_config(ROOT / "configs" / "run_mlp.yaml"))
+
+
+def test_other_or_unreadable_data_gets_the_typed_defaults(run_data, tmp_path):
+    defaults = config_to_dict(load_config(None))
+    assert config_to_dict(_resolve(run_data)) == defaults
+    assert config_to_dict(_resolve(tmp_path / "missing.h5")) == defaults
+    assert recorded_env(tmp_path / "missing.h5") is None
