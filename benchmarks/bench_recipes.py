@@ -42,15 +42,21 @@ OLD_WALK_MLP = ["model.name=mlp", "model.hidden_sizes=[512,512]", "model.activat
                 "schedule.decay_steps=20000", "schedule.warmup_steps=200", "schedule.alpha=0.05",
                 "training.epochs=40", "training.early_stopping_patience=8",
                 "training.restore_best=true"]  # fmt: skip
-"""``configs/walk_mlp.yaml`` before issue 9: a fifth of the episodes held out, early
+"""``configs/walk_mlp.yaml`` before 2026-12-02: a fifth of the episodes held out, early
 stopping, and a cosine schedule that barely decays in the ~3,400 steps it runs."""
 
 RECIPES: dict[str, list[str]] = {
     # `pipeline train --data walk.h5` without --config, the quickstart's training and
     # `configs/walk_mlp.yaml` (tests keep the three equal): the README's example.
     "walk recipe (now)": ["--config", "configs/walk_mlp.yaml"],
+    # The same with left/right mirroring of half the training samples (sim.mirror's map).
+    "walk recipe + mirror 0.5": [
+        "--config",
+        "configs/walk_mlp.yaml",
+        "data.augment.mirror_prob=0.5",
+    ],
     "walk_mlp (old)": OLD_WALK_MLP,
-    # `pipeline train` without --config before issue 9: 256-256 MLP, constant rate.
+    # `pipeline train` without --config before 2026-12-02: 256-256 MLP, constant rate.
     "built-in (old)": [
         "model.name=mlp",
         "model.hidden_sizes=[256,256]",
@@ -135,6 +141,7 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--eval-seed", type=int, default=2000)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON to write")
     args = parser.parse_args()
     names = args.recipes.split(",")[:1] if args.quick else args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
@@ -161,10 +168,10 @@ def main() -> int:
                                        args.eval_seed, base, Path(tmp)) for s in seeds]  # fmt: skip
             report["recipes"][name] = {"args": RECIPES[name], "seeds": rows}
             print(f"{name}: done", flush=True)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(report, indent=2, default=float) + "\n")
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print_table(report)
-    print(f"results: {RESULTS}")
+    print(f"results: {args.results}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Training benchmarks (issue 4): input pipeline, memory, and validation quality.
+"""Training benchmarks: input pipeline, memory, and validation quality.
 
     .venv/bin/python benchmarks/bench_train.py [--quick] [--skip-quality]
 

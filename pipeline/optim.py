@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules built from the typed config.
 
-The update rules and schedules are the ones the course defines (momentum/Nesterov,
+The update rules and schedules are the textbook ones (momentum/Nesterov,
 AdaGrad, RMSProp, Adam/Nadam with bias correction, AdamW; power/inverse-time,
 exponential and piecewise decay, cosine with warm-up); Keras implements them.
 """

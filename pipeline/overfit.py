@@ -1,5 +1,5 @@
-"""``pipeline train --overfit-batch``: can the model fit one batch? (A course check: a
-network that cannot drive the loss of a single batch near zero has a bug or too little
+"""``pipeline train --overfit-batch``: can the model fit one batch? (A classic check:
+a network that cannot drive the loss of a single batch near zero has a bug or too little
 capacity, and no amount of data will help it.)"""
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ def _augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
 
 def _baseline_losses(train_model: Any, loss_fn: Any, val_data: Any) -> tuple[float, float]:
     """Validation loss of the untrained model and of predicting the mean action (0 in
-    normalized units): the course's first sanity check."""
+    normalized units): the first sanity check of any fit."""
     import tensorflow as tf
 
     init, mean, n = 0.0, 0.0, 0

@@ -425,7 +425,7 @@ def test_matches_reference_step_by_step(
         ref.close()
 
 
-# -- slow: the DESIGN's measurements ---------------------------------------------------
+# -- slow: the measured expert facts ------------------------------------------------------
 
 
 @pytest.mark.slow

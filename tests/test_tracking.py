@@ -109,7 +109,7 @@ def test_flatten_params_and_keys() -> None:
 
 @keras.saving.register_keras_serializable(package="test_tracking")
 class Scale(keras.layers.Layer):
-    """A custom layer, as ``models/layers.py`` will define them."""
+    """A custom layer, as a user's own module would define it."""
 
     def __init__(self, factor: float = 2.0, **kwargs: object) -> None:
         super().__init__(**kwargs)
