@@ -142,7 +142,18 @@ def main() -> int:
     parser.add_argument("--eval-seed", type=int, default=2000)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON to write")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=OVERRIDES",
+        help="also run the walk recipe with space-separated overrides, e.g. "
+        "'wide=model.hidden_sizes=[1024,1024]' (repeatable; selected by NAME in --recipes)",
+    )
     args = parser.parse_args()
+    for variant in args.variant:
+        name, _, overrides = variant.partition("=")
+        RECIPES[name] = [*RECIPES["walk recipe (now)"], *overrides.split()]
     names = args.recipes.split(",")[:1] if args.quick else args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
