@@ -115,12 +115,18 @@ class FeatureStats:
         )
 
     def normalization(
-        self, method: NormalizationMethod = "zscore", *, min_scale: float = MIN_SCALE
+        self,
+        method: NormalizationMethod = "zscore",
+        *,
+        min_scale: float = MIN_SCALE,
+        scale_floor: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, variance)`` for ``keras.layers.Normalization`` (module docstring).
 
         ``zscore``: ``(mean, std**2)``; ``minmax``: ``(min, (max - min)**2)``. A feature
-        whose std (z-score) or range (min-max) is below ``min_scale`` gets variance 1.
+        whose std (z-score) or range (min-max) is below ``min_scale`` gets variance 1;
+        otherwise its scale is at least ``scale_floor`` (feature units), so a near-constant
+        feature does not magnify small deviations by 1 / std.
         """
         if self.count == 0:
             raise ValueError("no rows were summarized: cannot normalize")
@@ -130,7 +136,7 @@ class FeatureStats:
             center, scale = self.min, self.max - self.min
         else:
             raise ValueError(f"unknown normalization {method!r}; use 'zscore' or 'minmax'")
-        scale = np.where(scale < min_scale, 1.0, scale)
+        scale = np.where(scale < min_scale, 1.0, np.maximum(scale, scale_floor))
         return center.copy(), scale**2
 
     def to_dict(self) -> dict[str, Any]:

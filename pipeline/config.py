@@ -37,6 +37,11 @@ class DataConfig(StrictConfig):
     """Fraction of episodes held out for validation (split by episode, never by step)."""
     normalization: Literal["zscore", "minmax"] = "zscore"
     """Observation normalization inside the model; statistics from the training split."""
+    obs_scale_floor: float = Field(0.0, ge=0.0)
+    """Lower bound on each observation feature's normalization scale (std for zscore,
+    range for minmax), in the feature's own units; 0 keeps the measured scales. Features
+    that barely vary in the demonstrations would otherwise multiply a small closed-loop
+    deviation by up to 1 / std."""
     history: int = Field(1, ge=1)
     """Observations per input window (K); > 1 for temporal models such as cnn1d."""
     batch_size: int = Field(256, ge=1)

@@ -167,7 +167,9 @@ def _build_spec(config: TrainConfig, path: Path, train_ids: list[int], digest: s
         env_id = ds.metadata.env_id
     stats = compute_stats(path, train_ids)
     act_mean, act_var = stats.actions.normalization("zscore")
-    obs_center, obs_var = stats.observations.normalization(config.data.normalization)
+    obs_center, obs_var = stats.observations.normalization(
+        config.data.normalization, scale_floor=config.data.obs_scale_floor
+    )
     return PolicySpec(
         env_id=env_id,
         obs_dim=int(stats.observations.shape[-1]),

@@ -154,6 +154,19 @@ def test_zscore_and_minmax_parameters() -> None:
         FeatureStats.empty((3,)).normalization()
 
 
+def test_scale_floor_lifts_near_constant_features_only() -> None:
+    x = np.array([[0.0, 5.0, 1.000], [2.0, 5.0, 1.002], [4.0, 5.0, 0.998]])
+    stats = FeatureStats.of(x)
+    _, plain = stats.normalization("zscore")
+    _, floored = stats.normalization("zscore", scale_floor=0.1)
+    # The varying feature keeps its std, the constant one its variance of 1, and the
+    # near-constant one (std 0.0016) is divided by 0.1 instead of magnified ~600 times.
+    np.testing.assert_allclose(floored, [plain[0], 1.0, 0.01])
+    assert plain[2] < 1e-5
+    _, span2 = stats.normalization("minmax", scale_floor=0.1)
+    np.testing.assert_allclose(span2, [16.0, 1.0, 0.01])
+
+
 def test_parameters_work_in_keras_normalization(run_file: Path) -> None:
     keras = pytest.importorskip("keras")
     stats = compute_stats(run_file, [0, 1])

@@ -338,3 +338,20 @@ def test_mirrored_strategy_on_two_logical_cpus(run_data, tmp_path):
     assert words[words.index("devices") + 1] == "2"
     assert np.isfinite(float(words[words.index("loss") + 1]))
     assert load_policy(tmp_path / "m" / "policy").spec.obs_dim == 44
+
+
+def test_observation_scale_floor_reaches_the_saved_policy(run_data, tmp_path):
+    from models.spec import PolicySpec
+
+    variances = {}
+    for floor in (0.0, 0.5):
+        config = load_config(None, [*FAST, "training.epochs=1", f"data.obs_scale_floor={floor}"])
+        train(run_data, config, tmp_path / f"floor{floor}")
+        spec = PolicySpec.from_dict(
+            json.loads((tmp_path / f"floor{floor}" / "policy" / "spec.json").read_text())
+        )
+        variances[floor] = np.asarray(spec.obs_variance)
+    lifted = variances[0.0] < 0.25
+    assert lifted.any() and (~lifted).any()
+    np.testing.assert_allclose(variances[0.5][lifted], 0.25)
+    np.testing.assert_allclose(variances[0.5][~lifted], variances[0.0][~lifted])
