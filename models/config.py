@@ -31,7 +31,7 @@ Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmo
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"]
 BatchNorm = Literal["none", "before", "after"]
 Pooling = Literal["none", "max", "avg"]
-Loss = Literal["mse", "huber"]
+Loss = Literal["mse", "huber", "gaussian_nll"]
 
 ACTIVATIONS: tuple[str, ...] = Activation.__args__
 INITIALIZERS: tuple[str, ...] = Initializer.__args__
@@ -98,7 +98,9 @@ class LayerOptions(StrictConfig):
     l2: float = Field(0.0, ge=0.0)
     """L2 penalty coefficient on every kernel (hidden and output); 0 disables it."""
     loss: Loss = "mse"
-    """Training loss on z-scored actions: mean squared error or Huber."""
+    """Training loss on z-scored actions: mean squared error, Huber, or gaussian_nll (the
+    log-likelihood under a Gaussian whose per-dimension spread is learned beside the mean;
+    the policy acts with the mean)."""
     huber_delta: float = Field(1.0, gt=0.0)
     """Huber's switch point from quadratic to linear, in z-scored action units."""
 

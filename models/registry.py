@@ -36,6 +36,8 @@ from models.spec import PolicySpec
 
 TRAIN_OUTPUT_LAYER = "action_normalized"
 """Name of the linear output layer (z-scored actions); the train model ends here."""
+GAUSSIAN_HEAD_LAYER = "gaussian_head"
+"""With the Gaussian log-likelihood loss: the training model's last layer (mean, log std)."""
 OBS_NORM_LAYER = "obs_norm"
 ACTION_LAYER = "action"
 _BUILTIN_MODULES = ("models.mlp", "models.cnn")
@@ -199,11 +201,25 @@ def resolve_config(
     raise TypeError(f"config for {name!r} must be a mapping or {entry.config_class.__name__}")
 
 
-def build_loss(config: LayerOptions) -> keras.losses.Loss:
+def build_loss(config: LayerOptions, act_dim: int) -> keras.losses.Loss:
     """The configured training loss (on z-scored actions)."""
     if config.loss == "huber":
         return keras.losses.Huber(delta=config.huber_delta, name="huber")
+    if config.loss == "gaussian_nll":
+        from models.gaussian import GaussianNLL
+
+        return GaussianNLL(act_dim)
     return keras.losses.MeanSquaredError(name="mse")
+
+
+def _training_head(config: LayerOptions, act_dim: int, normalized_action: Any) -> Any:
+    """The training model's output: the z-scored action, with a learned log spread beside it
+    for the Gaussian log-likelihood loss (the policy itself always ends at the mean)."""
+    if config.loss != "gaussian_nll":
+        return normalized_action
+    from models.gaussian import AppendLogStd
+
+    return AppendLogStd(act_dim, name=GAUSSIAN_HEAD_LAYER)(normalized_action)
 
 
 @dataclass(frozen=True)
@@ -222,16 +238,25 @@ class PolicyModels:
     @property
     def loss(self) -> keras.losses.Loss:
         """A fresh instance of the configured loss."""
-        return build_loss(self.config)
+        return build_loss(self.config, self.spec.act_dim)
+
+    @property
+    def metrics(self) -> list[Any]:
+        """Extra compile metrics: the mean action's squared error when the loss is not MSE
+        on it alone (the Gaussian log-likelihood), so fits stay comparable."""
+        if self.config.loss != "gaussian_nll":
+            return []
+        from models.gaussian import MeanActionMSE
+
+        return [MeanActionMSE(self.spec.act_dim)]
 
     @classmethod
     def from_policy(
         cls, policy: keras.Model, spec: PolicySpec, config: LayerOptions
     ) -> PolicyModels:
         """Recover the train model from a (reloaded) policy, e.g. to fine-tune it (DAgger)."""
-        train_model = keras.Model(
-            policy.input, policy.get_layer(TRAIN_OUTPUT_LAYER).output, name=f"{policy.name}_train"
-        )
+        head = _training_head(config, spec.act_dim, policy.get_layer(TRAIN_OUTPUT_LAYER).output)
+        train_model = keras.Model(policy.input, head, name=f"{policy.name}_train")
         return cls(train_model, policy, spec, config)
 
 
@@ -278,6 +303,8 @@ def build_policy(
     action = _normalization(spec.act_mean, spec.act_variance, ACTION_LAYER, invert=True)(
         normalized_action
     )
-    train_model = keras.Model(obs, normalized_action, name=f"{name}_train")
+    train_model = keras.Model(
+        obs, _training_head(cfg, spec.act_dim, normalized_action), name=f"{name}_train"
+    )
     policy = keras.Model(obs, action, name=f"{name}_policy")
     return PolicyModels(train_model, policy, spec, cfg)

@@ -40,7 +40,7 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
     built = build_policy(config.model, spec, seed=config.seed)
     model = built.train_model
     optimizer = build_optimizer(config.optimizer, config.schedule, total_steps=steps)
-    model.compile(optimizer=optimizer, loss=built.loss)
+    model.compile(optimizer=optimizer, loss=built.loss, metrics=built.metrics)
     initial = float(model.evaluate(x, y, verbose=0))
     import tensorflow as tf
 

@@ -209,14 +209,14 @@ def _augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
 
 def _baseline_losses(train_model: Any, loss_fn: Any, val_data: Any) -> tuple[float, float]:
     """Validation loss of the untrained model and of predicting the mean action (0 in
-    normalized units): the first sanity check of any fit."""
+    normalized units; with a Gaussian head, spread 1): the first sanity check of any fit."""
     import tensorflow as tf
 
     init, mean, n = 0.0, 0.0, 0
     for x, y in val_data:
         pred = train_model(x, training=False)
         init += float(loss_fn(y, pred)) * len(y)
-        mean += float(loss_fn(y, tf.zeros_like(y))) * len(y)
+        mean += float(loss_fn(y, tf.zeros_like(pred))) * len(y)
         n += len(y)
     return init / max(n, 1), mean / max(n, 1)
 
@@ -336,6 +336,7 @@ def _build_model(config: TrainConfig, spec: Any, total_steps: int) -> Any:
         built.train_model.compile(
             optimizer=build_optimizer(config.optimizer, config.schedule, total_steps),
             loss=built.loss,
+            metrics=built.metrics,
         )
     return built
 

@@ -322,11 +322,49 @@ def test_register_policy_adds_an_architecture():
 
 
 def test_loss_choice():
-    assert isinstance(build_loss(MLPConfig()), keras.losses.MeanSquaredError)
-    huber = build_loss(MLPConfig(loss="huber", huber_delta=0.3))
+    assert isinstance(build_loss(MLPConfig(), 1), keras.losses.MeanSquaredError)
+    huber = build_loss(MLPConfig(loss="huber", huber_delta=0.3), 1)
     assert isinstance(huber, keras.losses.Huber)
     y, p = np.zeros((1, 1), np.float32), np.full((1, 1), 2.0, np.float32)
     assert float(huber(y, p)) == pytest.approx(0.3 * (2.0 - 0.5 * 0.3))
+
+
+def test_gaussian_nll_is_the_log_likelihood_of_the_mean_and_learned_spread():
+    from models.gaussian import GaussianNLL
+
+    y = np.array([[0.5, -1.0]], np.float32)
+    pred = np.array([[0.0, -1.0, np.log(2.0), 0.0]], np.float32)  # means, then log stds
+    expected = np.mean([0.5 * (0.5 / 2.0) ** 2 + np.log(2.0), 0.0])
+    assert float(GaussianNLL(2)(y, pred)) == pytest.approx(expected, rel=1e-6)
+    assert isinstance(build_loss(MLPConfig(loss="gaussian_nll"), 2), GaussianNLL)
+
+
+def test_gaussian_head_trains_the_spread_and_the_policy_acts_with_the_mean():
+    spec = make_spec()
+    built = build_policy("mlp", spec, {"hidden_sizes": [16], "loss": "gaussian_nll"}, seed=0)
+    obs, actions = raw_batch(spec)
+    assert built.train_model.output.shape[-1] == 2 * spec.act_dim
+    assert built.policy.output.shape[-1] == spec.act_dim
+    built.train_model.compile(optimizer="adam", loss=built.loss, metrics=built.metrics)
+    history = built.train_model.fit(obs, spec.normalize_actions(actions), epochs=3, verbose=0)
+    assert "action_mse" in history.history
+    log_std = built.train_model.get_layer("gaussian_head").get_weights()[0]
+    assert log_std.shape == (spec.act_dim,) and np.abs(log_std).max() > 0
+    mean = np.asarray(built.train_model(obs))[:, : spec.act_dim]
+    act_mean, act_std = spec.act_scale()
+    np.testing.assert_allclose(built.policy(obs), mean * act_std + act_mean, rtol=1e-5, atol=1e-5)
+    again = PolicyModels.from_policy(built.policy, spec, built.config)
+    assert again.train_model.output.shape[-1] == 2 * spec.act_dim
+
+
+def test_gaussian_head_layer_round_trips_through_keras_serialization():
+    from models.gaussian import AppendLogStd
+
+    layer = AppendLogStd(3, initial=-0.5, name="head")
+    again = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(again, AppendLogStd) and again.units == 3 and again.initial == -0.5
+    out = np.asarray(again(np.zeros((2, 3), np.float32)))
+    np.testing.assert_allclose(out[:, 3:], -0.5)
 
 
 def test_train_model_recovered_from_a_policy():

@@ -355,3 +355,14 @@ def test_observation_scale_floor_reaches_the_saved_policy(run_data, tmp_path):
     assert lifted.any() and (~lifted).any()
     np.testing.assert_allclose(variances[0.5][lifted], 0.25)
     np.testing.assert_allclose(variances[0.5][~lifted], variances[0.0][~lifted])
+
+
+def test_gaussian_log_likelihood_loss_trains_a_policy_that_reloads_alone(run_data, tmp_path):
+    config = load_config(None, [*FAST, "training.epochs=2", "model.loss=gaussian_nll"])
+    result = train(run_data, config, tmp_path / "nll")
+    assert {"val_action_mse", "action_mse"} <= set(result.history)
+    assert all(np.isfinite(result.history["val_action_mse"]))
+    policy = load_policy(tmp_path / "nll" / "policy")
+    with h5py.File(run_data) as f:
+        obs = np.asarray(f[sorted(k for k in f if k.startswith("episode_"))[0]]["observations"])
+    assert np.asarray(policy.model(obs[:5])).shape == (5, 17)
