@@ -100,6 +100,62 @@ def baselines(seeds: list[int]) -> dict:
     }
 
 
+PEER_SPLIT = (0.2, 0)
+"""(val_fraction, seed) of the split on which the peer's held-out action error was measured:
+HumanCompatibleAI/imitation's BC (512-512, trained on the 80 training episodes of this
+split) had an action MSE of 6.2e-5 in raw action units on its 20 validation episodes."""
+PEER_HELDOUT_MSE = 6.2e-5
+
+PEER_FIGURES = [
+    # (method, survival per seed 0/1/2, normalized distance mean) on seeds 1000-1039 of the
+    # quickstart's data, measured once with imitation 1.0.1 (not a dependency).
+    ("imitation BC, defaults (32-32 tanh, batch 32), 100 episodes", (0.75, 0.70, 0.90), 0.80),
+    ("imitation BC, 512-512 ReLU, batch 256, 40 epochs, 100 episodes", (0.90, 0.48, 0.93), 0.91),
+]
+"""The peer's recorded figures (survival per training seed, mean normalized distance)."""
+
+
+def raw_action_mse(policy_dir: Path, data: Path, episode_ids: list[int]) -> float:
+    """Mean squared error of the policy's actions against the recorded labels, in raw
+    action units, over the given episodes."""
+    import numpy as np
+
+    from datasets import open_dataset
+    from models import load_policy
+
+    model = load_policy(policy_dir).model
+    total, count = 0.0, 0
+    with open_dataset(data) as ds:
+        for episode_id in episode_ids:
+            episode = ds.episode(episode_id)
+            obs, actions = episode.observations[:-1], episode.actions
+            predicted = np.asarray(model(obs.astype(np.float32)), dtype=np.float64)
+            total += float(np.sum((predicted - actions) ** 2))
+            count += actions.size
+    return total / count
+
+
+def heldout_errors(out: Path, data: Path) -> dict:
+    """The run's own validation error and the error on the peer's validation episodes, both
+    in raw action units (the latter is held out only when the run used the peer's split)."""
+    from datasets import open_dataset
+    from datasets.splits import split_episodes
+    from pipeline.config import load_config
+
+    config = load_config(out / "config.yaml")
+    with open_dataset(data) as ds:
+        ids = ds.episode_ids()
+    if config.data.max_episodes is not None:
+        ids = ids[: config.data.max_episodes]
+    train_ids, val_ids = split_episodes(ids, config.data.val_fraction, config.seed)
+    _, peer_val = split_episodes(ids, *PEER_SPLIT)
+    return {
+        "val_raw_mse": raw_action_mse(out / "policy", data, val_ids),
+        "peer_val_raw_mse": raw_action_mse(out / "policy", data, peer_val),
+        "peer_val_held_out": not set(peer_val) & set(train_ids),
+    }
+
+
 def train_and_evaluate(recipe: list[str], data: Path, seed: int, epochs: int | None,
                        episodes: int, eval_seed: int, base: dict, tmp: Path) -> dict:  # fmt: skip
     from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
@@ -128,6 +184,7 @@ def train_and_evaluate(recipe: list[str], data: Path, seed: int, epochs: int | N
         "normalized_distance": scores["normalized_distance"],
         "pose_reward": summary.get("pose_reward", {}).get("mean"),
         "on_policy_action_error": summary.get("action_error", {}).get("mean"),
+        **heldout_errors(out, data),
     }  # fmt: skip
 
 
@@ -186,6 +243,10 @@ def main() -> int:
     return 0
 
 
+def _mse(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
 def print_table(report: dict) -> None:
     expert, random = report["expert"], report["random"]
     table = Table(title=f"{WALK}, {report['episodes']} held-out seeds "
@@ -193,16 +254,19 @@ def print_table(report: dict) -> None:
                   f"{100 * expert['survival_rate']:.0f}% ({expert['distance']['mean']:.1f} m), "
                   f"random {100 * random['survival_rate']:.0f}% "
                   f"({random['distance']['mean']:.2f} m)")  # fmt: skip
-    columns = ("recipe", "seed", "train/val eps", "epochs", "val MSE", "survival",
-               "on expert's starts", "distance m", "norm. distance", "pose", "train s")  # fmt: skip
+    columns = ("recipe", "seed", "train/val eps", "epochs", "val loss", "val MSE raw",
+               "peer-split MSE raw", "survival", "on expert's starts", "distance m",
+               "norm. distance", "pose", "train s")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="right")
     for name, entry in report["recipes"].items():
         rows = entry["seeds"]
         for r in rows:
             low, high = r["survival_ci95"]
+            peer = _mse(r.get("peer_val_raw_mse")) + ("" if r.get("peer_val_held_out") else "*")
             table.add_row(name, str(r["seed"]), f"{r['train_episodes']}/{r['val_episodes']}",
                           str(r["epochs"]), f"{r['best_val_mse']:.4f}",
+                          _mse(r.get("val_raw_mse")), peer,
                           f"{100 * r['survival_rate']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]",
                           f"{100 * r['survival_on_expert_surviving_starts']:.0f}%",
                           f"{r['distance_m']:.1f}", f"{r['normalized_distance']:.2f}",
@@ -210,10 +274,22 @@ def print_table(report: dict) -> None:
         mean = {k: sum(r[k] for r in rows) / len(rows)
                 for k in ("survival_rate", "normalized_distance")}  # fmt: skip
         worst = min(r["normalized_distance"] for r in rows)
-        table.add_row(name, "mean", "", "", "", f"{100 * mean['survival_rate']:.0f}%", "", "",
-                      f"{mean['normalized_distance']:.2f} (worst {worst:.2f})", "", "",
+        table.add_row(name, "mean", "", "", "", "", "", f"{100 * mean['survival_rate']:.0f}%",
+                      "", "", f"{mean['normalized_distance']:.2f} (worst {worst:.2f})", "", "",
                       end_section=True)  # fmt: skip
-    Console(width=170).print(table)
+    console = Console(width=200)
+    console.print(table)
+    console.print("* the peer's validation episodes were in this run's training split")
+    if report["eval_seeds"] == [1000, 1039]:
+        peer = Table(title="the peer on the same data and seeds (recorded figures; held-out "
+                     f"action MSE {PEER_HELDOUT_MSE:.1e} raw on its 80/20 split)")  # fmt: skip
+        for column in ("method", "survival per seed", "mean survival", "mean norm. distance"):
+            peer.add_column(column, justify="right")
+        for method, survival, distance in PEER_FIGURES:
+            per_seed = " / ".join(f"{100 * v:.0f}%" for v in survival)
+            mean = f"{100 * sum(survival) / len(survival):.0f}%"
+            peer.add_row(method, per_seed, mean, f"{distance:.2f}")
+        console.print(peer)
 
 
 if __name__ == "__main__":
