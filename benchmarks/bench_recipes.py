@@ -1,16 +1,21 @@
 """Training recipes in closed loop: the README's example and ``pipeline train``'s defaults.
 
-    .venv/bin/python benchmarks/bench_recipes.py [--quick] [--recipes a,b] [--seeds 0,1,2]
-        [--episodes 100] [--eval-seed 2000] [--data F.h5]
+    .venv/bin/python benchmarks/bench_recipes.py [--quick] [--task walk|run] [--recipes a,b]
+        [--seeds 0,1,2] [--episodes 100] [--eval-seed 2000] [--variant NAME=OVERRIDES]
+        [--data F.h5] [--results F.json]
 
 On the quickstart's data (100 HumanoidWalk demonstrations from random start phases with
-DART noise 0.005, recorded with seed 0; recorded once into ``benchmarks/results/data/``),
+DART noise 0.005, recorded with seed 0; recorded once into ``benchmarks/results/data/``;
+``--task run``: 50 HumanoidRun demonstrations with DART noise 0.1),
 each recipe is trained with several training seeds (``pipeline train`` in a subprocess, as
 a user runs it) and evaluated on held-out seeds never used for recording or model choice
 (2000-2099 by default), next to the expert and a uniform random policy on the same seeds.
 Reports survival with its Wilson interval, survival on the starts the expert survives,
 normalized distance ``(learner - random) / (expert - random)``, the mean over seeds and the
-worst seed. Prints a table and writes ``benchmarks/results/bench_recipes.json``.
+worst seed, and the held-out action error in raw action units. On the walk's seeds
+1000-1039 it prints the peer's recorded figures on the same data and seeds beside ours
+(HumanCompatibleAI/imitation's BC; the peer is not a dependency). Prints a table and
+writes ``benchmarks/results/bench_recipes.json``.
 """
 
 from __future__ import annotations
@@ -32,8 +37,13 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_recipes.json"
-DATA = ROOT / "benchmarks" / "results" / "data" / "quickstart-walk-dart0.005-100.h5"
 WALK = "sim/HumanoidWalk-v0"
+TASKS = {
+    # task -> (env id, demonstrations recorded once with seed 0, DART noise, start phase)
+    "walk": (WALK, 100, 0.005, "random"),
+    # The run expert is robust to much more noise (0.3); 0.1 is what the BC curve used.
+    "run": ("sim/HumanoidRun-v0", 50, 0.1, None),
+}
 PIPELINE = Path(sys.executable).parent / "pipeline"
 
 OLD_WALK_MLP = ["model.name=mlp", "model.hidden_sizes=[512,512]", "model.activation=relu",
@@ -56,6 +66,8 @@ RECIPES: dict[str, list[str]] = {
         "data.augment.mirror_prob=0.5",
     ],
     "walk_mlp (old)": OLD_WALK_MLP,
+    # `pipeline train` without --config for data of an env without a recipe.
+    "typed defaults": [],
     # `pipeline train` without --config before 2026-12-02: 256-256 MLP, constant rate.
     "built-in (old)": [
         "model.name=mlp",
@@ -70,16 +82,20 @@ RECIPES: dict[str, list[str]] = {
 }
 
 
-def record_data(path: Path, episodes: int) -> Path:
+def record_data(task: str) -> Path:
+    """The task's demonstrations (for the walk: the quickstart's), recorded once."""
+    env_id, episodes, noise, _ = TASKS[task]
+    name = "quickstart-walk" if task == "walk" else task
+    path = ROOT / "benchmarks" / "results" / "data" / f"{name}-dart{noise:g}-{episodes}.h5"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(PIPELINE), "record", "--env", WALK, "--episodes", str(episodes),
-                        "--seed", "0", "--workers", "2", "--noise", "0.005", "--out",
+        subprocess.run([str(PIPELINE), "record", "--env", env_id, "--episodes", str(episodes),
+                        "--seed", "0", "--workers", "2", "--noise", str(noise), "--out",
                         str(path)], check=True)  # fmt: skip
     return path
 
 
-def baselines(seeds: list[int]) -> dict:
+def baselines(task: str, seeds: list[int]) -> dict:
     """Expert and uniform random policy on the evaluation seeds."""
     import gymnasium as gym
 
@@ -88,15 +104,16 @@ def baselines(seeds: list[int]) -> dict:
     from pipeline.rollout_command import env_kwargs
     from pipeline.workers import EpisodeTask, run_episodes
 
-    kwargs = env_kwargs(WALK, "random")
-    env = gym.make(WALK)
+    env_id, _, _, start_phase = TASKS[task]
+    kwargs = env_kwargs(env_id, start_phase)
+    env = gym.make(env_id)
     low, high = env.action_space.low.astype(float), env.action_space.high.astype(float)
     env.close()
     tasks = [EpisodeTask(s) for s in seeds]
-    expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[WALK]))
+    expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[env_id]))
     return {
-        "expert": run_episodes(WALK, kwargs, expert, tasks, workers=2),
-        "random": run_episodes(WALK, kwargs, RandomPolicy(low, high), tasks, workers=2),
+        "expert": run_episodes(env_id, kwargs, expert, tasks, workers=2),
+        "random": run_episodes(env_id, kwargs, RandomPolicy(low, high), tasks, workers=2),
     }
 
 
@@ -197,6 +214,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--eval-seed", type=int, default=2000)
+    parser.add_argument("--task", choices=sorted(TASKS), default="walk")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON to write")
     parser.add_argument(
@@ -218,16 +236,17 @@ def main() -> int:
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     episodes = 4 if args.quick else args.episodes
     epochs = 2 if args.quick else None
-    data = args.data or record_data(DATA, 100)
+    data = args.data or record_data(args.task)
     eval_seeds = list(range(args.eval_seed, args.eval_seed + episodes))
     from pipeline.rollout import summarize
 
-    base = baselines(eval_seeds)
+    base = baselines(args.task, eval_seeds)
     report: dict = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
-        "data": str(data), "episodes": episodes, "eval_seeds": [eval_seeds[0], eval_seeds[-1]],
+        "task": TASKS[args.task][0], "data": str(data), "episodes": episodes,
+        "eval_seeds": [eval_seeds[0], eval_seeds[-1]],
         "expert": summarize(base["expert"]), "random": summarize(base["random"]), "recipes": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,7 +268,7 @@ def _mse(value: float | None) -> str:
 
 def print_table(report: dict) -> None:
     expert, random = report["expert"], report["random"]
-    table = Table(title=f"{WALK}, {report['episodes']} held-out seeds "
+    table = Table(title=f"{report.get('task', WALK)}, {report['episodes']} held-out seeds "
                   f"{report['eval_seeds'][0]}-{report['eval_seeds'][1]}: expert survives "
                   f"{100 * expert['survival_rate']:.0f}% ({expert['distance']['mean']:.1f} m), "
                   f"random {100 * random['survival_rate']:.0f}% "
@@ -280,7 +299,7 @@ def print_table(report: dict) -> None:
     console = Console(width=200)
     console.print(table)
     console.print("* the peer's validation episodes were in this run's training split")
-    if report["eval_seeds"] == [1000, 1039]:
+    if report.get("task", WALK) == WALK and report["eval_seeds"] == [1000, 1039]:
         peer = Table(title="the peer on the same data and seeds (recorded figures; held-out "
                      f"action MSE {PEER_HELDOUT_MSE:.1e} raw on its 80/20 split)")  # fmt: skip
         for column in ("method", "survival per seed", "mean survival", "mean norm. distance"):
