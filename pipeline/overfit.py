@@ -19,7 +19,10 @@ NEAR_ZERO = 0.05
 
 def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> dict[str, Any]:
     """Train a fresh model on the first training batch for ``steps`` steps (no dropout
-    of data: the batch is fixed) and report initial and final loss."""
+    of data: the batch is fixed) and report the initial and final value of the judged
+    quantity: the mean action's squared error where the model reports it (a Gaussian
+    log-likelihood loss can be negative, so a ratio of losses means nothing), else the
+    loss."""
     from datasets import open_dataset
     from datasets.splits import split_episodes
     from datasets.tfdata import make_tf_dataset
@@ -41,16 +44,19 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
     model = built.train_model
     optimizer = build_optimizer(config.optimizer, config.schedule, total_steps=steps)
     model.compile(optimizer=optimizer, loss=built.loss, metrics=built.metrics)
-    initial = float(model.evaluate(x, y, verbose=0))
+    criterion = "action_mse" if any(m.name == "action_mse" for m in built.metrics) else "loss"
+    initial = model.evaluate(x, y, verbose=0, return_dict=True)[criterion]
     import tensorflow as tf
 
     # One epoch of the same batch repeated: per-epoch overhead paid once, not ``steps`` times.
     repeated = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
     model.fit(repeated, epochs=1, verbose=0, shuffle=False)  # the batch is fixed; Keras warns
-    final = float(model.evaluate(x, y, verbose=0))
+    final = model.evaluate(x, y, verbose=0, return_dict=True)[criterion]
+    initial, final = float(initial), float(final)
     return {
         "batch_size": len(x),
         "steps": steps,
+        "criterion": criterion,
         "initial_loss": initial,
         "final_loss": final,
         "ratio": final / initial if initial > 0 else float("nan"),
@@ -71,7 +77,8 @@ def run_overfit_command(
     report = overfit_one_batch(data, config)
     verdict = "yes" if report["near_zero"] else "NO (check the model and the data)"
     console.print(
-        f"overfit one batch of {report['batch_size']} for {report['steps']} steps: loss "
+        f"overfit one batch of {report['batch_size']} for {report['steps']} steps: "
+        f"{report['criterion']} "
         f"{report['initial_loss']:.4f} -> {report['final_loss']:.4f} "
         f"({100 * report['ratio']:.1f}% of the initial); near zero: {verdict}"
     )

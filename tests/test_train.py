@@ -228,6 +228,10 @@ def test_overfit_batch(run_data, capsys):
     code, out, _ = cli(capsys, "train", "--data", str(run_data), "--overfit-batch", "--no-track",
                        "model.hidden_sizes=[1]", "data.batch_size=64")  # fmt: skip
     assert code == 1 and "near zero: NO" in out, out
+    # a Gaussian log-likelihood loss goes negative: the verdict is on the mean action's error
+    code, out, _ = cli(capsys, "train", "--data", str(run_data), "--overfit-batch", "--no-track",
+                       "model.loss=gaussian_nll", "data.batch_size=64")  # fmt: skip
+    assert code == 0 and "action_mse" in out and "near zero: yes" in out, out
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(run_data, tmp_path, capsys):
