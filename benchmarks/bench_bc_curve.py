@@ -57,9 +57,9 @@ def baselines(task: str, seeds: list[int]) -> dict:
     import gymnasium as gym
 
     import sim
-    from pipeline.policies import ExpertPolicy, RandomPolicy
-    from pipeline.rollout_command import env_kwargs
-    from pipeline.workers import EpisodeTask, run_episodes
+    from pipeline.rollout.options import env_kwargs
+    from pipeline.rollout.policies import ExpertPolicy, RandomPolicy
+    from pipeline.rollout.workers import EpisodeTask, run_episodes
 
     env_id = TASKS[task]
     kwargs = env_kwargs(env_id, "random" if task == "walk" else None)
@@ -76,10 +76,10 @@ def baselines(task: str, seeds: list[int]) -> dict:
 
 
 def point(data: Path, n: int, epochs: int, episodes: int, seed0: int, base: dict, tmp: Path):
-    from pipeline.config import load_config
     from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
-    from pipeline.rollout import summarize
+    from pipeline.rollout.episodes import summarize
     from pipeline.train import train
+    from pipeline.training.config import load_config
 
     v = validation_episodes(n)
     config = load_config(None, [f"data.max_episodes={n + v}", f"data.val_fraction={v / (n + v)}",
@@ -121,7 +121,7 @@ def main() -> int:
         "episodes": episodes, "seeds": [seeds[0], seeds[-1]], "epochs": epochs,
         "dart_noise": DART_NOISE, "tasks": {},
     }  # fmt: skip
-    from pipeline.rollout import summarize
+    from pipeline.rollout.episodes import summarize
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         for task in args.tasks.split(","):

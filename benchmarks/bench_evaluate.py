@@ -54,7 +54,7 @@ def latency(quick: bool) -> list[dict]:
     from models import build_policy
     from models.inference import KerasForward, compile_numpy
     from models.spec import PolicySpec
-    from pipeline.config import TrainConfig
+    from pipeline.training.config import TrainConfig
 
     rows = []
     rng = np.random.default_rng(0)
@@ -84,9 +84,9 @@ def latency(quick: bool) -> list[dict]:
 
 
 def trained_policy(tmp: Path, quick: bool) -> Path:
-    from pipeline.config import load_config
     from pipeline.record import RecordConfig, record
     from pipeline.train import train
+    from pipeline.training.config import load_config
 
     data = DATA / "HumanoidWalk-v0-50.h5"
     if not data.exists():
@@ -103,8 +103,8 @@ def rollout_ratio(policy_dir: Path, episodes: int) -> dict:
 
     import sim
     from pipeline.evaluate import learner_policy
-    from pipeline.policies import ExpertPolicy
-    from pipeline.policy_source import resolve_policy_source
+    from pipeline.rollout.policies import ExpertPolicy
+    from pipeline.rollout.policy_source import resolve_policy_source
 
     learner = learner_policy(resolve_policy_source(str(policy_dir), None))
     expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[WALK]))

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 import sim
-from pipeline.policies import ExpertPolicy
-from pipeline.rollout import summarize
-from pipeline.workers import EpisodeTask, run_episodes
+from pipeline.rollout.episodes import summarize
+from pipeline.rollout.policies import ExpertPolicy
+from pipeline.rollout.workers import EpisodeTask, run_episodes
 
 RESULTS = Path(__file__).parent / "results" / "bench_experts.json"
 CASES = [

@@ -100,9 +100,9 @@ def baselines(task: str, seeds: list[int]) -> dict:
     import gymnasium as gym
 
     import sim
-    from pipeline.policies import ExpertPolicy, RandomPolicy
-    from pipeline.rollout_command import env_kwargs
-    from pipeline.workers import EpisodeTask, run_episodes
+    from pipeline.rollout.options import env_kwargs
+    from pipeline.rollout.policies import ExpertPolicy, RandomPolicy
+    from pipeline.rollout.workers import EpisodeTask, run_episodes
 
     env_id, _, _, start_phase = TASKS[task]
     kwargs = env_kwargs(env_id, start_phase)
@@ -157,7 +157,7 @@ def heldout_errors(out: Path, data: Path) -> dict:
     in raw action units (the latter is held out only when the run used the peer's split)."""
     from datasets import open_dataset
     from datasets.splits import split_episodes
-    from pipeline.config import load_config
+    from pipeline.training.config import load_config
 
     config = load_config(out / "config.yaml")
     with open_dataset(data) as ds:
@@ -176,7 +176,7 @@ def heldout_errors(out: Path, data: Path) -> dict:
 def train_and_evaluate(recipe: list[str], data: Path, seed: int, epochs: int | None,
                        episodes: int, eval_seed: int, base: dict, tmp: Path) -> dict:  # fmt: skip
     from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
-    from pipeline.rollout import summarize
+    from pipeline.rollout.episodes import summarize
 
     out = tmp / f"run-{seed}-{time.monotonic_ns()}"
     report_json = out.with_suffix(".json")
@@ -238,7 +238,7 @@ def main() -> int:
     epochs = 2 if args.quick else None
     data = args.data or record_data(args.task)
     eval_seeds = list(range(args.eval_seed, args.eval_seed + episodes))
-    from pipeline.rollout import summarize
+    from pipeline.rollout.episodes import summarize
 
     base = baselines(args.task, eval_seeds)
     report: dict = {

@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 import sim
-from pipeline.demonstration import attempt_seed
-from pipeline.policies import ExpertPolicy
 from pipeline.record import RecordConfig, env_kwargs_of, record
-from pipeline.workers import EpisodeTask, rollout_pool
+from pipeline.rollout.demonstration import attempt_seed
+from pipeline.rollout.policies import ExpertPolicy
+from pipeline.rollout.workers import EpisodeTask, rollout_pool
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 RESULTS = Path(__file__).parent / "results" / "bench_record.json"

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 import sim
-from pipeline.policies import ExpertPolicy
-from pipeline.rollout import run_episode
-from pipeline.video import VideoWriter
-from pipeline.workers import EpisodeTask, rollout_pool
+from pipeline.rollout.episodes import run_episode
+from pipeline.rollout.policies import ExpertPolicy
+from pipeline.rollout.video import VideoWriter
+from pipeline.rollout.workers import EpisodeTask, rollout_pool
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 RESULTS = Path(__file__).parent / "results" / "bench_sim.json"

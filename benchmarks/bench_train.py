@@ -105,7 +105,7 @@ def pipeline_ratio(path: Path, epochs: int) -> dict:
 
 def default_cache_mb() -> float:
     """The train config's block-cache default: the benchmark measures what users get."""
-    from pipeline.config import DataConfig
+    from pipeline.training.config import DataConfig
 
     return DataConfig().cache_mb
 
@@ -114,7 +114,7 @@ def peak_rss_kb(path: Path, out: Path, cache_mb: float) -> int:
     """VmHWM of a fresh process training 2 epochs on ``path`` (no tracking)."""
     code = (
         "from pathlib import Path\n"
-        "from pipeline.config import load_config\n"
+        "from pipeline.training.config import load_config\n"
         "from pipeline.train import train\n"
         "config = load_config(None, ['training.epochs=2', 'tracking.enabled=false',\n"
         f"                            'data.cache_mb={cache_mb}'])\n"
@@ -151,8 +151,8 @@ QUALITY_VARIANTS = {
 
 
 def quality(path: Path, epochs: int, tmp: Path) -> dict:
-    from pipeline.config import load_config
     from pipeline.train import train
+    from pipeline.training.config import load_config
 
     rows = {}
     for name, overrides in QUALITY_VARIANTS.items():

@@ -35,14 +35,16 @@ from typing import Any
 import keras
 from pydantic import BaseModel
 
+from models.policy_files import (
+    CONFIG_FILE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    POLICY_FILE,
+    SPEC_FILE,
+)
 from models.spec import PolicySpec
 
-FORMAT_NAME = "humanoid-imitation/policy"
-FORMAT_VERSION = 1
-POLICY_FILE = "policy.keras"
-SPEC_FILE = "spec.json"
-CONFIG_FILE = "config.json"
-MANIFEST_FILE = "manifest.json"
 _PAYLOAD = (POLICY_FILE, SPEC_FILE, CONFIG_FILE)
 
 

@@ -11,7 +11,7 @@ if getattr(_datasets, "HUMANOID_IMITATION", False) is not True:
         "dedicated virtual environment (see README)"
     )
 
-from pipeline.tensorflow_setup import mute_tensorflow_import
+from pipeline.core.tensorflow_setup import mute_tensorflow_import
 
 # Before anything imports TensorFlow, here and in every spawned worker (which imports this
 # package to unpickle its task): TensorFlow's C++ start-up log is not for the user.

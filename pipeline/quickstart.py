@@ -13,7 +13,7 @@ Every run writes a fresh directory ``<out>/<UTC time>/`` (nothing earlier is tou
 The defaults were chosen by measurement (BENCHMARKS.md, "The quickstart" and "Training
 recipes"): plain behaviour cloning of the fragile walk expert falls; demonstrations recorded
 with a little noise injected into the executed actions (DART) teach the policy how to
-recover from its own small errors. Training uses the walk recipe of ``pipeline.recipes``.
+recover from its own small errors. Training uses the walk recipe of ``pipeline.training.recipes``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import TrainConfig, load_config
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.evaluate import EvaluateReport, EvaluateRequest, evaluate
-from pipeline.outputs import check_output_dir, write_json
-from pipeline.recipes import recipe_for
 from pipeline.record import RecordConfig, record
 from pipeline.train import TrainResult, train
+from pipeline.training.config import TrainConfig, load_config
+from pipeline.training.recipes import recipe_for
 
 WALK = "sim/HumanoidWalk-v0"
 

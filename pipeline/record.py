@@ -20,9 +20,10 @@ import gymnasium as gym
 
 import sim
 from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
-from pipeline.demonstration import DemoTask
-from pipeline.errors import PipelineError
-from pipeline.workers import demo_pool
+from pipeline.core.errors import PipelineError
+from pipeline.rollout.demonstration import DemoTask
+from pipeline.rollout.options import WALK_ENV, parse_start_phase
+from pipeline.rollout.workers import demo_pool
 
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
@@ -109,8 +110,6 @@ class RecordSummary:
 
 def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
     """Constructor arguments of the recording environment."""
-    from pipeline.rollout_command import WALK_ENV, parse_start_phase
-
     kwargs: dict[str, Any] = {}
     if config.start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(config.start_phase)

@@ -9,7 +9,6 @@ track everything in MLflow.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -19,24 +18,27 @@ from typing import Any
 
 import numpy as np
 
-from datasets import open_dataset, validate
+from datasets import open_dataset
 from datasets.splits import split_episodes
-from datasets.stats import compute_stats
-from pipeline.config import TrainConfig, config_to_dict, save_config
-from pipeline.errors import PipelineError
-from pipeline.outputs import check_output_dir, write_json
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_dir, write_json
+from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
 from pipeline.tracking import run_name
-from pipeline.train_resume import (
-    CONFIG_FILE,
+from pipeline.training.config import TrainConfig, config_to_dict, save_config
+from pipeline.training.inputs import (
+    build_spec,
+    check_dataset,
+    dataset_digest,
+    make_augmenter,
+    normalize_targets,
+)
+from pipeline.training.resume import (
     check_resume_config,
     check_resume_record,
     read_run_start,
     write_run_start,
 )
-
-CHECKPOINT_DIR = "checkpoint"
-POLICY_DIR = "policy"
-TRAINING_RUN_FILE = "training_run.json"
+from pipeline.training.runtime import configure_tensorflow, distribution_scope
 
 
 @dataclass
@@ -84,129 +86,6 @@ class TrainResult:
     """Per-epoch metrics."""
 
 
-def dataset_digest(path: Path) -> str:
-    """Content digest from the per-episode checksums (no array is read)."""
-    h = hashlib.sha256()
-    with open_dataset(path) as ds:
-        h.update(ds.metadata.dataset_uuid.encode())
-        for info in ds.episode_infos():
-            h.update(info.checksum.encode())
-    return "sha256:" + h.hexdigest()
-
-
-def check_dataset(path: Path) -> None:
-    """The dataset exists, is ours, and its spaces match its environment's."""
-    if not path.exists():
-        raise PipelineError(f"--data {path}: file not found")
-    validate(path)
-    with open_dataset(path) as ds:
-        meta = ds.metadata
-        if len(ds) < 2:
-            raise PipelineError(f"--data {path}: {len(ds)} episode(s); training needs at least 2")
-    import gymnasium as gym
-
-    import sim
-
-    if meta.env_id in sim.ENV_IDS:
-        env = gym.make(meta.env_id)
-        try:
-            shape = tuple(env.observation_space.shape)
-            act = tuple(env.action_space.shape)
-        finally:
-            env.close()
-        if tuple(meta.observation_space.shape) != shape or tuple(meta.action_space.shape) != act:
-            raise PipelineError(
-                f"--data {path}: observation/action shapes {meta.observation_space.shape}/"
-                f"{meta.action_space.shape} do not match {meta.env_id} ({shape}/{act})"
-            )
-
-
-def configure_tensorflow(config: TrainConfig) -> str:
-    """Seeds, determinism, precision; returns a device description."""
-    from pipeline.tensorflow_setup import gpu_names
-
-    gpus = gpu_names()
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(config.seed)
-    if config.training.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if config.training.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    return f"GPU x{len(gpus)} ({', '.join(gpus)})" if gpus else "CPU"
-
-
-def distribution_scope(config: TrainConfig) -> Any:
-    """``MirroredStrategy().scope()`` when asked (or several GPUs with ``auto``), else a
-    no-op context: variables created inside are mirrored across the devices."""
-    import contextlib
-
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    strategy = config.training.strategy
-    if strategy == "mirrored" or (strategy == "auto" and len(gpus) > 1):
-        devices = [d.name for d in tf.config.list_logical_devices("GPU" if gpus else "CPU")]
-        return tf.distribute.MirroredStrategy(devices).scope()
-    return contextlib.nullcontext()
-
-
-def _normalize_targets(dataset: Any, spec: Any) -> Any:
-    import tensorflow as tf
-
-    shift, divisor = spec.act_scale()  # exactly what the model's output layer inverts
-    mean, scale = tf.constant(shift, tf.float32), tf.constant(divisor, tf.float32)
-    return dataset.map(lambda x, y: (x, (y - mean) / scale), num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _build_spec(config: TrainConfig, path: Path, train_ids: list[int], digest: str) -> Any:
-    from models.spec import PolicySpec
-
-    with open_dataset(path) as ds:
-        env_id = ds.metadata.env_id
-    stats = compute_stats(path, train_ids)
-    act_mean, act_var = stats.actions.normalization("zscore")
-    obs_center, obs_var = stats.observations.normalization(
-        config.data.normalization, scale_floor=config.data.obs_scale_floor
-    )
-    return PolicySpec(
-        env_id=env_id,
-        obs_dim=int(stats.observations.shape[-1]),
-        act_dim=int(stats.actions.shape[-1]),
-        history=config.data.history,
-        obs_norm=config.data.normalization,
-        obs_mean=obs_center,
-        obs_variance=obs_var,
-        act_mean=act_mean,
-        act_variance=act_var,
-        stats_source=str(path),
-        stats_digest=digest,
-    ), stats
-
-
-def _augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
-    from datasets.augment import Augmenter
-
-    aug = config.data.augment
-    mirror = None
-    if aug.mirror_prob > 0:
-        from sim.mirror import mirror_spec
-
-        try:
-            mirror = mirror_spec(env_id)
-        except ValueError as exc:
-            raise PipelineError(f"data.augment.mirror_prob: {exc}") from None
-    augmenter = Augmenter.from_stats(
-        stats.observations,
-        noise_std=aug.obs_noise,
-        feature_dropout=aug.feature_dropout,
-        mirror=mirror,
-        mirror_prob=aug.mirror_prob if mirror is not None else 0.5,
-    )
-    return augmenter if augmenter.active else None
-
-
 def _baseline_losses(train_model: Any, loss_fn: Any, val_data: Any) -> tuple[float, float]:
     """Validation loss of the untrained model and of predicting the mean action (0 in
     normalized units; with a Gaussian head, spread 1): the first sanity check of any fit."""
@@ -249,7 +128,7 @@ def train(
     loaded; the MLflow run recorded in ``run_start.json`` is continued.
     """
     from pipeline.tracking import open_tracker, portable_uri
-    from pipeline.train_callbacks import TrainState
+    from pipeline.training.callbacks import TrainState
 
     start = time.perf_counter()
     check_dataset(data)
@@ -272,7 +151,7 @@ def train(
         train_ids, val_ids = split_episodes(ids, config.data.val_fraction, config.seed)
     except ValueError as exc:
         raise PipelineError(f"--data {data}: {exc}") from None
-    spec, stats = _build_spec(config, data, train_ids, digest)
+    spec, stats = build_spec(config, data, train_ids, digest)
     steps_per_epoch = _batches_per_epoch(data, train_ids, config.data.batch_size)
     built = _build_model(config, spec, config.training.epochs * steps_per_epoch)
     state = _restore(out, built.train_model) if resume else TrainState()
@@ -308,7 +187,7 @@ def _log_run_inputs(
     tracker: Any, config: TrainConfig, data: Path, digest: str, ids: list[int], spec: Any,
     steps_per_epoch: int,
 ) -> None:  # fmt: skip
-    from pipeline.optim import resolve_decay_steps
+    from pipeline.training.optim import resolve_decay_steps
 
     tracker.log_params(config_to_dict(config))
     if config.schedule.name in ("inverse_time", "exponential", "cosine"):
@@ -329,7 +208,7 @@ def _count_steps(path: Path, ids: list[int]) -> int:
 def _build_model(config: TrainConfig, spec: Any, total_steps: int) -> Any:
     """The policy (``BuiltPolicy``), its training model compiled with the optimizer."""
     from models import build_policy
-    from pipeline.optim import build_optimizer
+    from pipeline.training.optim import build_optimizer
 
     with distribution_scope(config):
         built = build_policy(config.model, spec, seed=config.seed)
@@ -344,7 +223,7 @@ def _build_model(config: TrainConfig, spec: Any, total_steps: int) -> Any:
 def _restore(out: Path, model: Any) -> Any:
     """Load the checkpoint of ``out`` into ``model`` and return its ``TrainState``; one
     line if it does not fit."""
-    from pipeline.train_callbacks import load_checkpoint
+    from pipeline.training.callbacks import load_checkpoint
 
     try:
         return load_checkpoint(out / CHECKPOINT_DIR, model)
@@ -379,7 +258,7 @@ def _fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> None:
     from datasets.tfdata import count_steps, make_tf_dataset
-    from pipeline.train_callbacks import (
+    from pipeline.training.callbacks import (
         BEST_FILE,
         CheckpointAndEarlyStopping,
         EpochReporter,
@@ -389,11 +268,11 @@ def _fit(
     built, ckpt, state = fitting.built, fitting.checkpoint, fitting.state
     model = built.train_model
     dcfg = config.data
-    train_data = _normalize_targets(make_tf_dataset(
+    train_data = normalize_targets(make_tf_dataset(
         data, train_ids, batch_size=dcfg.batch_size, shuffle_buffer=dcfg.shuffle_buffer,
-        seed=config.seed, history=dcfg.history, augmenter=_augmenter(config, stats, env_id),
+        seed=config.seed, history=dcfg.history, augmenter=make_augmenter(config, stats, env_id),
         training=True, epoch=state.epochs_done, cache_mb=dcfg.cache_mb), spec)  # fmt: skip
-    val_data = _normalize_targets(make_tf_dataset(
+    val_data = normalize_targets(make_tf_dataset(
         data, val_ids, batch_size=dcfg.batch_size, history=dcfg.history, training=False,
         cache_mb=dcfg.cache_mb), spec)  # fmt: skip
     result.train_samples = count_steps(data, train_ids)
@@ -446,7 +325,7 @@ def _save_outputs(
     config: TrainConfig, out: Path, spec: Any, tracker: Any, result: TrainResult
 ) -> None:
     from models import save_policy
-    from pipeline.plots import plot_gradient_norms, plot_learning_curves
+    from pipeline.reports.training_plots import plot_gradient_norms, plot_learning_curves
 
     policy = result.__dict__.pop("_policy")
     save_policy(out / POLICY_DIR, policy, spec, config_to_dict(config), overwrite=True)

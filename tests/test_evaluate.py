@@ -14,7 +14,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.cli import main
-from pipeline.config import load_config
 from pipeline.evaluate import (
     EXPERT,
     LEARNER,
@@ -25,11 +24,12 @@ from pipeline.evaluate import (
     normalized,
     side_by_side_path,
 )
-from pipeline.filming import first_fall_path
-from pipeline.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
-from pipeline.policy_source import MANIFEST_FILE, SPEC_FILE
-from pipeline.rollout import EpisodeResult, run_episode, summarize, wilson_interval
+from pipeline.rollout.episodes import EpisodeResult, run_episode, summarize, wilson_interval
+from pipeline.rollout.filming import first_fall_path
+from pipeline.rollout.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
+from pipeline.rollout.policy_source import MANIFEST_FILE, SPEC_FILE
 from pipeline.train import train
+from pipeline.training.config import load_config
 
 RUN = "sim/HumanoidRun-v0"
 
@@ -322,7 +322,7 @@ def test_a_tensorflow_fallback_policy_travels_to_workers_by_its_directory(tmp_pa
 
 
 def test_side_by_side_holds_the_shorter_video_and_labels_both(tmp_path):
-    from pipeline.video import VideoWriter, side_by_side
+    from pipeline.rollout.video import VideoWriter, side_by_side
 
     for name, count, shade in (("a.mp4", 5, 40), ("b.mp4", 9, 200)):
         with VideoWriter(tmp_path / name, fps=10) as writer:
@@ -346,7 +346,7 @@ def test_a_temporal_policy_sees_the_windows_it_was_trained_on(run_data, tmp_path
     from datasets.windows import history_windows
     from models import load_policy
     from pipeline.evaluate import learner_policy
-    from pipeline.policy_source import resolve_policy_source
+    from pipeline.rollout.policy_source import resolve_policy_source
 
     config = load_config(None, ["model.name=cnn1d", "model.filters=[8]", "model.head_sizes=[16]",
                                 "data.history=4", "training.epochs=1"])  # fmt: skip

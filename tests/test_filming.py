@@ -9,16 +9,16 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from pipeline import filming
 from pipeline.cli import main
-from pipeline.config import load_config
 from pipeline.evaluate import side_by_side_path
-from pipeline.filming import film_fall, first_fall_path
-from pipeline.policies import ExpertPolicy
 from pipeline.record import RecordConfig, record
-from pipeline.rollout_command import env_kwargs
+from pipeline.rollout import filming
+from pipeline.rollout.filming import film_fall, first_fall_path
+from pipeline.rollout.options import env_kwargs
+from pipeline.rollout.policies import ExpertPolicy
+from pipeline.rollout.workers import EpisodeTask, run_episodes
 from pipeline.train import train
-from pipeline.workers import EpisodeTask, run_episodes
+from pipeline.training.config import load_config
 from sim import load_expert
 
 WALK = "sim/HumanoidWalk-v0"

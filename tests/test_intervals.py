@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.intervals import mean_half_width, wilson_interval
-from pipeline.rollout import EpisodeResult, summarize
+from pipeline.core.intervals import mean_half_width, wilson_interval
+from pipeline.rollout.episodes import EpisodeResult, summarize
 
 T_975_4 = 2.7764451051977987  # Student's t, 97.5% quantile, 4 degrees of freedom (tables: 2.776)
 Z_975 = 1.959963984540054

@@ -15,8 +15,8 @@ import pytest
 from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
 from datasets.minari_io import EXECUTED_ACTIONS_INFO
 from pipeline.cli import main
-from pipeline.errors import PipelineError
-from pipeline.outputs import check_output_dir, check_output_path
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_dir, check_output_path
 
 WALK_SHORT = ["--episodes", "1", "--episode-seconds", "0.2"]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import config_to_dict, load_config
-from pipeline.recipes import WALK_RECIPE, recipe_for
-from pipeline.train_command import recorded_env, resolve_train_config
+from pipeline.cli.train import recorded_env, resolve_train_config
+from pipeline.training.config import config_to_dict, load_config
+from pipeline.training.recipes import WALK_RECIPE, recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = "sim/HumanoidWalk-v0"

@@ -177,8 +177,8 @@ def test_resume_refuses_different_arguments(tmp_path, capsys):
 
 
 def test_non_finite_episode_is_rejected_and_counted(tmp_path, monkeypatch):
-    import pipeline.workers as workers
-    from pipeline.demonstration import record_demonstration
+    import pipeline.rollout.workers as workers
+    from pipeline.rollout.demonstration import record_demonstration
 
     def corrupt_every_other(env, expert, task):
         episode = record_demonstration(env, expert, task)

@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.errors import PipelineError
-from pipeline.progress import LOG_WIDTH, StageProgress, make_console
+from pipeline.cli.progress import LOG_WIDTH, StageProgress, make_console
+from pipeline.core.errors import PipelineError
+from pipeline.training.config import load_config
 
 # Start-up chatter of TensorFlow, Keras and MLflow that must never reach the user.
 NOISE = (
@@ -124,8 +124,8 @@ def test_inspect_prints_plain_arguments_and_the_random_start_phase(tmp_path, cap
 
 
 def test_action_error_plot_shows_the_episodes_still_running():
-    from pipeline.eval_plots import action_error_figure
-    from pipeline.rollout import EpisodeResult, summarize
+    from pipeline.reports.evaluation_plots import action_error_figure
+    from pipeline.rollout.episodes import EpisodeResult, summarize
 
     def episode(curve: tuple[float, ...]) -> EpisodeResult:
         return EpisodeResult(seed=0, steps=1, survived_s=len(curve), fell=False, distance=1.0,

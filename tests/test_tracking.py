@@ -25,7 +25,7 @@ from mlflow_server import free_port
 
 from models import PolicySpec, build_policy, save_policy
 from pipeline import tracking
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

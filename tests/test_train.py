@@ -17,8 +17,8 @@ import pytest
 
 from models import load_policy
 from pipeline.cli import main
-from pipeline.config import load_config
 from pipeline.train import train
+from pipeline.training.config import load_config
 
 RUN = "sim/HumanoidRun-v0"
 FAST = ["model.hidden_sizes=[32,32]", "data.batch_size=128", "training.epochs=3"]
@@ -323,7 +323,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
-from pipeline.config import load_config
+from pipeline.training.config import load_config
 from pipeline.train import train
 config = load_config(None, ["training.strategy=mirrored", "training.epochs=1",
                             "model.hidden_sizes=[16]"])

@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
-from pipeline.optim import build_schedule, resolve_decay_steps
-from pipeline.train_callbacks import GradientNorms
+from pipeline.training.callbacks import GradientNorms
+from pipeline.training.config import load_config
+from pipeline.training.optim import build_schedule, resolve_decay_steps
 
 
 def test_gradient_norms_change_no_non_trainable_variable():

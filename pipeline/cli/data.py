@@ -1,0 +1,182 @@
+"""``pipeline inspect``, ``export`` and ``import``: look into a demonstration file and move it
+to and from another format (Minari)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.options import Overwrite
+from pipeline.cli.progress import make_console
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_path, write_json
+
+if TYPE_CHECKING:
+    pass
+
+
+def run_inspect_command(
+    path: Path, verify: bool, json_path: Path | None, console: Console, overwrite: bool = False
+) -> int:
+    """Print what a demonstration file holds; with ``verify``, re-hash every episode.
+
+    Returns 1 when verification finds a bad episode, else 0.
+    """
+    from datasets import open_dataset, validate
+
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
+    validate(path)
+    with open_dataset(path) as ds:
+        summary = ds.summary().to_dict()
+        bad = ds.verify() if verify else None
+        drops = len(ds.dropped_attempts)
+        sessions = ds.sessions
+    console.print(inspect_table(summary, drops))
+    console.print(ranges_table(summary))
+    args = sessions[-1].get("recording_args") if sessions else None
+    if isinstance(args, dict):
+        console.print("recording arguments: " + recording_args_text(args), soft_wrap=True)
+    payload: dict[str, Any] = {"command": "inspect", "summary": summary, "dropped": drops,
+                               "sessions": sessions}  # fmt: skip
+    if bad is not None:
+        payload["verify"] = {"bad_episode_ids": bad, "ok": not bad}
+        if bad:
+            console.print(f"[red]verify: {len(bad)} bad episode(s): {bad}[/red]")
+        else:
+            console.print(f"verify: all {summary['episodes']} episode checksums match")
+    if json_path is not None:
+        write_json(json_path, payload)
+        console.print(f"json: {json_path}")
+    return 1 if bad else 0
+
+
+def recording_args_text(args: dict[str, Any]) -> str:
+    """``key=value, ...`` of a recording, with the start phase its episodes really used
+    (a walk recorded without --start-phase started at random phases)."""
+    from pipeline.record import DEFINING_ARGS, RecordConfig, env_kwargs_of
+
+    shown = dict(args)
+    defining = {k: args[k] for k in DEFINING_ARGS if k in args}
+    phase = env_kwargs_of(RecordConfig(out=Path(), **defining)).get("start_phase")
+    if phase is None:
+        shown.pop("start_phase", None)  # an env without start phases
+    else:
+        shown["start_phase"] = phase
+    return ", ".join(f"{k}={'default' if v is None else v}" for k, v in shown.items())
+
+
+def _stat(stats: dict[str, Any] | None, digits: int = 1) -> str:
+    if not stats or stats.get("mean") is None:
+        return "-"
+    return (f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} "
+            f"[{stats['min']:.{digits}f}, {stats['max']:.{digits}f}]")  # fmt: skip
+
+
+def inspect_table(s: dict[str, Any], drops: int) -> Table:
+    table = Table(title=s["path"])
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    survival = s.get("survival_rate")
+    rows = [
+        ("environment", s["env_id"]),
+        ("expert / noise", f"{s.get('expert_id')} / {s.get('noise_scale')}"),
+        ("schema version", str(s["schema_version"])),
+        ("created", s.get("created", "")),
+        ("episodes (pending in journal)", f"{s['episodes']} ({s.get('pending_episodes', 0)})"),
+        ("steps", str(s["total_steps"])),
+        ("dropped attempts", _counts(drops, s.get("dropped_reasons"))),
+        ("survival rate", "-" if survival is None else f"{100 * survival:.1f}%"),
+        ("steps per episode", _stat(s.get("steps"), 0)),
+        ("return", _stat(s.get("returns"))),
+        ("distance m", _stat(s.get("distances"), 2)),
+        ("file size", f"{s['file_bytes'] / 1e6:.2f} MB ({s.get('compression')})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _counts(total: int, by_reason: dict[str, int] | None) -> str:
+    """``3 (fell: 2, non-finite: 1)``."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in (by_reason or {}).items())
+    return f"{total} ({reasons})" if reasons else str(total)
+
+
+def ranges_table(s: dict[str, Any], limit: int = 8) -> Table:
+    """First few per-dimension ranges of observations and actions (all are in --json)."""
+    table = Table(title="per-dimension ranges (first dimensions; --json has all)")
+    for column in ("array", "dims", "min (first dims)", "max (first dims)"):
+        table.add_column(column)
+
+    def fmt(values: list[float | None]) -> str:
+        return " ".join("nan" if x is None else f"{x:.2f}" for x in values[:limit])
+
+    for key in ("observation", "action"):
+        low, high = s.get(f"{key}_min") or [], s.get(f"{key}_max") or []
+        table.add_row(key, str(len(low)), fmt(low), fmt(high))
+    return table
+
+
+def inspect_command(
+    path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
+    verify: Annotated[
+        bool, typer.Option(help="Re-compute every checksum; exit 1 if any episode is bad.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
+    code = run_inspect_command(path, verify, json_out, make_console(), overwrite)
+    if code:
+        raise typer.Exit(code)
+
+
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Demonstration file (.h5).")],
+    out: Annotated[Path, typer.Option(help="Minari datasets root directory to write into.")],
+    format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
+    dataset_id: Annotated[
+        str | None, typer.Option(help="Minari id, e.g. humanoid/walk/expert-v0 (default: derived).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
+) -> None:
+    """Export a demonstration file to another format (a Minari dataset)."""
+    from datasets.minari_io import MinariExistsError, export_minari
+
+    _check_format(format)
+    try:
+        where = export_minari(path, out, dataset_id, overwrite=overwrite)
+    except MinariExistsError as exc:
+        raise PipelineError(f"--out {exc} (use --overwrite)") from None
+    make_console().print(f"minari dataset: {where}")
+    make_console().print(f"load it with: MINARI_DATASETS_PATH={out} python -c \"import minari; "
+                    f"print(minari.load_dataset('{where.relative_to(out)}'))\"")  # fmt: skip
+
+
+def import_command(
+    source: Annotated[str, typer.Argument(help="Minari dataset directory or id.")],
+    out: Annotated[Path, typer.Option(help="Demonstration file (.h5) to write.")],
+    format: Annotated[str, typer.Option(help="Interchange format (only 'minari').")] = "minari",
+    datasets_root: Annotated[
+        Path | None, typer.Option(help="Minari datasets root for an id (default: Minari's).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Import a dataset from another format (Minari) into a demonstration file."""
+    from datasets.minari_io import import_minari
+    from pipeline.core.outputs import check_output_path
+
+    _check_format(format)
+    check_output_path(out, "--out", overwrite=overwrite)
+    where = import_minari(source, out, datasets_root=datasets_root, overwrite=overwrite)
+    make_console().print(f"dataset: {where}")
+
+
+def _check_format(value: str) -> None:
+    if value != "minari":
+        raise PipelineError(f"--format: unknown format '{value}' (supported: minari)")

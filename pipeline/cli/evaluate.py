@@ -1,0 +1,113 @@
+"""``pipeline evaluate``: progress while episodes run, then the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.progress import StageProgress, make_console
+
+if TYPE_CHECKING:
+    from pipeline.evaluate import (
+        EvaluateReport,
+        EvaluateRequest,
+    )
+    from pipeline.rollout.episodes import EpisodeResult
+
+
+def run_evaluate_command(
+    request: EvaluateRequest,
+    tracking_uri: str | None,
+    console: Console,
+    lookup_uri: str | None = None,
+) -> EvaluateReport:
+    """Validate, run with a progress bar per policy, print the table and where things went."""
+    from pipeline.evaluate import EXPERT, LEARNER, RANDOM, check_request, evaluate
+    from pipeline.evaluate.tables import results_table, summary_lines, video_lines
+
+    check_request(request)
+    runs = (LEARNER, EXPERT, RANDOM) if request.compare_expert else (LEARNER,)
+    with StageProgress(console) as progress:
+        # Started by their first episode: a log shows when each policy's episodes begin.
+        bars = {name: progress.add(f"evaluate {name}", total=request.episodes, start=False)
+                for name in runs}  # fmt: skip
+        falls = dict.fromkeys(runs, 0)
+
+        def advance(name: str, result: EpisodeResult) -> None:
+            falls[name] += result.fell
+            progress.update(bars[name], advance=1, note=f"falls {falls[name]}")
+
+        report = evaluate(request, tracking_uri, advance, lookup_uri)
+    console.print(results_table(report))
+    for line in summary_lines(report):
+        console.print(line)
+    for line in video_lines(report):
+        console.print(line)
+    if request.out is not None:
+        console.print(f"report and plots: {request.out}")
+    if request.json_path is not None:
+        console.print(f"json: {request.json_path}")
+    if report.eval_run_id:
+        console.print(f"mlflow run: {report.eval_run_id} ({tracking_uri}); look at it with: "
+                      f"mlflow ui --backend-store-uri {tracking_uri}")  # fmt: skip
+    return report
+
+
+def evaluate_command(
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Policy directory, training run directory, runs:/<id>/policy or "
+            "models:/NAME/VERSION."
+        ),
+    ],
+    env: Annotated[
+        str | None, typer.Option(help="Environment (default: the one the policy trained on).")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
+    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 2,
+    start_phase: Annotated[
+        str | None,
+        typer.Option(help="Walk only: 'random' (default), '0' or a phase in [0, 1)."),
+    ] = None,
+    episode_seconds: Annotated[
+        float | None, typer.Option(help="Walk only: episode time limit in simulated seconds.")
+    ] = None,
+    compare_expert: Annotated[
+        bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
+    ] = False,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="Video (.mp4/.gif) of the learner on the first seed the expert (with "
+            "--compare-expert; else the learner) survives, <name>_vs_expert beside it with "
+            "--compare-expert, and <name>_first_fall: the last 3 s before the learner's "
+            "first fall, if it fell."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for the report and plots.")] = None,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Evaluate without MLflow tracking.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
+    from pipeline.evaluate import EvaluateRequest, check_request
+    from pipeline.tracking import prepare
+
+    request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
+                              workers=workers, start_phase=start_phase,
+                              episode_seconds=episode_seconds, compare_expert=compare_expert,
+                              video=video, out=out, json_path=json_out,
+                              overwrite=overwrite)  # fmt: skip
+    check_request(request)
+    uri = None if no_track else prepare(tracking_uri)
+    # With --no-track an MLflow policy URI still resolves against --tracking-uri.
+    run_evaluate_command(request, uri, make_console(), lookup_uri=tracking_uri)

@@ -1,0 +1,22 @@
+"""Options and helpers that several commands share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+]
+"""The ``--tracking-uri`` option every tracked command shares."""
+
+Overwrite = Annotated[bool, typer.Option(help="Replace existing output files (refused otherwise).")]
+"""The ``--overwrite`` option of every command that writes files."""
+
+
+def from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given rather than left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"

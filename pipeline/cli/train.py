@@ -1,0 +1,231 @@
+"""``pipeline train``: resolve the config, check tracking, train with progress, report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.options import TrackingUri
+from pipeline.cli.progress import StageProgress, make_console
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_path, write_json
+
+if TYPE_CHECKING:
+    from pipeline.training.config import TrainConfig
+
+
+def resolve_train_config(
+    config_path: Path | None,
+    overrides: list[str],
+    seed: int | None,
+    no_track: bool,
+    tracking_uri: str | None,
+    register: str | None,
+    deterministic: bool,
+    mixed_precision: bool,
+    resume_out: Path | None = None,
+    data: Path | None = None,
+) -> TrainConfig:
+    """The config file plus overrides plus command-line options (options win).
+
+    ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
+    ``config.yaml`` is the base, and any setting that then differs from it is refused.
+    Otherwise, without ``--config``, the measured recipe for the environment that recorded
+    ``data`` is the base (:mod:`pipeline.training.recipes`).
+    """
+    from pipeline.training.config import load_config
+    from pipeline.training.recipes import recipe_for
+    from pipeline.training.resume import check_resume_config, saved_config_path
+
+    base: list[str] = []
+    if resume_out is not None and config_path is None:
+        config_path = saved_config_path(resume_out)
+    elif config_path is None and data is not None:
+        base = recipe_for(recorded_env(data) or "")
+    options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
+                                deterministic, mixed_precision)  # fmt: skip
+    config = load_config(config_path, [*base, *options])
+    if resume_out is not None:
+        check_resume_config(resume_out, config)
+    return config
+
+
+def recorded_env(data: Path) -> str | None:
+    """The env id a demonstration file was recorded in; None when the file cannot be read
+    (the dataset check reports why, with the file's name)."""
+    from datasets import DatasetError, open_dataset
+
+    try:
+        with open_dataset(data) as ds:
+            return ds.metadata.env_id
+    except (DatasetError, OSError):
+        return None
+
+
+def _option_overrides(
+    overrides: list[str],
+    seed: int | None,
+    no_track: bool,
+    tracking_uri: str | None,
+    register: str | None,
+    deterministic: bool,
+    mixed_precision: bool,
+) -> list[str]:
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    if no_track:
+        extra.append("tracking.enabled=false")
+    if tracking_uri is not None:
+        extra.append(f"tracking.tracking_uri={tracking_uri}")
+    if register is not None:
+        extra.append(f"tracking.registered_model={register}")
+    if deterministic:
+        extra.append("training.deterministic=true")
+    if mixed_precision:
+        extra.append("training.mixed_precision=true")
+    return extra
+
+
+def default_out(data: Path, config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{data.stem}-{config.model.name}-seed{config.seed}-{stamp}"
+
+
+def run_train_command(
+    data: Path,
+    config: TrainConfig,
+    out: Path | None,
+    resume: bool,
+    json_path: Path | None,
+    console: Console,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run ``pipeline train`` and print the results table (``overwrite``: replace an
+    existing ``json_path``; a run directory is never replaced)."""
+    from pipeline.tracking import prepare
+    from pipeline.train import prepare_out_dir, train
+    from pipeline.training.inputs import check_dataset
+    from pipeline.training.resume import read_run_start
+
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
+    check_dataset(data)
+    if out is None:
+        if resume:
+            raise PipelineError("--resume needs --out (the run directory to continue)")
+        out = default_out(data, config)
+    prepare_out_dir(out, resume)
+    uri = None
+    if config.tracking.enabled:
+        # A resumed run continues in the store that holds its MLflow run.
+        recorded = read_run_start(out).get("tracking_uri") if resume else None
+        uri = prepare(recorded or config.tracking.tracking_uri, config.tracking.experiment)
+    with StageProgress(console) as progress:
+        bar = progress.add("train epochs", total=config.training.epochs)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            progress.update(bar, completed=epoch + 1,
+                            note=f"loss {metrics.get('train/loss', math.nan):.4f} "
+                                 f"val {metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
+
+        result = train(data, config, out, resume=resume, tracking_uri=uri, on_epoch=on_epoch)
+    console.print(result_table(result))
+    console.print(f"policy: {result.policy_dir}")
+    if result.run_id:
+        console.print(f"mlflow run: {result.run_id} ({uri}); look at it with: mlflow ui "
+                      f"--backend-store-uri {uri}")  # fmt: skip
+        if config.tracking.registered_model:
+            console.print(f"registered model: {config.tracking.registered_model}")
+    payload = {"command": "train", **asdict(result), "tracking_uri": uri}
+    if json_path is not None:
+        write_json(json_path, payload)
+        console.print(f"json: {json_path}")
+    return payload
+
+
+def result_table(r: Any) -> Table:
+    table = Table(title=f"training run {r.out_dir}")
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    rows = [
+        ("device", r.device),
+        ("episodes train / val", f"{r.train_episodes} / {r.val_episodes}"),
+        ("samples per epoch", str(r.train_samples)),
+        ("epochs (resumed from)", f"{r.epochs} ({r.resumed_from_epoch})"),
+        ("early stop", "yes" if r.stopped_early else "no"),
+        ("initial val loss", f"{r.initial_val_loss:.4f}"),
+        ("mean-action val loss (baseline)", f"{r.mean_action_val_loss:.4f}"),
+        ("final train loss", f"{r.final_train_loss:.4f}"),
+        ("best val loss (epoch)", f"{r.best_val_loss:.4f} ({r.best_epoch})"),
+        ("samples/s", f"{r.samples_per_s:.0f}"),
+        ("wall s", f"{r.wall_s:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def train_command(
+    data: Annotated[Path, typer.Option(help="Demonstration file (.h5) to learn from.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Config overrides key=value, e.g. optimizer.learning_rate=3e-4."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML config (see configs/); default: the measured recipe for the data's env."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config's).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<data>-<model>-...).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in --out from its last checkpoint, with the run's own "
+            "config.yaml and MLflow run; --config, overrides and options that contradict "
+            "it are refused (a longer run is a new --out)."
+        ),
+    ] = False,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Train without MLflow tracking.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    register: Annotated[
+        str | None, typer.Option(help="Register the policy in the MLflow model registry.")
+    ] = None,
+    deterministic: Annotated[
+        bool, typer.Option(help="TF op determinism: same seed, identical weights on CPU.")
+    ] = False,
+    mixed_precision: Annotated[bool, typer.Option(help="float16 compute (GPU).")] = False,
+    overfit_batch: Annotated[
+        bool, typer.Option(help="Only train on one batch and report if the loss nears 0.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --json file (never a run directory).")
+    ] = False,
+) -> None:
+    """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
+
+    cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
+                               deterministic, mixed_precision,
+                               resume_out=out if resume else None, data=data)  # fmt: skip
+    if overfit_batch:
+        from pipeline.training.overfit import run_overfit_command
+
+        code = run_overfit_command(data, cfg, json_out, make_console(), overwrite)
+        if code:
+            raise typer.Exit(code)
+        return
+    run_train_command(data, cfg, out, resume, json_out, make_console(), overwrite)

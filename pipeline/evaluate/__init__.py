@@ -1,0 +1,39 @@
+"""The evaluate algorithm: roll a trained policy out (next to the expert and a random
+policy on the same seeds) and write the report, plots, videos and MLflow run.
+
+:mod:`.request` says what is asked and measured, :mod:`.run` runs it, :mod:`.outputs`
+writes what people look at; the names below are the package's public API."""
+
+from pipeline.evaluate.request import (
+    EXPERT,
+    LEARNER,
+    RANDOM,
+    REPORT_FILE,
+    EvaluateReport,
+    EvaluateRequest,
+    check_request,
+    side_by_side_path,
+)
+from pipeline.evaluate.run import (
+    evaluate,
+    expert_normalized_scores,
+    learner_policy,
+    normalized,
+    run_evaluation,
+)
+
+__all__ = [
+    "EXPERT",
+    "LEARNER",
+    "RANDOM",
+    "REPORT_FILE",
+    "EvaluateReport",
+    "EvaluateRequest",
+    "check_request",
+    "evaluate",
+    "expert_normalized_scores",
+    "learner_policy",
+    "normalized",
+    "run_evaluation",
+    "side_by_side_path",
+]

@@ -1,0 +1,84 @@
+"""What an evaluation prints: its policies side by side (means with 95% intervals), the
+expert-normalized scores and compounding error, and one line per video."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.table import Table
+
+from pipeline.evaluate.request import LEARNER, EvaluateReport
+from pipeline.rollout.filming import first_fall, no_fall_line
+
+
+def video_lines(report: EvaluateReport) -> list[str]:
+    """One line per video: path, seed and what it shows (why that seed)."""
+    lines = [f.line() for f in report.filmed]
+    if report.filmed and first_fall(report.results[LEARNER]) is None:
+        lines.append(no_fall_line(LEARNER))
+    return lines
+
+
+def _stat(summary: dict[str, Any], key: str, digits: int = 2) -> str:
+    value = summary.get(key)
+    if not isinstance(value, dict) or not math.isfinite(value["mean"]):
+        return "-"
+    return f"{value['mean']:.{digits}f} ± {value['ci95']:.{digits}f}"
+
+
+def _rate(summary: dict[str, Any]) -> str:
+    low, high = summary["survival_ci95"]
+    return f"{100 * summary['survival_rate']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]"
+
+
+def results_table(report: EvaluateReport) -> Table:
+    """One column per policy, one row per metric: means ± 95% confidence half-widths."""
+    n = len(report.seeds)
+    table = Table(title=f"{report.env_id}, {n} episodes, seeds {report.seeds[0]}-"
+                        f"{report.seeds[-1]} (mean ± 95% CI)")  # fmt: skip
+    table.add_column("metric")
+    for name in report.summaries:
+        table.add_column(name, justify="right", no_wrap=True)
+    rows = [("survival [95% CI]", lambda s: _rate(s))]
+    for label, key, digits in (("survived s", "survived_s", 1), ("distance m", "distance", 2),
+                               ("speed m/s", "speed", 2), ("return", "return", 0),
+                               ("pose reward", "pose_reward", 3),
+                               ("action error", "action_error", 3)):  # fmt: skip
+        if any(isinstance(s.get(key), dict) for s in report.summaries.values()):
+            rows.append((label, lambda s, k=key, d=digits: _stat(s, k, d)))
+    for label, cell in rows:
+        table.add_row(label, *(cell(s) for s in report.summaries.values()))
+    return table
+
+
+def summary_lines(report: EvaluateReport) -> list[str]:
+    """Expert-normalized scores, survival on the expert's starts, compounding error."""
+    lines = []
+    scores = report.scores
+    if scores:
+        lines.append(
+            f"expert-normalized score (0 = random, 1 = expert): return "
+            f"{scores['normalized_return']:.2f}, distance {scores['normalized_distance']:.2f}"
+        )
+        low, high = scores["survival_on_expert_surviving_starts_ci95"]
+        rate = scores["survival_on_expert_surviving_starts"]
+        lines.append(
+            f"survival on the {scores['expert_surviving_starts']} starts the expert survives: "
+            + (
+                "-"
+                if not math.isfinite(rate)
+                else f"{100 * rate:.0f}% [{100 * low:.0f}-{100 * high:.0f}]"
+            )
+        )
+    curve = report.summaries[LEARNER].get("action_error_by_second")
+    if curve:
+        shown = ", ".join(f"{s}s {v:.3f}" for s, v in enumerate(curve) if s in _marks(len(curve)))
+        val = report.validation_loss
+        against = f" (validation loss {val:.3f})" if val is not None and math.isfinite(val) else ""
+        lines.append(f"on-policy action error by second: {shown}{against}")
+    return lines
+
+
+def _marks(length: int) -> set[int]:
+    return {0, 1, 2, 5, 10, 15, length - 1} & set(range(length))

@@ -1,0 +1,78 @@
+"""Validated options of anything that runs episodes (rollout, record, evaluate, DAgger):
+environment constructor arguments and the episode, worker and output options."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import sim
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_path
+from pipeline.rollout.filming import first_fall_path
+from pipeline.rollout.video import VIDEO_SUFFIXES
+
+WALK_ENV = "sim/HumanoidWalk-v0"
+"""The environment whose start phase and episode length are options."""
+
+
+def parse_start_phase(value: str) -> float | str:
+    """'random', or a phase in [0, 1)."""
+    if value == "random":
+        return "random"
+    try:
+        phase = float(value)
+    except ValueError:
+        raise PipelineError(
+            f"--start-phase: '{value}' is not 'random' or a number in [0, 1)"
+        ) from None
+    if not 0.0 <= phase < 1.0:
+        raise PipelineError(f"--start-phase: {value} is outside [0, 1)")
+    return phase
+
+
+def env_kwargs(
+    env_id: str, start_phase: str | None = None, episode_seconds: float | None = None
+) -> dict[str, Any]:
+    """Validated constructor arguments for ``env_id`` (rendering on, walk options checked)."""
+    if env_id not in sim.ENV_IDS:
+        choices = ", ".join(sim.ENV_IDS)
+        raise PipelineError(f"--env: unknown environment '{env_id}' (one of {choices})")
+    kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
+    for option, value in (("--start-phase", start_phase),
+                          ("--episode-seconds", episode_seconds)):  # fmt: skip
+        if value is not None and env_id != WALK_ENV:
+            raise PipelineError(f"{option}: applies only to {WALK_ENV}, not {env_id}")
+    if start_phase is not None:
+        kwargs["start_phase"] = parse_start_phase(start_phase)
+    if episode_seconds is not None:
+        kwargs["episode_seconds"] = check_episode_seconds(episode_seconds)
+    return kwargs
+
+
+def check_episode_seconds(value: float) -> float:
+    """A walk episode's time limit: finite and > 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise PipelineError(f"--episode-seconds: {value} must be > 0")
+    return value
+
+
+def check_episode_options(
+    episodes: int,
+    workers: int,
+    video: Path | None,
+    json_path: Path | None,
+    overwrite: bool = False,
+) -> None:
+    """The options every command that runs episodes shares (rollout, evaluate)."""
+    if episodes < 1:
+        raise PipelineError(f"--episodes: must be >= 1, got {episodes}")
+    if workers < 1:
+        raise PipelineError(f"--workers: must be >= 1, got {workers}")
+    if video is not None:
+        check_output_path(video, "--video", VIDEO_SUFFIXES, overwrite=overwrite)
+        # Written beside it only if the policy falls, but checked now like the video.
+        check_output_path(first_fall_path(video), "--video", overwrite=overwrite)
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
