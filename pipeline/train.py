@@ -1,44 +1,41 @@
-"""The training stage: demonstrations -> a Keras policy that reloads alone.
+"""Behaviour cloning (``pipeline train``): demonstrations -> a Keras policy that reloads alone.
 
-Steps: validate the dataset; split it by episode; compute normalization statistics on
-the training split in one streaming pass; build the policy with normalization inside;
-stream batches from the HDF5 file; fit with checkpoints every epoch (resumable), early
-stopping, per-layer gradient norms; save the policy with its spec and resolved config;
-track everything in MLflow.
+Steps: validate the dataset and open it once; split it by episode; compute normalization
+statistics on the training split in one streaming pass (``training.inputs``); build the
+policy with normalization inside; fit it with the one fit loop (``training.fit``:
+checkpoints every epoch, resumable, early stopping, per-layer gradient norms); save the
+policy with its spec and resolved config; track everything in MLflow.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datasets import open_dataset
-from datasets.splits import split_episodes
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
-from pipeline.tracking import run_name
+from pipeline.tracking import Tracker, open_tracker, portable_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
-from pipeline.training.inputs import (
-    build_spec,
-    check_dataset,
-    dataset_digest,
-    make_augmenter,
-    normalize_targets,
-)
+from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
+from pipeline.training.inputs import TrainingInputs, check_dataset, dataset_digest
+from pipeline.training.model import build_model
 from pipeline.training.resume import (
     check_resume_config,
     check_resume_record,
     read_run_start,
     write_run_start,
 )
-from pipeline.training.runtime import configure_tensorflow, distribution_scope
+from pipeline.training.runtime import training_runtime
+
+if TYPE_CHECKING:
+    from models.spec import PolicySpec
 
 
 @dataclass
@@ -86,20 +83,6 @@ class TrainResult:
     """Per-epoch metrics."""
 
 
-def _baseline_losses(train_model: Any, loss_fn: Any, val_data: Any) -> tuple[float, float]:
-    """Validation loss of the untrained model and of predicting the mean action (0 in
-    normalized units; with a Gaussian head, spread 1): the first sanity check of any fit."""
-    import tensorflow as tf
-
-    init, mean, n = 0.0, 0.0, 0
-    for x, y in val_data:
-        pred = train_model(x, training=False)
-        init += float(loss_fn(y, pred)) * len(y)
-        mean += float(loss_fn(y, tf.zeros_like(pred))) * len(y)
-        n += len(y)
-    return init / max(n, 1), mean / max(n, 1)
-
-
 def prepare_out_dir(out: Path, resume: bool) -> None:
     """A new run directory (never an existing one) or, with resume, an existing run."""
     if resume:
@@ -118,18 +101,17 @@ def train(
     *,
     resume: bool = False,
     tracking_uri: str | None = None,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train a policy on ``data`` into ``out``; see the module docstring.
 
     ``tracking_uri`` None trains without tracking (resolve and check it first with
     :func:`pipeline.tracking.prepare`). With ``resume``, ``config`` must equal the run's
     ``config.yaml``, and nothing in ``out`` or in MLflow changes before the checkpoint has
-    loaded; the MLflow run recorded in ``run_start.json`` is continued.
+    loaded; the MLflow run recorded in ``run_start.json`` is continued. The file is opened
+    once; the process-wide TensorFlow and MLflow settings a run changes are restored when
+    it ends, so several trainings can run in one process.
     """
-    from pipeline.tracking import open_tracker, portable_uri
-    from pipeline.training.callbacks import TrainState
-
     start = time.perf_counter()
     check_dataset(data)
     prepare_out_dir(out, resume)
@@ -138,29 +120,38 @@ def train(
     if resume:
         check_resume_config(out, config)
         record = read_run_start(out)
-    digest = dataset_digest(data)
-    if resume:
-        check_resume_record(out, record, data, digest, uri)
-    device = configure_tensorflow(config)
     with open_dataset(data) as ds:
-        ids = ds.episode_ids()
-        env_id = ds.metadata.env_id
-    if config.data.max_episodes is not None:
-        ids = ids[: config.data.max_episodes]
-    try:
-        train_ids, val_ids = split_episodes(ids, config.data.val_fraction, config.seed)
-    except ValueError as exc:
-        raise PipelineError(f"--data {data}: {exc}") from None
-    spec, stats = build_spec(config, data, train_ids, digest)
-    steps_per_epoch = _batches_per_epoch(data, train_ids, config.data.batch_size)
-    built = _build_model(config, spec, config.training.epochs * steps_per_epoch)
-    state = _restore(out, built.train_model) if resume else TrainState()
+        digest = dataset_digest(ds)
+        if resume:
+            check_resume_record(out, record, data, digest, uri)
+        with training_runtime(config) as device:
+            inputs = TrainingInputs.prepare(ds, config, digest)
+            result = _train_on(inputs, config, out, device, resume, uri, record, on_epoch)
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def _train_on(
+    inputs: TrainingInputs, config: TrainConfig, out: Path, device: str, resume: bool,
+    uri: str | None, record: dict[str, Any], on_epoch: EpochCallback | None,
+) -> TrainResult:  # fmt: skip
+    plan = FitPlan(
+        epochs=config.training.epochs, steps_per_epoch=inputs.steps_per_epoch,
+        samples_per_epoch=inputs.train_samples, checkpoint=out / CHECKPOINT_DIR,
+        early_stopping_patience=config.training.early_stopping_patience,
+        restore_best=config.training.restore_best,
+        grad_norm_batches=config.training.grad_norm_batches,
+    )  # fmt: skip
+    built = build_model(config, inputs.spec, plan.epochs * plan.steps_per_epoch)
+    state = restore_state(plan.checkpoint, built.train_model) if resume else None
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / CONFIG_FILE)
+    env_id = inputs.env_id
     result = TrainResult(out_dir=str(out), policy_dir=str(out / POLICY_DIR), device=device,
-                         train_episodes=len(train_ids), val_episodes=len(val_ids),
-                         resumed_from_epoch=state.epochs_done)  # fmt: skip
+                         train_episodes=len(inputs.train_ids), val_episodes=len(inputs.val_ids),
+                         train_samples=inputs.train_samples,
+                         resumed_from_epoch=state.epochs_done if state else 0)  # fmt: skip
     tags = {"stage": "train", "env_id": env_id, "device": device, "model": config.model.name}
     name = run_name("train", env_id, config.model.name, f"seed{config.seed}")
     with open_tracker(uri, config.tracking.experiment, name, tags=tags,
@@ -168,166 +159,40 @@ def train(
         result.run_id = tracker.run_id
         if tracker.run_id is None or tracker.run_id != record.get("run_id"):
             # A new run: record it at once, so that a resume after a kill continues it.
-            write_run_start(out, tracker.run_id, uri, config.tracking.experiment, digest)
-            _log_run_inputs(tracker, config, data, digest, ids, spec, steps_per_epoch)
-        _fit(config, data, spec, stats, env_id, train_ids, val_ids, steps_per_epoch,
-             Fitting(built, out / CHECKPOINT_DIR, state), tracker, result, on_epoch)  # fmt: skip
-        _save_outputs(config, out, spec, tracker, result)
-    result.wall_s = time.perf_counter() - start
+            write_run_start(
+                out, tracker.run_id, uri, config.tracking.experiment, inputs.spec.stats_digest
+            )
+            _log_run_inputs(tracker, config, inputs)
+        train_data = inputs.train_batches(result.resumed_from_epoch)
+        outcome = fit(built, train_data, inputs.val_batches(), plan, state=state,
+                      tracker=tracker, on_epoch=on_epoch)  # fmt: skip
+        for key, value in asdict(outcome).items():
+            setattr(result, key, value)
+        _save_outputs(config, out, inputs.spec, built.policy, tracker, result)
     return result
 
 
-def _batches_per_epoch(path: Path, ids: list[int], batch_size: int) -> int:
-    from datasets.tfdata import batches_per_epoch
-
-    return batches_per_epoch(path, ids, batch_size)
-
-
-def _log_run_inputs(
-    tracker: Any, config: TrainConfig, data: Path, digest: str, ids: list[int], spec: Any,
-    steps_per_epoch: int,
-) -> None:  # fmt: skip
+def _log_run_inputs(tracker: Tracker, config: TrainConfig, inputs: TrainingInputs) -> None:
     from pipeline.training.optim import resolve_decay_steps
 
     tracker.log_params(config_to_dict(config))
     if config.schedule.name in ("inverse_time", "exponential", "cosine"):
-        total = config.training.epochs * steps_per_epoch
+        total = config.training.epochs * inputs.steps_per_epoch
         tracker.log_params({"schedule.resolved_decay_steps":
                             resolve_decay_steps(config.schedule, total)})  # fmt: skip
-    tracker.log_dataset_info(data, digest, len(ids), _count_steps(data, ids))
+    tracker.log_dataset_info(inputs.ds.path, inputs.spec.stats_digest, len(inputs.episode_ids),
+                             inputs.total_steps)  # fmt: skip
     tracker.log_dict(config_to_dict(config), "config.json")
-    tracker.log_dict(spec.to_dict(), "spec.json")
-
-
-def _count_steps(path: Path, ids: list[int]) -> int:
-    from datasets.tfdata import count_steps
-
-    return count_steps(path, ids)
-
-
-def _build_model(config: TrainConfig, spec: Any, total_steps: int) -> Any:
-    """The policy (``BuiltPolicy``), its training model compiled with the optimizer."""
-    from models import build_policy
-    from pipeline.training.optim import build_optimizer
-
-    with distribution_scope(config):
-        built = build_policy(config.model, spec, seed=config.seed)
-        built.train_model.compile(
-            optimizer=build_optimizer(config.optimizer, config.schedule, total_steps),
-            loss=built.loss,
-            metrics=built.metrics,
-        )
-    return built
-
-
-def _restore(out: Path, model: Any) -> Any:
-    """Load the checkpoint of ``out`` into ``model`` and return its ``TrainState``; one
-    line if it does not fit."""
-    from pipeline.training.callbacks import load_checkpoint
-
-    try:
-        return load_checkpoint(out / CHECKPOINT_DIR, model)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PipelineError(f"--resume {out}: checkpoint unusable ({exc})") from None
-
-
-@dataclass
-class Fitting:
-    """The model being trained, its checkpoint directory and the progress so far."""
-
-    built: Any
-    """``BuiltPolicy``: the policy and its training model."""
-    checkpoint: Path
-    """Where checkpoints go."""
-    state: Any
-    """``TrainState``: progress so far (restored on resume)."""
-
-
-def _fit(
-    config: TrainConfig,
-    data: Path,
-    spec: Any,
-    stats: Any,
-    env_id: str,
-    train_ids: list[int],
-    val_ids: list[int],
-    steps_per_epoch: int,
-    fitting: Fitting,
-    tracker: Any,
-    result: TrainResult,
-    on_epoch: Callable[[int, dict[str, float]], None] | None,
-) -> None:
-    from datasets.tfdata import count_steps, make_tf_dataset
-    from pipeline.training.callbacks import (
-        BEST_FILE,
-        CheckpointAndEarlyStopping,
-        EpochReporter,
-        GradientNorms,
-    )
-
-    built, ckpt, state = fitting.built, fitting.checkpoint, fitting.state
-    model = built.train_model
-    dcfg = config.data
-    train_data = normalize_targets(make_tf_dataset(
-        data, train_ids, batch_size=dcfg.batch_size, shuffle_buffer=dcfg.shuffle_buffer,
-        seed=config.seed, history=dcfg.history, augmenter=make_augmenter(config, stats, env_id),
-        training=True, epoch=state.epochs_done, cache_mb=dcfg.cache_mb), spec)  # fmt: skip
-    val_data = normalize_targets(make_tf_dataset(
-        data, val_ids, batch_size=dcfg.batch_size, history=dcfg.history, training=False,
-        cache_mb=dcfg.cache_mb), spec)  # fmt: skip
-    result.train_samples = count_steps(data, train_ids)
-    if result.resumed_from_epoch == 0:
-        # The untrained model's losses; a resumed run reads them from its checkpoint.
-        init_loss, mean_loss = _baseline_losses(model, built.loss, val_data)
-        state.initial_val_loss, state.mean_action_val_loss = init_loss, mean_loss
-        tracker.log_metrics({"sanity/initial_val_loss": init_loss,
-                             "sanity/mean_action_val_loss": mean_loss}, step=0)  # fmt: skip
-    result.initial_val_loss = state.initial_val_loss
-    result.mean_action_val_loss = state.mean_action_val_loss
-    grad_batches = [(x, y) for x, y in val_data.take(config.training.grad_norm_batches)]
-    callbacks = [
-        GradientNorms(grad_batches, built.loss),
-        EpochReporter(tracker, result.train_samples, on_epoch),
-        CheckpointAndEarlyStopping(ckpt, state, config.training.early_stopping_patience),
-    ]
-    if state.epochs_done < config.training.epochs and not state.stopped_early:
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=config.training.epochs,
-            initial_epoch=state.epochs_done,
-            shuffle=False,  # the input pipeline shuffles; Keras would warn and ignore it
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=0,
-        )
-    if state.diverged_epoch is not None:
-        raise PipelineError(
-            f"training diverged: the loss became NaN/Inf in epoch {state.diverged_epoch + 1}; "
-            f"the last good checkpoint is kept in {ckpt} (lower optimizer.learning_rate or set "
-            "optimizer.clipnorm)"
-        )
-    if config.training.restore_best and (ckpt / BEST_FILE).exists():
-        model.load_weights(ckpt / BEST_FILE)
-    result.epochs = state.epochs_done
-    result.best_epoch = state.best_epoch + 1  # users count epochs from 1
-    result.best_val_loss = state.best_val_loss
-    result.stopped_early = state.stopped_early
-    result.history = state.history
-    losses = state.history.get("loss") or [math.nan]
-    result.final_train_loss = losses[-1]
-    rates = state.history.get("samples_per_s") or [math.nan]
-    result.samples_per_s = float(np.mean(rates))
-    result._policy = built.policy  # type: ignore[attr-defined]
+    tracker.log_dict(inputs.spec.to_dict(), "spec.json")
 
 
 def _save_outputs(
-    config: TrainConfig, out: Path, spec: Any, tracker: Any, result: TrainResult
-) -> None:
+    config: TrainConfig, out: Path, spec: PolicySpec, policy: Any, tracker: Tracker,
+    result: TrainResult,
+) -> None:  # fmt: skip
     from models import save_policy
     from pipeline.reports.training_plots import plot_gradient_norms, plot_learning_curves
 
-    policy = result.__dict__.pop("_policy")
     save_policy(out / POLICY_DIR, policy, spec, config_to_dict(config), overwrite=True)
     plots = out / "plots"
     plots.mkdir(exist_ok=True)

@@ -173,6 +173,31 @@ def result_table(r: Any) -> Table:
     return table
 
 
+def run_overfit_command(
+    data: Path,
+    config: TrainConfig,
+    json_path: Path | None,
+    console: Console,
+    overwrite: bool = False,
+) -> int:
+    """Print the verdict; exit code 1 when the loss does not approach zero."""
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
+    from pipeline.training.overfit import overfit_one_batch
+
+    report = overfit_one_batch(data, config)
+    verdict = "yes" if report["near_zero"] else "NO (check the model and the data)"
+    console.print(
+        f"overfit one batch of {report['batch_size']} for {report['steps']} steps: "
+        f"{report['criterion']} "
+        f"{report['initial_loss']:.4f} -> {report['final_loss']:.4f} "
+        f"({100 * report['ratio']:.1f}% of the initial); near zero: {verdict}"
+    )
+    if json_path is not None:
+        write_json(json_path, {"command": "train --overfit-batch", **report})
+    return 0 if report["near_zero"] else 1
+
+
 def train_command(
     data: Annotated[Path, typer.Option(help="Demonstration file (.h5) to learn from.")],
     overrides: Annotated[
@@ -222,8 +247,6 @@ def train_command(
                                deterministic, mixed_precision,
                                resume_out=out if resume else None, data=data)  # fmt: skip
     if overfit_batch:
-        from pipeline.training.overfit import run_overfit_command
-
         code = run_overfit_command(data, cfg, json_out, make_console(), overwrite)
         if code:
             raise typer.Exit(code)

@@ -101,7 +101,8 @@ class MlflowTracker:
 
     Setting up makes ``uri`` the process's MLflow tracking URI (MLflow's model logging and
     registry read the global one) and the run MLflow's active run in this thread, so code
-    that calls ``mlflow.*`` directly inside the block lands in the same run.
+    that calls ``mlflow.*`` directly inside the block lands in the same run. Leaving the
+    block gives the process back the tracking URI it had before.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class MlflowTracker:
             for key, value in (tags or {}).items()
         }
         self.resume_run_id = resume_run_id
+        self._saved_uri: tuple[str | None, str | None] | None = None
         self.experiment_id: str | None = None
         self.model_uri: str | None = None
         self._run_id: str | None = None
@@ -148,8 +150,16 @@ class MlflowTracker:
         return f"{base}/#/experiments/{self.experiment_id}/runs/{self._run_id}"
 
     def __enter__(self) -> MlflowTracker:
-        mlflow = mlflow_module()
         self.experiment_id = ensure_experiment(self.uri, self.experiment)
+        self._saved_uri = _global_tracking_uri()
+        try:
+            return self._start()
+        except BaseException:
+            self._restore_tracking_uri()
+            raise
+
+    def _start(self) -> MlflowTracker:
+        mlflow = mlflow_module()
         mlflow.set_tracking_uri(self.uri)
         self._client = client_for(self.uri)
         _end_abandoned_runs(self._client, self.experiment_id)
@@ -182,6 +192,12 @@ class MlflowTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._end_run(exc_type, exc)
+        finally:
+            self._restore_tracking_uri()
+
+    def _end_run(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         if self._run_id is None:
             return
         if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
@@ -202,6 +218,16 @@ class MlflowTracker:
                 raise
             # Do not hide the error that ended the run behind a tracking error.
             log.warning("could not mark MLflow run %s as %s: %s", self._run_id, status, error)
+
+    def _restore_tracking_uri(self) -> None:
+        """Give the process back the MLflow tracking URI it had before this run."""
+        if self._saved_uri is None:
+            return
+        previous, environment = self._saved_uri
+        self._saved_uri = None
+        mlflow_module().set_tracking_uri(previous)  # None also clears the variable
+        if environment is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = environment
 
     def _require_client(self) -> MlflowClient:
         if self._client is None or self._run_id is None:
@@ -392,6 +418,17 @@ class MlflowTracker:
         client.set_tag(self._run_id, f"model_uri.{sanitize_key(artifact_path)}", info.model_uri)
         self.model_uri = info.model_uri
         return info.model_uri
+
+
+def _global_tracking_uri() -> tuple[str | None, str | None]:
+    """MLflow's process-wide tracking URI as set by ``mlflow.set_tracking_uri`` (None when
+    never set) and the ``MLFLOW_TRACKING_URI`` variable, which that call also sets.
+
+    ``mlflow.get_tracking_uri()`` would answer with a default where nothing was set, and
+    setting that default would change what the process had."""
+    from mlflow.tracking._tracking_service import utils
+
+    return getattr(utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
 
 
 @contextlib.contextmanager

@@ -1,26 +1,31 @@
-"""What training reads: the checked demonstration file, its digest, the policy spec with the
-normalization statistics of the training split, augmentation, and targets in the
-normalized units the model is trained in."""
+"""What training reads: the checked demonstration file, its digest, and the
+:class:`TrainingInputs` built from it once: the episode split, the policy spec with the
+normalization statistics of the training split, the batch counts, augmentation, and the
+batches in the normalized action units the model is trained in."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import open_dataset, validate
-from datasets.stats import compute_stats
+from datasets import Dataset, open_dataset, validate
+from datasets.splits import split_episodes
+from datasets.stats import NormalizationStats, compute_stats
 from pipeline.core.errors import PipelineError
 from pipeline.training.config import TrainConfig
 
+if TYPE_CHECKING:
+    from models.spec import PolicySpec
 
-def dataset_digest(path: Path) -> str:
+
+def dataset_digest(ds: Dataset) -> str:
     """Content digest from the per-episode checksums (no array is read)."""
     h = hashlib.sha256()
-    with open_dataset(path) as ds:
-        h.update(ds.metadata.dataset_uuid.encode())
-        for info in ds.episode_infos():
-            h.update(info.checksum.encode())
+    h.update(ds.metadata.dataset_uuid.encode())
+    for info in ds.episode_infos():
+        h.update(info.checksum.encode())
     return "sha256:" + h.hexdigest()
 
 
@@ -51,7 +56,8 @@ def check_dataset(path: Path) -> None:
             )
 
 
-def normalize_targets(dataset: Any, spec: Any) -> Any:
+def normalize_targets(dataset: Any, spec: PolicySpec) -> Any:
+    """``(obs, actions)`` batches as ``(obs, normalized actions)``: the training targets."""
     import tensorflow as tf
 
     shift, divisor = spec.act_scale()  # exactly what the model's output layer inverts
@@ -59,18 +65,19 @@ def normalize_targets(dataset: Any, spec: Any) -> Any:
     return dataset.map(lambda x, y: (x, (y - mean) / scale), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def build_spec(config: TrainConfig, path: Path, train_ids: list[int], digest: str) -> Any:
+def build_spec(
+    config: TrainConfig, ds: Dataset, train_ids: list[int], digest: str
+) -> tuple[PolicySpec, NormalizationStats]:
+    """The policy spec with the normalization of the training episodes, and their stats."""
     from models.spec import PolicySpec
 
-    with open_dataset(path) as ds:
-        env_id = ds.metadata.env_id
-    stats = compute_stats(path, train_ids)
+    stats = compute_stats(ds, train_ids)
     act_mean, act_var = stats.actions.normalization("zscore")
     obs_center, obs_var = stats.observations.normalization(
         config.data.normalization, scale_floor=config.data.obs_scale_floor
     )
     return PolicySpec(
-        env_id=env_id,
+        env_id=ds.metadata.env_id,
         obs_dim=int(stats.observations.shape[-1]),
         act_dim=int(stats.actions.shape[-1]),
         history=config.data.history,
@@ -79,12 +86,13 @@ def build_spec(config: TrainConfig, path: Path, train_ids: list[int], digest: st
         obs_variance=obs_var,
         act_mean=act_mean,
         act_variance=act_var,
-        stats_source=str(path),
+        stats_source=str(ds.path),
         stats_digest=digest,
     ), stats
 
 
-def make_augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
+def make_augmenter(config: TrainConfig, stats: NormalizationStats, env_id: str) -> Any:
+    """The configured augmentation of training observations, or None when it does nothing."""
     from datasets.augment import Augmenter
 
     aug = config.data.augment
@@ -104,3 +112,68 @@ def make_augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
         mirror_prob=aug.mirror_prob if mirror is not None else 0.5,
     )
     return augmenter if augmenter.active else None
+
+
+@dataclass
+class TrainingInputs:
+    """One open demonstration file prepared for a fit: which episodes train and which
+    validate, the spec and statistics of the training split, and batch counts. Batches
+    stream from the same open file (:meth:`train_batches`, :meth:`val_batches`)."""
+
+    ds: Dataset
+    """The open file (the caller closes it after training)."""
+    config: TrainConfig
+    env_id: str
+    episode_ids: list[int]
+    """Every episode used (after ``data.max_episodes``)."""
+    train_ids: list[int]
+    val_ids: list[int]
+    spec: PolicySpec
+    stats: NormalizationStats
+    steps_per_epoch: int
+    """Training batches per epoch."""
+    train_samples: int
+    """Training samples (steps of the training episodes)."""
+    total_steps: int
+    """Steps of all episodes used."""
+
+    @classmethod
+    def prepare(cls, ds: Dataset, config: TrainConfig, digest: str) -> TrainingInputs:
+        """Split ``ds`` by episode with the config's seed and compute what training needs."""
+        from datasets.tfdata import batches_per_epoch, count_steps
+
+        ids = ds.episode_ids()
+        if config.data.max_episodes is not None:
+            ids = ids[: config.data.max_episodes]
+        try:
+            train_ids, val_ids = split_episodes(ids, config.data.val_fraction, config.seed)
+        except ValueError as exc:
+            raise PipelineError(f"--data {ds.path}: {exc}") from None
+        spec, stats = build_spec(config, ds, train_ids, digest)
+        return cls(
+            ds=ds, config=config, env_id=ds.metadata.env_id, episode_ids=ids,
+            train_ids=train_ids, val_ids=val_ids, spec=spec, stats=stats,
+            steps_per_epoch=batches_per_epoch(ds, train_ids, config.data.batch_size),
+            train_samples=count_steps(ds, train_ids), total_steps=count_steps(ds, ids),
+        )  # fmt: skip
+
+    def train_batches(self, first_epoch: int = 0) -> Any:
+        """Shuffled, augmented training batches, starting at epoch ``first_epoch`` (so a
+        resumed fit sees what an uninterrupted one would have)."""
+        from datasets.tfdata import make_tf_dataset
+
+        dcfg = self.config.data
+        return normalize_targets(make_tf_dataset(
+            self.ds.path, self.train_ids, batch_size=dcfg.batch_size,
+            shuffle_buffer=dcfg.shuffle_buffer, seed=self.config.seed, history=dcfg.history,
+            augmenter=make_augmenter(self.config, self.stats, self.env_id), training=True,
+            epoch=first_epoch, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip
+
+    def val_batches(self) -> Any:
+        """Validation batches in a fixed order, without augmentation."""
+        from datasets.tfdata import make_tf_dataset
+
+        dcfg = self.config.data
+        return normalize_targets(make_tf_dataset(
+            self.ds.path, self.val_ids, batch_size=dcfg.batch_size, history=dcfg.history,
+            training=False, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip

@@ -7,9 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from pipeline.core.outputs import check_output_path, write_json
 from pipeline.training.config import TrainConfig
 
 STEPS = 300
@@ -24,27 +21,20 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
     log-likelihood loss can be negative, so a ratio of losses means nothing), else the
     loss."""
     from datasets import open_dataset
-    from datasets.splits import split_episodes
-    from datasets.tfdata import make_tf_dataset
-    from models import build_policy
-    from pipeline.training.inputs import build_spec, check_dataset, normalize_targets
-    from pipeline.training.optim import build_optimizer
-    from pipeline.training.runtime import configure_tensorflow
+    from pipeline.training.inputs import TrainingInputs, check_dataset, dataset_digest
+    from pipeline.training.model import build_model
+    from pipeline.training.runtime import training_runtime
 
     check_dataset(data)
-    configure_tensorflow(config)
-    with open_dataset(data) as ds:
-        ids = ds.episode_ids()
-    train_ids, _ = split_episodes(ids, config.data.val_fraction, config.seed)
-    spec, _ = build_spec(config, data, train_ids, "")
-    batch_data = make_tf_dataset(
-        data, train_ids, batch_size=config.data.batch_size, seed=config.seed,
-        history=config.data.history, training=True)  # fmt: skip
-    x, y = next(iter(normalize_targets(batch_data, spec)))
-    built = build_policy(config.model, spec, seed=config.seed)
+    with open_dataset(data) as ds, training_runtime(config):
+        inputs = TrainingInputs.prepare(ds, config, dataset_digest(ds))
+        x, y = next(iter(inputs.train_batches()))
+        built = build_model(config, inputs.spec, total_steps=steps)
+        return _overfit(built, x, y, steps)
+
+
+def _overfit(built: Any, x: Any, y: Any, steps: int) -> dict[str, Any]:
     model = built.train_model
-    optimizer = build_optimizer(config.optimizer, config.schedule, total_steps=steps)
-    model.compile(optimizer=optimizer, loss=built.loss, metrics=built.metrics)
     criterion = "action_mse" if any(m.name == "action_mse" for m in built.metrics) else "loss"
     initial = model.evaluate(x, y, verbose=0, return_dict=True)[criterion]
     import tensorflow as tf
@@ -63,26 +53,3 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
         "ratio": final / initial if initial > 0 else float("nan"),
         "near_zero": final < NEAR_ZERO * initial,
     }
-
-
-def run_overfit_command(
-    data: Path,
-    config: TrainConfig,
-    json_path: Path | None,
-    console: Console,
-    overwrite: bool = False,
-) -> int:
-    """Print the verdict; exit code 1 when the loss does not approach zero."""
-    if json_path is not None:
-        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
-    report = overfit_one_batch(data, config)
-    verdict = "yes" if report["near_zero"] else "NO (check the model and the data)"
-    console.print(
-        f"overfit one batch of {report['batch_size']} for {report['steps']} steps: "
-        f"{report['criterion']} "
-        f"{report['initial_loss']:.4f} -> {report['final_loss']:.4f} "
-        f"({100 * report['ratio']:.1f}% of the initial); near zero: {verdict}"
-    )
-    if json_path is not None:
-        write_json(json_path, {"command": "train --overfit-batch", **report})
-    return 0 if report["near_zero"] else 1
