@@ -65,9 +65,7 @@ def _run(data: Path, out: Path, mode: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_second_training_in_a_process_equals_it_alone_and_settings_are_restored(
-    run_data, tmp_path
-):
+def test_second_training_in_a_process_equals_it_alone_and_settings_are_restored(run_data, tmp_path):
     alone = tmp_path / "alone"
     _run(run_data, alone, "b-alone")
     report = _run(run_data, tmp_path / "after", "a-then-b")
