@@ -9,8 +9,11 @@ policy with its spec and resolved config; track everything in MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +24,12 @@ from datasets import open_dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
-from pipeline.tracking import Tracker, open_tracker, portable_uri, run_name
+from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolve_policy_source
+from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
 from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
 from pipeline.training.inputs import TrainingInputs, check_dataset, dataset_digest
-from pipeline.training.model import build_model
+from pipeline.training.model import build_model, keep_source_normalization
 from pipeline.training.resume import (
     check_resume_config,
     check_resume_record,
@@ -81,6 +85,8 @@ class TrainResult:
     """Wall-clock seconds."""
     history: dict[str, list[float]] = field(default_factory=dict)
     """Per-epoch metrics."""
+    init_from: dict[str, Any] | None = None
+    """The policy the weights started from (``init.from_policy``), resolved; None: fresh."""
 
 
 def prepare_out_dir(out: Path, resume: bool) -> None:
@@ -124,16 +130,49 @@ def train(
         digest = dataset_digest(ds)
         if resume:
             check_resume_record(out, record, data, digest, uri)
-        with training_runtime(config) as device:
+        with _init_source(config, uri) as source, training_runtime(config) as device:
             inputs = TrainingInputs.prepare(ds, config, digest)
-            result = _train_on(inputs, config, out, device, resume, uri, record, on_epoch)
+            if source is not None and config.init.keep_normalization:
+                inputs.spec = keep_source_normalization(inputs.spec, source.loaded.spec,
+                                                        source.source)  # fmt: skip
+            result = _train_on(inputs, config, out, device=device, resume=resume, uri=uri,
+                               record=record, on_epoch=on_epoch, source=source)  # fmt: skip
     result.wall_s = time.perf_counter() - start
     return result
 
 
+@contextlib.contextmanager
+def _init_source(config: TrainConfig, uri: str | None) -> Iterator[ResolvedPolicy | None]:
+    """The policy ``init.from_policy`` names, loaded (an MLflow one downloaded for the
+    length of the block), or None to start from the seed."""
+    text = config.init.from_policy
+    if text is None:
+        yield None
+        return
+    lookup = uri
+    if lookup is None and is_mlflow_uri(text):  # --no-track: still look it up in the store
+        lookup = resolve_tracking_uri(config.tracking.tracking_uri)
+    source = resolve_policy_source(text, lookup, option="--init-from")
+    try:
+        yield source
+    finally:
+        if source.download_dir is not None:
+            shutil.rmtree(source.download_dir, ignore_errors=True)
+
+
+def _provenance(config: TrainConfig, source: ResolvedPolicy | None) -> dict[str, Any] | None:
+    """Where the initial weights came from, for the run record and MLflow."""
+    if source is None:
+        return None
+    return {"policy": source.source, "directory": str(source.loaded.directory),
+            "training_run_id": source.training_run_id, "freeze": config.init.freeze,
+            "keep_normalization": config.init.keep_normalization}  # fmt: skip
+
+
 def _train_on(
-    inputs: TrainingInputs, config: TrainConfig, out: Path, device: str, resume: bool,
+    inputs: TrainingInputs, config: TrainConfig, out: Path, *, device: str, resume: bool,
     uri: str | None, record: dict[str, Any], on_epoch: EpochCallback | None,
+    source: ResolvedPolicy | None,
 ) -> TrainResult:  # fmt: skip
     plan = FitPlan(
         epochs=config.training.epochs, steps_per_epoch=inputs.steps_per_epoch,
@@ -142,7 +181,8 @@ def _train_on(
         restore_best=config.training.restore_best,
         grad_norm_batches=config.training.grad_norm_batches,
     )  # fmt: skip
-    built = build_model(config, inputs.spec, plan.epochs * plan.steps_per_epoch)
+    built = build_model(config, inputs.spec, plan.epochs * plan.steps_per_epoch,
+                        source.loaded if source is not None else None)  # fmt: skip
     state = restore_state(plan.checkpoint, built.train_model) if resume else None
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,8 +191,11 @@ def _train_on(
     result = TrainResult(out_dir=str(out), policy_dir=str(out / POLICY_DIR), device=device,
                          train_episodes=len(inputs.train_ids), val_episodes=len(inputs.val_ids),
                          train_samples=inputs.train_samples,
-                         resumed_from_epoch=state.epochs_done if state else 0)  # fmt: skip
+                         resumed_from_epoch=state.epochs_done if state else 0,
+                         init_from=_provenance(config, source))  # fmt: skip
     tags = {"stage": "train", "env_id": env_id, "device": device, "model": config.model.name}
+    if source is not None:
+        tags["init_from"] = source.source
     name = run_name("train", env_id, config.model.name, f"seed{config.seed}")
     with open_tracker(uri, config.tracking.experiment, name, tags=tags,
                       resume_run_id=record.get("run_id") if uri else None) as tracker:  # fmt: skip
@@ -213,6 +256,7 @@ def _save_outputs(
         "run_id": result.run_id, "tracking_uri": getattr(tracker, "uri", None),
         "experiment": config.tracking.experiment, "model_uri": result.model_uri,
         "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
+        "init_from": result.init_from,
     })  # fmt: skip
     # best/epoch counts from 1, as the JSON and the table; metric steps count from 0.
     tracker.log_metrics({"best/val_loss": result.best_val_loss,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +17,7 @@ from pipeline.cli.options import TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
+from pipeline.rollout.policy_source import is_mlflow_uri
 
 if TYPE_CHECKING:
     from pipeline.training.config import TrainConfig
@@ -32,6 +34,7 @@ def resolve_train_config(
     mixed_precision: bool,
     resume_out: Path | None = None,
     data: Path | None = None,
+    init: InitOptions | None = None,
 ) -> TrainConfig:
     """The config file plus overrides plus command-line options (options win).
 
@@ -51,10 +54,38 @@ def resolve_train_config(
         base = recipe_for(recorded_env(data) or "")
     options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
                                 deterministic, mixed_precision)  # fmt: skip
+    options += (init or InitOptions()).overrides()
     config = load_config(config_path, [*base, *options])
     if resume_out is not None:
         check_resume_config(resume_out, config)
     return config
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """``--init-from``, ``--freeze`` and ``--keep-normalization``: the ``init`` section."""
+
+    from_policy: str | None = None
+    freeze: int | None = None
+    keep_normalization: bool = False
+
+    def overrides(self) -> list[str]:
+        """The options as config overrides; one line for an option that needs a source."""
+        if self.from_policy is None:
+            for option, given in (("--freeze", self.freeze is not None),
+                                  ("--keep-normalization", self.keep_normalization)):  # fmt: skip
+                if given:
+                    raise PipelineError(f"{option} needs --init-from (the policy to start from)")
+            return []
+        if not is_mlflow_uri(self.from_policy) and not Path(self.from_policy).exists():
+            raise PipelineError(f"--init-from {self.from_policy}: policy directory not found")
+        # JSON quoting keeps a path like "2026" a string when the override is parsed.
+        extra = [f"init.from_policy={json.dumps(self.from_policy)}"]
+        if self.freeze is not None:
+            extra.append(f"init.freeze={self.freeze}")
+        if self.keep_normalization:
+            extra.append("init.keep_normalization=true")
+        return extra
 
 
 def recorded_env(data: Path) -> str | None:
@@ -236,6 +267,21 @@ def train_command(
     overfit_batch: Annotated[
         bool, typer.Option(help="Only train on one batch and report if the loss nears 0.")
     ] = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from this policy's weights (policy or run directory, runs:/ or "
+            "models:/ URI); its architecture must equal the config's model."
+        ),
+    ] = None,
+    freeze: Annotated[
+        int | None,
+        typer.Option(help="With --init-from: keep the first N hidden blocks fixed.", min=0),
+    ] = None,
+    keep_normalization: Annotated[
+        bool,
+        typer.Option(help="With --init-from: keep its normalization, not the new data's."),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing --json file (never a run directory).")
@@ -245,7 +291,8 @@ def train_command(
 
     cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
                                deterministic, mixed_precision,
-                               resume_out=out if resume else None, data=data)  # fmt: skip
+                               resume_out=out if resume else None, data=data,
+                               init=InitOptions(init_from, freeze, keep_normalization))  # fmt: skip
     if overfit_batch:
         code = run_overfit_command(data, cfg, json_out, make_console(), overwrite)
         if code:

@@ -69,32 +69,35 @@ def local_policy_env(text: str) -> str | None:
     return env_id if isinstance(env_id, str) else None
 
 
-def resolve_policy_source(text: str, tracking_uri: str | None) -> ResolvedPolicy:
-    """Load the policy ``text`` names; one-line ``PipelineError`` for anything wrong.
+def resolve_policy_source(
+    text: str, tracking_uri: str | None, option: str = "--policy"
+) -> ResolvedPolicy:
+    """Load the policy ``text`` names; one-line ``PipelineError`` naming ``option`` for
+    anything wrong.
 
     ``tracking_uri`` is the store MLflow URIs are resolved against.
     """
     if is_mlflow_uri(text):
         if tracking_uri is None:
-            raise PipelineError(f"--policy {text}: an MLflow URI needs tracking (drop --no-track)")
+            raise PipelineError(f"{option} {text}: an MLflow URI needs tracking (drop --no-track)")
         target = Path(tempfile.mkdtemp(prefix="policy-"))
         try:
-            directory, run_id = _download(text, tracking_uri, target)
+            directory, run_id = _download(text, tracking_uri, target, option)
             training = _run_record(run_id, tracking_uri)
-            return ResolvedPolicy(_load(directory, text), text, run_id, tracking_uri, training,
-                                  target)  # fmt: skip
+            loaded = _load(directory, text, option)
+            return ResolvedPolicy(loaded, text, run_id, tracking_uri, training, target)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
     path = Path(text)
     if (path / POLICY_SUBDIR / MANIFEST_FILE).is_file():
         path = path / POLICY_SUBDIR
-    loaded = _load(path, text)
+    loaded = _load(path, text, option)
     run = _training_run(path)
     return ResolvedPolicy(loaded, text, run.get("run_id"), run.get("tracking_uri"), run)
 
 
-def _load(directory: Path, text: str) -> LoadedPolicy:
+def _load(directory: Path, text: str, option: str) -> LoadedPolicy:
     from models import PolicyLoadError, load_policy
     from pipeline.core.tensorflow_setup import gpu_names
 
@@ -103,7 +106,7 @@ def _load(directory: Path, text: str) -> LoadedPolicy:
     try:
         return load_policy(directory)
     except PolicyLoadError as exc:
-        raise PipelineError(f"--policy {text}: {exc}") from None
+        raise PipelineError(f"{option} {text}: {exc}") from None
 
 
 def _training_run(policy_dir: Path) -> dict:
@@ -155,7 +158,7 @@ def _run_id_of(uri: str, client: object) -> str | None:
     return mlflow.get_logged_model(parts[0]).source_run_id
 
 
-def _download(uri: str, tracking_uri: str, target: Path) -> tuple[Path, str | None]:
+def _download(uri: str, tracking_uri: str, target: Path, option: str) -> tuple[Path, str | None]:
     """Download ``uri`` and return the policy directory inside it and the run id."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -166,11 +169,11 @@ def _download(uri: str, tracking_uri: str, target: Path) -> tuple[Path, str | No
         run_id = _run_id_of(uri, MlflowClient(tracking_uri))
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
     except (MlflowException, OSError, ValueError) as exc:
-        raise PipelineError(f"--policy {uri}: cannot resolve it ({_first_line(exc)})") from None
+        raise PipelineError(f"{option} {uri}: cannot resolve it ({_first_line(exc)})") from None
     manifests = sorted(local.rglob(MANIFEST_FILE)) if local.is_dir() else []
     if not manifests:
         raise PipelineError(
-            f"--policy {uri}: holds no policy directory written by `pipeline train` "
+            f"{option} {uri}: holds no policy directory written by `pipeline train` "
             f"(no {MANIFEST_FILE})"
         )
     return manifests[0].parent, run_id

@@ -160,6 +160,31 @@ class TrackingConfig(StrictConfig):
     """Register the trained policy in the model registry under this name."""
 
 
+class InitConfig(StrictConfig):
+    """Where the weights start: fresh from the seed, or from a trained policy (warm start,
+    fine-tuning, transfer)."""
+
+    from_policy: str | None = None
+    """Policy directory, training run directory, ``runs:/...`` or ``models:/...`` URI whose
+    weights the new policy starts from; its architecture must equal ``model``'s. None:
+    initial weights from the seed."""
+    freeze: int = Field(0, ge=0)
+    """Keep the first N hidden blocks (a block: layer, normalization, activation, dropout)
+    fixed at the source's weights; needs ``from_policy``."""
+    keep_normalization: bool = False
+    """Keep the source policy's observation and action normalization instead of computing
+    it from the new data; needs ``from_policy``."""
+
+    @model_validator(mode="after")
+    def _needs_a_source(self) -> InitConfig:
+        if self.from_policy is None:
+            for name, value in (("freeze", self.freeze),
+                                ("keep_normalization", self.keep_normalization)):  # fmt: skip
+                if value:
+                    raise ValueError(f"init.{name} needs init.from_policy (a policy to start from)")
+        return self
+
+
 class TrainConfig(StrictConfig):
     """Everything ``pipeline train`` needs besides the dataset path."""
 
@@ -177,6 +202,8 @@ class TrainConfig(StrictConfig):
     """Training loop."""
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     """MLflow."""
+    init: InitConfig = Field(default_factory=InitConfig)
+    """Initial weights: from the seed or from a trained policy."""
 
     @model_validator(mode="after")
     def _history_fits_model(self) -> TrainConfig:
