@@ -359,7 +359,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:
     """Export a demonstration file to another format (a Minari dataset)."""
-    from datasets.minari_io import MinariExistsError, export_minari
+    from datasets.interchange import MinariExistsError, export_minari
 
     _check_format(format)
     try:
@@ -382,7 +382,7 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Import a dataset from another format (Minari) into a demonstration file."""
-    from datasets.minari_io import import_minari
+    from datasets.interchange import import_minari
     from pipeline.outputs import check_output_path
 
     _check_format(format)

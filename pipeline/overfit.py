@@ -24,8 +24,8 @@ def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> di
     log-likelihood loss can be negative, so a ratio of losses means nothing), else the
     loss."""
     from datasets import open_dataset
-    from datasets.splits import split_episodes
-    from datasets.tfdata import make_tf_dataset
+    from datasets.training.splits import split_episodes
+    from datasets.training.tfdata import make_tf_dataset
     from models import build_policy
     from pipeline.optim import build_optimizer
     from pipeline.train import _build_spec, _normalize_targets, check_dataset, configure_tensorflow

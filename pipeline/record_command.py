@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datasets import Compression, Episode, open_dataset, validate
-from datasets.checks import location_problem
+from datasets.store.checks import location_problem
 from pipeline.errors import PipelineError
 from pipeline.outputs import OVERWRITE_HINT, check_output_path, make_parent, write_json
 from pipeline.policies import check_policy_name

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from datasets import open_dataset, validate
-from datasets.splits import split_episodes
-from datasets.stats import compute_stats
+from datasets.training.splits import split_episodes
+from datasets.training.stats import compute_stats
 from pipeline.config import TrainConfig, config_to_dict, save_config
 from pipeline.errors import PipelineError
 from pipeline.outputs import check_output_dir, write_json
@@ -186,7 +186,7 @@ def _build_spec(config: TrainConfig, path: Path, train_ids: list[int], digest: s
 
 
 def _augmenter(config: TrainConfig, stats: Any, env_id: str) -> Any:
-    from datasets.augment import Augmenter
+    from datasets.training.augment import Augmenter
 
     aug = config.data.augment
     mirror = None
@@ -299,7 +299,7 @@ def train(
 
 
 def _batches_per_epoch(path: Path, ids: list[int], batch_size: int) -> int:
-    from datasets.tfdata import batches_per_epoch
+    from datasets.training.epochs import batches_per_epoch
 
     return batches_per_epoch(path, ids, batch_size)
 
@@ -321,7 +321,7 @@ def _log_run_inputs(
 
 
 def _count_steps(path: Path, ids: list[int]) -> int:
-    from datasets.tfdata import count_steps
+    from datasets.training.epochs import count_steps
 
     return count_steps(path, ids)
 
@@ -378,7 +378,8 @@ def _fit(
     result: TrainResult,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> None:
-    from datasets.tfdata import count_steps, make_tf_dataset
+    from datasets.training.epochs import count_steps
+    from datasets.training.tfdata import make_tf_dataset
     from pipeline.train_callbacks import (
         BEST_FILE,
         CheckpointAndEarlyStopping,
