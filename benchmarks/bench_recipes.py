@@ -156,7 +156,7 @@ def heldout_errors(out: Path, data: Path) -> dict:
     """The run's own validation error and the error on the peer's validation episodes, both
     in raw action units (the latter is held out only when the run used the peer's split)."""
     from datasets import open_dataset
-    from datasets.splits import split_episodes
+    from datasets.training.splits import split_episodes
     from pipeline.training.config import load_config
 
     config = load_config(out / "config.yaml")

@@ -53,7 +53,8 @@ def pipeline_ratio(path: Path, epochs: int) -> dict:
     import tensorflow as tf
 
     from datasets import open_dataset
-    from datasets.tfdata import batches_per_epoch, in_memory_dataset, make_tf_dataset
+    from datasets.training.epochs import batches_per_epoch, in_memory_dataset
+    from datasets.training.tfdata import make_tf_dataset
 
     with open_dataset(path) as ds:
         ids = ds.episode_ids()

@@ -31,7 +31,7 @@ from models.config import (
 from models.spec import PolicySpec
 
 _LAZY = {
-    "Blocks": "models.registry",
+    "Blocks": "models.builders.blocks",
     "PolicyModels": "models.registry",
     "UnknownPolicyError": "models.registry",
     "available_policies": "models.registry",

@@ -1,9 +1,12 @@
 """Policy registry and the frame every architecture is built into.
 
-An architecture registers a *trunk* builder under a name together with its config class::
+An architecture is a *trunk* builder registered under a name together with its config
+class. The built-in trunks live in ``models.builders``, one module each, and are named
+here, right after :func:`register_policy`; the builders never import the registry, so
+imports go one way only. Other code can add an architecture with the decorator::
 
-    @register_policy("mlp", MLPConfig)
-    def build_mlp(x, spec, config, blocks): ...   # normalized obs tensor -> features
+    @register_policy("tiny", TinyConfig)   # TinyConfig.name defaults to "tiny"
+    def build_tiny(x, spec, config, blocks): ...   # normalized obs tensor -> features
 
 :func:`build_policy` puts every trunk in the same frame, so normalization can never be
 forgotten by an architecture::
@@ -23,7 +26,6 @@ functional models that save and load with ``safe_mode=True``.
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +33,10 @@ from typing import Any, TypeVar
 import keras
 import numpy as np
 
-from models.config import LayerOptions, PolicyConfig
+from models.builders.blocks import Blocks
+from models.builders.cnn import build_cnn1d
+from models.builders.mlp import build_mlp
+from models.config import CNN1DConfig, LayerOptions, MLPConfig, PolicyConfig
 from models.spec import PolicySpec
 
 TRAIN_OUTPUT_LAYER = "action_normalized"
@@ -40,85 +45,12 @@ GAUSSIAN_HEAD_LAYER = "gaussian_head"
 """With the Gaussian log-likelihood loss: the training model's last layer (mean, log std)."""
 OBS_NORM_LAYER = "obs_norm"
 ACTION_LAYER = "action"
-_BUILTIN_MODULES = ("models.mlp", "models.cnn")
-
-_INITIALIZERS: dict[str, type[keras.initializers.Initializer]] = {
-    "glorot_uniform": keras.initializers.GlorotUniform,
-    "glorot_normal": keras.initializers.GlorotNormal,
-    "he_uniform": keras.initializers.HeUniform,
-    "he_normal": keras.initializers.HeNormal,
-    "lecun_normal": keras.initializers.LecunNormal,
-}
 
 Builder = TypeVar("Builder", bound=Callable[..., Any])
 
 
 class UnknownPolicyError(ValueError):
     """No architecture is registered under the requested name."""
-
-
-class Blocks:
-    """What trunk builders build with: seeded initializers, regularizers, the hidden block.
-
-    Every random choice draws its seed from one generator seeded by the build seed, in
-    construction order, so the same seed gives identical initial weights (and dropout masks)
-    while no two layers share a seed.
-    """
-
-    def __init__(self, options: LayerOptions, seed: int) -> None:
-        self.options = options
-        self._rng = np.random.default_rng(seed)
-
-    def seed(self) -> int:
-        """A fresh seed for one initializer or dropout layer."""
-        return int(self._rng.integers(0, 2**31 - 1))
-
-    def initializer(self, kind: str | None = None) -> keras.initializers.Initializer:
-        """A seeded kernel initializer, by default the configured one."""
-        return _INITIALIZERS[kind or self.options.initializer](seed=self.seed())
-
-    def regularizer(self) -> keras.regularizers.Regularizer | None:
-        """``l1 * sum|w| + l2 * sum w^2`` for one kernel, or None when both are zero."""
-        if self.options.l1 == 0.0 and self.options.l2 == 0.0:
-            return None
-        return keras.regularizers.L1L2(l1=self.options.l1, l2=self.options.l2)
-
-    @property
-    def use_bias(self) -> bool:
-        """Whether a linear layer feeding a hidden block needs a bias (not when BN follows)."""
-        return self.options.batch_norm != "before"
-
-    def dense(self, x: Any, units: int, name: str) -> Any:
-        """A complete hidden dense block: linear, batch norm/activation, dropout."""
-        x = keras.layers.Dense(
-            units,
-            use_bias=self.use_bias,
-            kernel_initializer=self.initializer(),
-            kernel_regularizer=self.regularizer(),
-            name=name,
-        )(x)
-        return self.dropout(self.activate(x, name), name)
-
-    def activate(self, x: Any, name: str) -> Any:
-        """The activation, with batch normalization before or after it as configured."""
-        if self.options.batch_norm == "before":
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-        if self.options.activation == "leaky_relu":
-            layer = keras.layers.LeakyReLU(
-                negative_slope=self.options.leaky_relu_slope, name=f"{name}_act"
-            )
-        else:
-            layer = keras.layers.Activation(self.options.activation, name=f"{name}_act")
-        x = layer(x)
-        if self.options.batch_norm == "after":
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-        return x
-
-    def dropout(self, x: Any, name: str) -> Any:
-        """Dropout at the configured rate (no layer at all when the rate is 0)."""
-        if self.options.dropout > 0.0:
-            x = keras.layers.Dropout(self.options.dropout, seed=self.seed(), name=f"{name}_drop")(x)
-        return x
 
 
 @dataclass(frozen=True)
@@ -150,21 +82,18 @@ def register_policy(name: str, config_class: type[LayerOptions]) -> Callable[[Bu
     return decorate
 
 
-def _load_builtins() -> None:
-    # The built-in builders import this module for the decorator, so they are imported on
-    # first use rather than at the top (which would be circular).
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+# The built-in architectures, named here rather than by decorators in their modules, so
+# that the builders need not import this module.
+register_policy("mlp", MLPConfig)(build_mlp)
+register_policy("cnn1d", CNN1DConfig)(build_cnn1d)
 
 
 def available_policies() -> tuple[str, ...]:
     """Names of all registered architectures, sorted."""
-    _load_builtins()
     return tuple(sorted(_REGISTRY))
 
 
 def _entry(name: str) -> _Entry:
-    _load_builtins()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, sorted(_REGISTRY), n=1)
         hint = f", did you mean {close[0]!r}?" if close else ""

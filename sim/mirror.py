@@ -4,7 +4,7 @@ Reflecting a humanoid across its sagittal plane (spanned by its forward and up a
 gives another physically valid state: the left limbs take the right ones' places and
 every lateral component changes sign. For data augmentation, one demonstration step
 ``(obs, action)`` so yields a second one ``(spec.mirror_obs(obs), spec.mirror_act(action))``;
-both take batches and windows, ``(..., dim)``, and ``datasets.augment`` calls them.
+both take batches and windows, ``(..., dim)``, and ``datasets.training.augment`` calls them.
 
 Both maps are a permutation with signs, ``x_m = x[..., perm] * sign``: ``perm`` swaps each
 ``left_*`` entry with its ``right_*`` twin (names read from the loaded model), and

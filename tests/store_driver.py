@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, journal
+from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec
+from datasets.store import journal
 
 OBS_DIM, ACT_DIM = 197, 36
 ENV_ID = "sim/HumanoidWalk-v0"

@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from datasets.augment import Augmenter, feature_dropout, gaussian_noise, mirror_batch
-from datasets.stats import FeatureStats
+from datasets.training.augment import Augmenter, feature_dropout, gaussian_noise, mirror_batch
+from datasets.training.stats import FeatureStats
 from sim import EXPERT_FOR_ENV, load_expert
 from sim.mirror import RUN_ENV_ID, WALK_ENV_ID, MirrorSpec, mirror_spec
 

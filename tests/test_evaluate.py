@@ -343,7 +343,7 @@ def test_a_temporal_policy_sees_the_windows_it_was_trained_on(run_data, tmp_path
     to the training-style window of the observations the rollout produced."""
     import gymnasium as gym
 
-    from datasets.windows import history_windows
+    from datasets.training.windows import history_windows
     from models import load_policy
     from pipeline.evaluate import learner_policy
     from pipeline.rollout.policy_source import resolve_policy_source

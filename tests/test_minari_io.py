@@ -32,8 +32,7 @@ from datasets import (
     open_dataset,
     validate,
 )
-from datasets.errors import DatasetExistsError, DatasetNotFoundError
-from datasets.minari_io import (
+from datasets.interchange import (
     EXECUTED_ACTIONS_INFO,
     METADATA_KEY,
     MinariError,
@@ -43,6 +42,7 @@ from datasets.minari_io import (
     export_minari,
     import_minari,
 )
+from datasets.store.errors import DatasetExistsError, DatasetNotFoundError
 
 RUN_ID = "humanoid/run/expert-noise0p01-v0"
 RUN_KWARGS = {"max_steps": 50}

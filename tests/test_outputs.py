@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
-from datasets.minari_io import EXECUTED_ACTIONS_INFO
+from datasets.interchange import EXECUTED_ACTIONS_INFO
 from pipeline.cli import main
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, check_output_path
@@ -225,7 +225,7 @@ def test_existing_outputs_are_refused(tmp_path, monkeypatch, capsys, args, optio
         (tmp_path / name).write_bytes(b"precious")
     minari = tmp_path / "minari"
     if "{minari}" in args:
-        from datasets.minari_io import export_minari
+        from datasets.interchange import export_minari
 
         export_minari(h5, minari, "nothing/demos-v0")
     filled = [a.format(x="x", h5=h5, minari=minari / "nothing" / "demos-v0") for a in args]

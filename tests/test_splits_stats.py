@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from datasets import DatasetError, open_dataset
-from datasets.splits import split_episodes, validation_count
-from datasets.stats import FeatureStats, NormalizationStats, compute_stats
+from datasets.training.splits import split_episodes, validation_count
+from datasets.training.stats import FeatureStats, NormalizationStats, compute_stats
 
 
 def recorded(tmp_path_factory: pytest.TempPathFactory, name: str, **config) -> Path:

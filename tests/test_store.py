@@ -24,12 +24,12 @@ from datasets import (
     Episode,
     EpisodeWriter,
     SpaceSpec,
-    errors,
     open_dataset,
     validate,
 )
-from datasets import writer as writer_module
-from datasets.journal import journal_dir
+from datasets.store import errors
+from datasets.store import writer as writer_module
+from datasets.store.journal import journal_dir
 
 OBS, ACT = (5,), (3,)
 META = DatasetMetadata(

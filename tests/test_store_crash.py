@@ -31,9 +31,9 @@ import numpy as np
 import pytest
 
 from datasets import open_dataset, validate
-from datasets.checksum import episode_checksum
-from datasets.episodes import prepare_arrays
-from datasets.journal import journal_dir
+from datasets.store.checksum import episode_checksum
+from datasets.store.episodes import prepare_arrays
+from datasets.store.journal import journal_dir
 
 try:
     from tests.store_driver import metadata, planned_episode

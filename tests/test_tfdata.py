@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from datasets import DatasetError, DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
-from datasets.augment import Augmenter
-from datasets.tfdata import (
+from datasets.training.augment import Augmenter
+from datasets.training.epochs import (
     BlockCache,
     batches_per_epoch,
     count_steps,
     in_memory_dataset,
     iter_batches,
 )
-from datasets.windows import history_windows, windows_from_rows
+from datasets.training.windows import history_windows, windows_from_rows
 from sim.mirror import mirror_spec
 
 LENGTHS = [300, 57, 1000, 1, 433, 260, 90]
@@ -218,7 +218,7 @@ def test_memory_stays_bounded_on_a_larger_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cache_mb", [0, 50])
 def test_tf_dataset_streams_epochs_in_order(synthetic: Path, ids: list[int], cache_mb) -> None:
     pytest.importorskip("tensorflow")
-    from datasets.tfdata import make_tf_dataset
+    from datasets.training.tfdata import make_tf_dataset
 
     settings = {"batch_size": 64, "shuffle_buffer": 500, "block_steps": 50, "cycle_length": 3}
     ds = make_tf_dataset(synthetic, ids, seed=5, cache_mb=cache_mb, **settings)
@@ -242,7 +242,7 @@ def test_tf_dataset_streams_epochs_in_order(synthetic: Path, ids: list[int], cac
 
 def test_tf_dataset_checks_arguments_before_training(synthetic: Path, ids: list[int]) -> None:
     pytest.importorskip("tensorflow")
-    from datasets.tfdata import make_tf_dataset
+    from datasets.training.tfdata import make_tf_dataset
 
     with pytest.raises(DatasetError, match="no episode 42"):
         make_tf_dataset(synthetic, [42], batch_size=8)
@@ -255,7 +255,7 @@ def test_tf_dataset_checks_arguments_before_training(synthetic: Path, ids: list[
 
 def test_keras_fit_reshuffles_every_epoch(synthetic: Path, ids: list[int], monkeypatch) -> None:
     keras = pytest.importorskip("keras")
-    import datasets.tfdata as tfdata
+    import datasets.training.tfdata as tfdata
 
     epochs_read: list[tuple[bool, int]] = []
     original = tfdata.iter_groups

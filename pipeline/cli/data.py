@@ -146,7 +146,7 @@ def export_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:
     """Export a demonstration file to another format (a Minari dataset)."""
-    from datasets.minari_io import MinariExistsError, export_minari
+    from datasets.interchange import MinariExistsError, export_minari
 
     _check_format(format)
     try:
@@ -168,7 +168,7 @@ def import_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Import a dataset from another format (Minari) into a demonstration file."""
-    from datasets.minari_io import import_minari
+    from datasets.interchange import import_minari
     from pipeline.core.outputs import check_output_path
 
     _check_format(format)

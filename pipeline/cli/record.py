@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def validate_config(config: RecordConfig) -> None:
     """Check every option before any work starts."""
     from datasets import Compression, validate
-    from datasets.checks import location_problem
+    from datasets.store.checks import location_problem
     from pipeline.rollout.options import env_kwargs
     from pipeline.rollout.policies import check_policy_name
 

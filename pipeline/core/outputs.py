@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from datasets.checks import directory_problem, location_problem
+from datasets.store.checks import directory_problem, location_problem
 from pipeline.core.errors import PipelineError
 
 OVERWRITE_HINT = "use --overwrite"

@@ -98,7 +98,7 @@ class LearnedPolicy:
     forward pass once per step.
 
     The first observation of an episode fills the whole window, as the training windows
-    pad episode starts (``datasets.windows``). A NumPy forward pass travels to worker
+    pad episode starts (``datasets.training.windows``). A NumPy forward pass travels to worker
     processes as arrays; any other (the TensorFlow fallback) is rebuilt in the worker from
     ``directory``.
     """

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, open_dataset, validate
-from datasets.splits import split_episodes
-from datasets.stats import NormalizationStats, compute_stats
+from datasets.training.splits import split_episodes
+from datasets.training.stats import NormalizationStats, compute_stats
 from pipeline.core.errors import PipelineError
 from pipeline.training.config import TrainConfig
 
@@ -93,7 +93,7 @@ def build_spec(
 
 def make_augmenter(config: TrainConfig, stats: NormalizationStats, env_id: str) -> Any:
     """The configured augmentation of training observations, or None when it does nothing."""
-    from datasets.augment import Augmenter
+    from datasets.training.augment import Augmenter
 
     aug = config.data.augment
     mirror = None
@@ -140,7 +140,7 @@ class TrainingInputs:
     @classmethod
     def prepare(cls, ds: Dataset, config: TrainConfig, digest: str) -> TrainingInputs:
         """Split ``ds`` by episode with the config's seed and compute what training needs."""
-        from datasets.tfdata import batches_per_epoch, count_steps
+        from datasets.training.epochs import batches_per_epoch, count_steps
 
         ids = ds.episode_ids()
         if config.data.max_episodes is not None:
@@ -160,7 +160,7 @@ class TrainingInputs:
     def train_batches(self, first_epoch: int = 0) -> Any:
         """Shuffled, augmented training batches, starting at epoch ``first_epoch`` (so a
         resumed fit sees what an uninterrupted one would have)."""
-        from datasets.tfdata import make_tf_dataset
+        from datasets.training.tfdata import make_tf_dataset
 
         dcfg = self.config.data
         return normalize_targets(make_tf_dataset(
@@ -171,7 +171,7 @@ class TrainingInputs:
 
     def val_batches(self) -> Any:
         """Validation batches in a fixed order, without augmentation."""
-        from datasets.tfdata import make_tf_dataset
+        from datasets.training.tfdata import make_tf_dataset
 
         dcfg = self.config.data
         return normalize_targets(make_tf_dataset(

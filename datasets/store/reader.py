@@ -16,16 +16,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
-from datasets import journal
-from datasets.checks import check_episode, check_file, expect, open_h5
-from datasets.checksum import episode_checksum, stored_arrays
-from datasets.errors import DatasetError, first_line
-from datasets.schema import (
+from datasets.store import journal
+from datasets.store.checks import check_episode, check_file, expect, open_h5
+from datasets.store.checksum import episode_checksum, stored_arrays
+from datasets.store.errors import DatasetError, first_line
+from datasets.store.schema import (
     ACTIONS,
     DROPPED_ATTEMPTS,
     EPISODE_ATTRS,
@@ -42,9 +42,7 @@ from datasets.schema import (
     EpisodeInfo,
     parse_episode_name,
 )
-
-if TYPE_CHECKING:
-    from datasets.summary import DatasetSummary
+from datasets.store.summary import DatasetSummary, summarize
 
 
 @dataclass(frozen=True)
@@ -312,8 +310,6 @@ class Dataset:
 
     def summary(self) -> DatasetSummary:
         """Statistics for ``pipeline inspect``, from one streaming pass over the arrays."""
-        from datasets.summary import summarize
-
         return summarize(self)
 
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import keras
 
+from models.builders.blocks import Blocks
 from models.config import MLPConfig
-from models.registry import Blocks, register_policy
 from models.spec import PolicySpec
 
 
-@register_policy("mlp", MLPConfig)
 def build_mlp(x: Any, spec: PolicySpec, config: MLPConfig, blocks: Blocks) -> Any:
     """Hidden dense blocks on the normalized observation; returns the last block's output."""
     if spec.history > 1:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.errors import DatasetLockedError, OutputDirectoryError, first_line
+from datasets.store.errors import DatasetLockedError, OutputDirectoryError, first_line
 
 try:
     import fcntl

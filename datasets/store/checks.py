@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from datasets.errors import (
+from datasets.store.errors import (
     DatasetError,
     DatasetNotFoundError,
     IncompatibleDatasetError,
@@ -31,7 +31,7 @@ from datasets.errors import (
     TruncatedFileError,
     first_line,
 )
-from datasets.schema import (
+from datasets.store.schema import (
     ACTIONS,
     DROPPED_ATTEMPTS,
     EPISODE_ATTRS,

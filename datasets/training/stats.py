@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datasets.errors import DatasetError
-from datasets.reader import Dataset, open_dataset
-from datasets.schema import ACTIONS, OBSERVATIONS
+from datasets.store.errors import DatasetError
+from datasets.store.reader import Dataset, open_dataset
+from datasets.store.schema import ACTIONS, OBSERVATIONS
 
 NormalizationMethod = Literal["zscore", "minmax"]
 MIN_SCALE = 1e-6

@@ -1,8 +1,8 @@
 """HDF5 writing primitives of the writer: new files, journal episode files, merges.
 
 None of these functions ever writes into a published dataset file: they produce new
-files (under temporary names) or fill a private copy that ``datasets.writer`` renames
-into place.
+files (under temporary names) or fill a private copy that ``datasets.store.publish``
+renames into place.
 
 HDF5 must never see a failing write. Measured here: after ``ENOSPC`` inside an h5py
 write, HDF5 could not close the file (its metadata cache stayed dirty) and a later h5py
@@ -22,8 +22,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from datasets import journal
-from datasets.schema import (
+from datasets.store import journal
+from datasets.store.schema import (
     DROPPED_ATTEMPTS,
     DROPPED_DTYPE,
     SESSIONS,

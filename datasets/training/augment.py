@@ -1,7 +1,7 @@
 """Data augmentation for the training split: pure NumPy functions with an explicit RNG.
 
 Everything works in raw (unnormalized) units, because normalization lives inside the Keras
-model; the feature statistics of the training split (``datasets.stats``) give the scale.
+model; the feature statistics of the training split (``datasets.training.stats``) give the scale.
 Inputs may be flat ``(N, D)`` batches or history windows ``(N, K, D)``: per-feature
 arrays broadcast over the last axis, and a mirrored sample is mirrored as a whole window.
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datasets.stats import FeatureStats
+from datasets.training.stats import FeatureStats
 
 if TYPE_CHECKING:  # only its methods are called: importing sim (PyBullet) is left to callers
     from sim.mirror import MirrorSpec

@@ -2,6 +2,10 @@
 
 Per-dimension observation and action ranges are folded in block by block, so memory
 stays at one block whatever the number of episodes.
+
+This module sits below the reader: ``Dataset.summary`` calls :func:`summarize`, which
+reads the dataset through the :class:`SummarySource` protocol rather than the reader's
+class, so the two modules do not import each other.
 """
 
 from __future__ import annotations
@@ -9,16 +13,51 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from datasets.schema import ACTIONS, OBSERVATIONS
+from datasets.store.schema import (
+    ACTIONS,
+    OBSERVATIONS,
+    DatasetMetadata,
+    DroppedAttempt,
+    EpisodeInfo,
+)
 
 if TYPE_CHECKING:
-    from datasets.reader import Dataset
+    import h5py
 
 _BLOCK_ROWS = 4096
+
+
+class EpisodeArrays(Protocol):
+    """One episode's stored arrays, read in slices (``datasets.store.reader.EpisodeView``)."""
+
+    def dataset(self, key: str) -> h5py.Dataset:
+        """The stored array ``key``, unread until sliced."""
+        ...
+
+
+class SummarySource(Protocol):
+    """What :func:`summarize` reads from an open dataset (``datasets.store.reader.Dataset``)."""
+
+    path: Path
+    metadata: DatasetMetadata
+    sessions: list[dict[str, Any]]
+    dropped_attempts: list[DroppedAttempt]
+    next_attempt: int
+    pending_episodes: int
+    journal_bytes: int
+
+    def episode_infos(self) -> list[EpisodeInfo]:
+        """Attributes of every episode, in id order."""
+        ...
+
+    def episode(self, episode_id: int) -> EpisodeArrays:
+        """A lazy view of one episode."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +181,7 @@ class _Range:
         return self.low.astype(float).tolist(), self.high.astype(float).tolist()
 
 
-def summarize(ds: Dataset) -> DatasetSummary:
+def summarize(ds: SummarySource) -> DatasetSummary:
     """Read every episode once, block by block, and gather the statistics."""
     infos = ds.episode_infos()
     obs_range, act_range = _Range(), _Range()

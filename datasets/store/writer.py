@@ -18,17 +18,10 @@ before the rename leaves only a ``.tmp`` file, which is never read. Drops are jo
 the same way (JSON). Entries are written one at a time, so the durable entries always
 form an unbroken run of attempts.
 
-**Merge = copy, append, rename.** From time to time the writer copies the dataset file
-to a temporary file, appends the journaled episodes to the copy (``H5Ocopy``: compressed
-chunks are copied, not recompressed), records the next attempt index, fsyncs it and
-renames it over ``path``; only then are the merged entries deleted. A kill during the
-merge leaves the old file (plus the journal) or the new one (plus stale entries, which
-have attempts below the file's ``next_attempt`` and are ignored and deleted).
-
-**Recovery** happens when the next writer opens the file (``append``/``resume``): under
-the lock it deletes temporaries and stale entries and merges the unbroken run of
-entries that follow the file's ``next_attempt``. Readers show those pending entries too,
-without changing anything, so a dataset always presents exactly the committed episodes.
+**Merge = copy, append, rename.** From time to time the writer copies the dataset file,
+appends the journaled episodes to the copy and renames it over ``path``; the next writer
+that opens the file recovers what a dead one left in the journal. ``datasets.store.publish``
+explains both, and when a merge is due.
 
 **Why a kill cannot break it.** Every step that changes what a reader sees is a single
 ``rename`` of a complete file, and every other step writes only files no reader uses
@@ -39,17 +32,14 @@ steps, and checks the invariant after every kill.
 
 **Errors.** A failing write (disk full, read-only file system) raises a one-line
 :class:`DatasetWriteError`; nothing published is touched. HDF5 itself never sees a
-failing write (see ``datasets.h5write``), because after one it can crash the process.
+failing write (see ``datasets.store.h5write``), because after one it can crash the process.
 A merge that was only opportunistic does not fail the commit that triggered it (that
 episode is already durable); :meth:`EpisodeWriter.flush` and :meth:`~EpisodeWriter.close`
 report it.
 
-**Cost.** A merge copies the whole file, so merges are batched: one happens when its
-estimated cost (the last merge's time, scaled by the file's growth) is at most
-``merge_overhead`` (default 2%) of the time since the previous merge, when
-``max_pending`` entries wait, and at :meth:`EpisodeWriter.close`. The writer keeps no
-episode data in memory between commits, and a merge needs free space for one more copy
-of the file.
+**Cost.** A merge copies the whole file, so merges are batched (``merge_overhead``,
+``max_pending``; see ``datasets.store.publish``). The writer keeps no episode data in memory
+between commits, and a merge needs free space for one more copy of the file.
 """
 
 from __future__ import annotations
@@ -59,19 +49,16 @@ import errno
 import json
 import shutil
 import time
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
-from datasets import journal
-from datasets.checks import check_compatible, check_directory, check_metadata
-from datasets.checksum import episode_checksum
-from datasets.episodes import check_seed, non_finite_report, prepare_arrays
-from datasets.errors import (
+from datasets.store import journal
+from datasets.store.checks import check_compatible, check_directory, check_metadata
+from datasets.store.episodes import check_seed, episode_attrs, non_finite_report, prepare_arrays
+from datasets.store.errors import (
     AttemptOrderError,
     DatasetError,
     DatasetExistsError,
@@ -79,22 +66,16 @@ from datasets.errors import (
     WriterClosedError,
     write_error,
 )
-from datasets.h5write import (
-    episode_file_image,
-    merge_into,
-    new_file_image,
-    session_record,
+from datasets.store.h5write import episode_file_image, session_record
+from datasets.store.publish import (
+    MergeSchedule,
+    delete_merged,
+    publish_merged,
+    publish_new_file,
+    recover,
 )
-from datasets.reader import open_dataset, validate
-from datasets.schema import (
-    SCHEMA_VERSION,
-    SESSIONS,
-    Compression,
-    DatasetMetadata,
-    Episode,
-    package_versions,
-    utc_now,
-)
+from datasets.store.reader import open_dataset, validate
+from datasets.store.schema import SESSIONS, Compression, DatasetMetadata, Episode
 
 
 @dataclass(frozen=True)
@@ -156,8 +137,7 @@ class EpisodeWriter:
         self._meta = meta
         self._comp = Compression.parse(meta.compression)
         self._durable = durable
-        self._merge_overhead = merge_overhead
-        self._max_pending = max(1, max_pending)
+        self._schedule = MergeSchedule(merge_overhead, max_pending)
         self._pending: list[journal.JournalEntry] = []
         self._unsaved_session: str | None = None
         with h5py.File(path, "r") as f:
@@ -166,9 +146,6 @@ class EpisodeWriter:
             self._steps = int(f.attrs["total_steps"])
             # Index of the session record that describes this writer's episodes.
             self._session = int(f[SESSIONS].shape[0]) - 1
-        self._last_merge_end = time.monotonic()
-        self._last_merge_seconds = 0.0
-        self._last_merge_bytes = 1
         self._closed = False
         self.stats = WriterStats()
         """Counters of this session."""
@@ -190,7 +167,7 @@ class EpisodeWriter:
 
         ``compression``: ``gzip[:level]`` (default level 4), ``lzf`` or ``none``.
         ``durable``: fsync before every rename (safe against power loss, not only kills).
-        ``merge_overhead``/``max_pending``: when the journal is merged (module docstring).
+        ``merge_overhead``/``max_pending``: when the journal is merged (``publish`` module).
         """
         path = Path(path)
         check_metadata(metadata)
@@ -201,29 +178,9 @@ class EpisodeWriter:
         lock = journal.WriterLock.acquire(path)
         try:
             journal.clean(lock.directory, keep=[])  # entries of a file this one replaces
-            meta = replace(
-                metadata,
-                schema_version=SCHEMA_VERSION,
-                created=utc_now(),
-                package_versions=package_versions(),
-                dataset_uuid=uuid.uuid4().hex,
-                compression=str(comp),
+            meta = publish_new_file(
+                path, metadata, lock.directory, comp, durable=durable, overwrite=overwrite
             )
-            tmp = journal.temp_path(lock.directory / "create")
-            try:
-                session = session_record("create", meta, 0, meta.recording_args)
-                tmp.write_bytes(new_file_image(meta, session))
-                journal.fault("create:before-publish")
-                journal.publish(tmp, path, durable=durable, replace=overwrite)
-            except FileExistsError:
-                raise DatasetExistsError(f"{path}: already exists; not overwriting it") from None
-            except OSError as exc:
-                raise write_error(
-                    path, "creating the file", exc, safe="nothing was written"
-                ) from None
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
             return cls(
                 path,
                 lock,
@@ -309,10 +266,7 @@ class EpisodeWriter:
             )
             # Under the lock nobody else writes here: what the journal holds beyond the
             # file's next attempt was committed by a writer that died; the rest is garbage.
-            writer._pending = journal.scan(
-                lock.directory, file_meta.dataset_uuid, writer._next_attempt
-            )
-            journal.clean(lock.directory, keep=writer._pending)
+            writer._pending = recover(lock.directory, file_meta.dataset_uuid, writer._next_attempt)
             writer._count_pending()
             session_meta = metadata if metadata is not None else file_meta
             writer._unsaved_session = session_record(kind, session_meta, writer._next_attempt, args)
@@ -393,19 +347,8 @@ class EpisodeWriter:
             self.drop(seed, reason, attempt=attempt)
             self.stats.rejected += 1
             return CommitResult(False, None, attempt, reason)
-        steps = len(arrays["actions"])
-        fell = bool(arrays["terminations"][-1]) if episode.fell is None else bool(episode.fell)
-        attrs = {
-            "id": self._episodes,
-            "seed": seed,
-            "attempt": attempt,
-            "session": self._session,
-            "total_steps": steps,
-            "return": float(np.sum(arrays["rewards"])),
-            "fell": fell,
-            "distance": float(episode.distance),
-            "checksum": episode_checksum(arrays),
-        }
+        attrs = episode_attrs(episode, arrays, episode_id=self._episodes, seed=seed,
+                              attempt=attempt, session=self._session)  # fmt: skip
         entry = journal.JournalEntry(
             attempt,
             journal.EPISODE,
@@ -430,7 +373,7 @@ class EpisodeWriter:
         self._pending.append(entry)
         self._next_attempt = attempt + 1
         self._episodes += 1
-        self._steps += steps
+        self._steps += int(attrs["total_steps"])
         self.stats.committed += 1
         self._maybe_merge()
         return CommitResult(True, int(attrs["id"]), attempt, None)
@@ -464,12 +407,7 @@ class EpisodeWriter:
 
     # ---------------------------------------------------------------- merging
     def _maybe_merge(self) -> None:
-        due = len(self._pending) >= self._max_pending
-        if not due:
-            size = self._path.stat().st_size
-            estimate = self._last_merge_seconds * max(1.0, size / self._last_merge_bytes)
-            due = estimate <= self._merge_overhead * (time.monotonic() - self._last_merge_end)
-        if not due:
+        if not self._schedule.due(len(self._pending), self._path):
             return
         try:
             self._merge()
@@ -478,7 +416,7 @@ class EpisodeWriter:
             # only delays moving it into the file. flush() and close() report the error.
             self.stats.merge_failures += 1
             self.stats.merge_error = str(exc)
-            self._last_merge_end = time.monotonic()  # back off before trying again
+            self._schedule.failed()  # back off before trying again
 
     def flush(self) -> None:
         """Merge the journal into the file now, so plain HDF5 readers see every episode."""
@@ -490,7 +428,6 @@ class EpisodeWriter:
         if not self._pending and self._unsaved_session is None:
             return
         start = time.perf_counter()
-        tmp = journal.temp_path(self._lock.directory / "merge")
         counters = {
             "next_attempt": self._next_attempt,
             "total_episodes": self._episodes,
@@ -498,10 +435,8 @@ class EpisodeWriter:
         }
         try:
             self._check_free_space()
-            shutil.copyfile(self._path, tmp)
-            journal.fault("merge:after-copy")
-            merge_into(tmp, self._pending, self._unsaved_session, counters)
-            journal.publish(tmp, self._path, durable=self._durable)
+            publish_merged(self._path, self._lock.directory, self._pending,
+                           self._unsaved_session, counters, durable=self._durable)  # fmt: skip
         except OSError as exc:
             raise write_error(
                 self._path,
@@ -509,22 +444,15 @@ class EpisodeWriter:
                 exc,
                 safe=f"{self._safe()} (the newest ones in {self._lock.directory.name})",
             ) from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
         journal.fault("merge:published")
         # Entries below the file's next attempt are stale; deleting them is only tidying.
-        for entry in self._pending:
-            with contextlib.suppress(FileNotFoundError):
-                entry.path.unlink()
-            journal.fault("merge:deleted-one")
+        delete_merged(self._pending)
         self._pending = []
         self._unsaved_session = None
-        self._last_merge_end = time.monotonic()
-        self._last_merge_seconds = time.perf_counter() - start
-        self._last_merge_bytes = max(1, self._path.stat().st_size)
+        seconds = time.perf_counter() - start
+        self._schedule.merged(seconds, self._path)
         self.stats.merges += 1
-        self.stats.merge_seconds += self._last_merge_seconds
+        self.stats.merge_seconds += seconds
 
     def _check_free_space(self) -> None:
         # A merge needs room for a copy of the file plus the entries. Checking first turns

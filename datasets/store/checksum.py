@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.schema import INFOS, OBSERVATIONS, STEP_KEYS
+from datasets.store.schema import INFOS, OBSERVATIONS, STEP_KEYS
 
 ALGORITHM = "sha256"
 _BLOCK_BYTES = 1 << 22

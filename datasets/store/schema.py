@@ -312,7 +312,7 @@ class EpisodeInfo:
     distance: float
     """Forward distance covered, metres (NaN when unknown)."""
     checksum: str
-    """``sha256:<hex>`` over the episode's arrays (see ``datasets.checksum``)."""
+    """``sha256:<hex>`` over the episode's arrays (see ``datasets.store.checksum``)."""
 
     @classmethod
     def from_attrs(cls, attrs: Any) -> EpisodeInfo:

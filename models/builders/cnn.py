@@ -12,8 +12,8 @@ from typing import Any
 
 import keras
 
+from models.builders.blocks import Blocks
 from models.config import CNN1DConfig
-from models.registry import Blocks, register_policy
 from models.spec import PolicySpec
 
 _POOLING = {"max": keras.layers.MaxPooling1D, "avg": keras.layers.AveragePooling1D}
@@ -44,7 +44,6 @@ def _convolution(
     )
 
 
-@register_policy("cnn1d", CNN1DConfig)
 def build_cnn1d(x: Any, spec: PolicySpec, config: CNN1DConfig, blocks: Blocks) -> Any:
     """Convolution blocks over time, flatten, dense head; returns the last block's output."""
     if spec.history < 2:

@@ -1,5 +1,8 @@
 """Checking and converting an in-memory :class:`Episode` before it is written.
 
+:func:`prepare_arrays` gives the arrays to store and :func:`episode_attrs` the episode
+group's attributes.
+
 Two kinds of problems, treated differently:
 
 - wrong structure (shapes, lengths, dtypes that cannot be converted, a bad seed) is a
@@ -10,10 +13,13 @@ Two kinds of problems, treated differently:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from datasets.errors import InvalidEpisodeError
-from datasets.schema import (
+from datasets.store.checksum import episode_checksum
+from datasets.store.errors import InvalidEpisodeError
+from datasets.store.schema import (
     ACTIONS,
     EXECUTED_ACTIONS,
     INFOS,
@@ -99,3 +105,28 @@ def non_finite_report(arrays: dict[str, np.ndarray]) -> str | None:
             counts = [f"{n} {label}" for n, label in ((nan, "NaN"), (inf, "Inf")) if n]
             problems.append(f"{key} ({', '.join(counts)})")
     return ", ".join(problems) if problems else None
+
+
+def episode_attrs(
+    episode: Episode,
+    arrays: dict[str, np.ndarray],
+    *,
+    episode_id: int,
+    seed: int,
+    attempt: int,
+    session: int,
+) -> dict[str, Any]:
+    """The episode group's attributes, for the arrays :func:`prepare_arrays` returned."""
+    # Unless the caller says otherwise, an episode that ends in a termination fell.
+    fell = bool(arrays["terminations"][-1]) if episode.fell is None else bool(episode.fell)
+    return {
+        "id": episode_id,
+        "seed": seed,
+        "attempt": attempt,
+        "session": session,
+        "total_steps": len(arrays["actions"]),
+        "return": float(np.sum(arrays["rewards"])),
+        "fell": fell,
+        "distance": float(episode.distance),
+        "checksum": episode_checksum(arrays),
+    }

@@ -1,0 +1,87 @@
+"""The building blocks every trunk builder shares (:class:`Blocks`).
+
+Each builder receives a :class:`Blocks` made from the config it builds, so the layer
+options (initializer, L1/L2, batch norm, activation, dropout) mean the same in every
+architecture and one seed fixes all of their random choices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from models.config import LayerOptions
+
+_INITIALIZERS: dict[str, type[keras.initializers.Initializer]] = {
+    "glorot_uniform": keras.initializers.GlorotUniform,
+    "glorot_normal": keras.initializers.GlorotNormal,
+    "he_uniform": keras.initializers.HeUniform,
+    "he_normal": keras.initializers.HeNormal,
+    "lecun_normal": keras.initializers.LecunNormal,
+}
+
+
+class Blocks:
+    """What trunk builders build with: seeded initializers, regularizers, the hidden block.
+
+    Every random choice draws its seed from one generator seeded by the build seed, in
+    construction order, so the same seed gives identical initial weights (and dropout masks)
+    while no two layers share a seed.
+    """
+
+    def __init__(self, options: LayerOptions, seed: int) -> None:
+        self.options = options
+        self._rng = np.random.default_rng(seed)
+
+    def seed(self) -> int:
+        """A fresh seed for one initializer or dropout layer."""
+        return int(self._rng.integers(0, 2**31 - 1))
+
+    def initializer(self, kind: str | None = None) -> keras.initializers.Initializer:
+        """A seeded kernel initializer, by default the configured one."""
+        return _INITIALIZERS[kind or self.options.initializer](seed=self.seed())
+
+    def regularizer(self) -> keras.regularizers.Regularizer | None:
+        """``l1 * sum|w| + l2 * sum w^2`` for one kernel, or None when both are zero."""
+        if self.options.l1 == 0.0 and self.options.l2 == 0.0:
+            return None
+        return keras.regularizers.L1L2(l1=self.options.l1, l2=self.options.l2)
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether a linear layer feeding a hidden block needs a bias (not when BN follows)."""
+        return self.options.batch_norm != "before"
+
+    def dense(self, x: Any, units: int, name: str) -> Any:
+        """A complete hidden dense block: linear, batch norm/activation, dropout."""
+        x = keras.layers.Dense(
+            units,
+            use_bias=self.use_bias,
+            kernel_initializer=self.initializer(),
+            kernel_regularizer=self.regularizer(),
+            name=name,
+        )(x)
+        return self.dropout(self.activate(x, name), name)
+
+    def activate(self, x: Any, name: str) -> Any:
+        """The activation, with batch normalization before or after it as configured."""
+        if self.options.batch_norm == "before":
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        if self.options.activation == "leaky_relu":
+            layer = keras.layers.LeakyReLU(
+                negative_slope=self.options.leaky_relu_slope, name=f"{name}_act"
+            )
+        else:
+            layer = keras.layers.Activation(self.options.activation, name=f"{name}_act")
+        x = layer(x)
+        if self.options.batch_norm == "after":
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return x
+
+    def dropout(self, x: Any, name: str) -> Any:
+        """Dropout at the configured rate (no layer at all when the rate is 0)."""
+        if self.options.dropout > 0.0:
+            x = keras.layers.Dropout(self.options.dropout, seed=self.seed(), name=f"{name}_drop")(x)
+        return x
