@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datasets import open_dataset
+from datasets import Dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
@@ -28,7 +28,7 @@ from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolv
 from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
 from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
-from pipeline.training.inputs import TrainingInputs, check_dataset, dataset_digest
+from pipeline.training.inputs import TrainingInputs, dataset_digest, open_training_data
 from pipeline.training.model import build_model, keep_source_normalization
 from pipeline.training.resume import (
     check_resume_config,
@@ -101,7 +101,7 @@ def prepare_out_dir(out: Path, resume: bool) -> None:
 
 
 def train(
-    data: Path,
+    data: Path | Dataset,
     config: TrainConfig,
     out: Path,
     *,
@@ -111,32 +111,37 @@ def train(
 ) -> TrainResult:
     """Train a policy on ``data`` into ``out``; see the module docstring.
 
+    ``data`` is a path or a file the command already opened with
+    :func:`~pipeline.training.inputs.open_training_data` (read, never reopened, here).
     ``tracking_uri`` None trains without tracking (resolve and check it first with
     :func:`pipeline.tracking.prepare`). With ``resume``, ``config`` must equal the run's
     ``config.yaml``, and nothing in ``out`` or in MLflow changes before the checkpoint has
-    loaded; the MLflow run recorded in ``run_start.json`` is continued. The file is opened
-    once; the process-wide TensorFlow and MLflow settings a run changes are restored when
-    it ends, so several trainings can run in one process.
+    loaded; the MLflow run recorded in ``run_start.json`` is continued. The process-wide
+    TensorFlow and MLflow settings a run changes are restored when it ends, so several
+    trainings can run in one process.
     """
+    if not isinstance(data, Dataset):
+        with open_training_data(Path(data)) as ds:
+            return train(ds, config, out, resume=resume, tracking_uri=tracking_uri,
+                         on_epoch=on_epoch)  # fmt: skip
     start = time.perf_counter()
-    check_dataset(data)
+    ds = data
     prepare_out_dir(out, resume)
     uri = portable_uri(tracking_uri) if tracking_uri is not None else None
     record: dict[str, Any] = {}
     if resume:
         check_resume_config(out, config)
         record = read_run_start(out)
-    with open_dataset(data) as ds:
-        digest = dataset_digest(ds)
-        if resume:
-            check_resume_record(out, record, data, digest, uri)
-        with _init_source(config, uri) as source, training_runtime(config) as device:
-            inputs = TrainingInputs.prepare(ds, config, digest)
-            if source is not None and config.init.keep_normalization:
-                inputs.spec = keep_source_normalization(inputs.spec, source.loaded.spec,
-                                                        source.source)  # fmt: skip
-            result = _train_on(inputs, config, out, device=device, resume=resume, uri=uri,
-                               record=record, on_epoch=on_epoch, source=source)  # fmt: skip
+    digest = dataset_digest(ds)
+    if resume:
+        check_resume_record(out, record, ds.path, digest, uri)
+    with _init_source(config, uri) as source, training_runtime(config) as device:
+        inputs = TrainingInputs.prepare(ds, config, digest)
+        if source is not None and config.init.keep_normalization:
+            inputs.spec = keep_source_normalization(inputs.spec, source.loaded.spec,
+                                                    source.source)  # fmt: skip
+        result = _train_on(inputs, config, out, device=device, resume=resume, uri=uri,
+                           record=record, on_epoch=on_epoch, source=source)  # fmt: skip
     result.wall_s = time.perf_counter() - start
     return result
 

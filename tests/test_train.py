@@ -370,3 +370,23 @@ def test_gaussian_log_likelihood_loss_trains_a_policy_that_reloads_alone(run_dat
     with h5py.File(run_data) as f:
         obs = np.asarray(f[sorted(k for k in f if k.startswith("episode_"))[0]]["observations"])
     assert np.asarray(policy.model(obs[:5])).shape == (5, 17)
+
+
+def test_train_command_opens_the_file_once(run_data, tmp_path, capsys, monkeypatch):
+    """The command's one handle serves the checks, statistics, counts and split; only the
+    two streaming pipelines (training, validation) open their own read handle, because
+    TensorFlow's threads read through it even after the command's work is done."""
+    from datasets.store import reader
+
+    opened: list[str] = []
+    original = reader.Dataset.__init__
+
+    def counting(self, path, *args, **kwargs):
+        opened.append(str(path))
+        original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(reader.Dataset, "__init__", counting)
+    code, _, err = cli(capsys, "train", "--data", str(run_data), "--out", str(tmp_path / "o"),
+                       "--no-track", *FAST, "training.epochs=1")  # fmt: skip
+    assert code == 0, err
+    assert opened == [str(run_data)] * 3, opened

@@ -349,22 +349,25 @@ def open_dataset(path: str | Path, *, include_journal: bool = True) -> Dataset:
     return Dataset(Path(path), include_journal)
 
 
-def validate(path: str | Path) -> int:
+def validate(source: str | Path | Dataset) -> int:
     """Check a file's schema and every episode's structure; return the episode count.
 
+    ``source`` is a path or a file already open (checked without opening it again).
     Reads attributes and shapes, not the arrays (``Dataset.verify`` re-hashes those).
     Journal entries of an interrupted recording are checked too. Raises a one-line
     :class:`DatasetError` naming the file and the first problem found.
     """
-    path = Path(path)
-    with open_dataset(path) as ds:
-        for episode_id in ds._ids:
-            group, _ = ds._groups[episode_id]
-            where = f"{path}: episode {episode_id} ({group.file.filename}:{group.name})"
-            info = check_episode(group, ds.metadata, where)
-            expect(info.id == episode_id, where, f"id attribute is {info.id}")
-        expect(ds._ids == list(range(len(ds))), str(path), "episode ids are not 0..n-1")
-        main = ds._files[0]
-        stored = int(main.attrs["total_episodes"])
-        expect(stored == len(ds) - ds.pending_episodes, str(path), "total_episodes is wrong")
-        return len(ds)
+    if not isinstance(source, Dataset):
+        with open_dataset(source) as ds:
+            return validate(ds)
+    ds, path = source, source.path
+    for episode_id in ds._ids:
+        group, _ = ds._groups[episode_id]
+        where = f"{path}: episode {episode_id} ({group.file.filename}:{group.name})"
+        info = check_episode(group, ds.metadata, where)
+        expect(info.id == episode_id, where, f"id attribute is {info.id}")
+    expect(ds._ids == list(range(len(ds))), str(path), "episode ids are not 0..n-1")
+    main = ds._files[0]
+    stored = int(main.attrs["total_episodes"])
+    expect(stored == len(ds) - ds.pending_episodes, str(path), "total_episodes is wrong")
+    return len(ds)

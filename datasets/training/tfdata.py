@@ -120,7 +120,7 @@ class _Iterations:
 
 
 def make_tf_dataset(
-    path: str | Path,
+    source: Dataset | str | Path,
     episode_ids: Sequence[int],
     *,
     batch_size: int,
@@ -136,7 +136,8 @@ def make_tf_dataset(
     drop_remainder: bool = False,
     cache_mb: float = 0.0,
 ) -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` of ``(obs, act)`` float32 batches streamed from ``path``.
+    """A ``tf.data.Dataset`` of ``(obs, act)`` float32 batches streamed from ``source``, a
+    path or an open file (described without opening it again).
 
     Each iteration over it yields ``epochs`` epochs (``None``: endlessly; then give
     ``model.fit`` a ``steps_per_epoch`` from :func:`batches_per_epoch`); iteration ``i``
@@ -144,7 +145,9 @@ def make_tf_dataset(
     started ahead (see ``_Iterations``). Observations are ``(B, *obs_shape)`` for
     ``history == 1`` and ``(B, history, *obs_shape)`` otherwise. Arguments are checked
     here, so mistakes raise before training starts; the file is opened on the first
-    iteration and stays open while the returned dataset exists. ``cache_mb`` > 0 keeps up
+    iteration and stays open while the returned dataset exists: the generator reads from
+    TensorFlow's threads, even ahead of the next epoch, so it has a read handle of its own
+    whose life is the pipeline's, not the caller's. ``cache_mb`` > 0 keeps up
     to that many MB of blocks in RAM across epochs (:class:`BlockCache`): off by default,
     so memory stays independent of the file's size.
     """
@@ -160,16 +163,23 @@ def make_tf_dataset(
         raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
     if cache_mb > 0:
         settings["cache"] = BlockCache(int(cache_mb * 1e6))
-    with open_dataset(path) as ds:
-        ids = check_settings(ds, episode_ids, batch_size=batch_size,
-                              shuffle_buffer=shuffle_buffer, history=history,
-                              augmenter=augmenter, training=training, block_steps=block_steps,
-                              cycle_length=cycle_length)  # fmt: skip
-        obs_shape = ds.metadata.observation_space.shape
-        act_shape = ds.metadata.action_space.shape
-        per_epoch = batches_per_epoch(ds, ids, batch_size, drop_remainder=drop_remainder)
+    if not isinstance(source, Dataset):
+        with open_dataset(source) as ds:
+            return make_tf_dataset(ds, episode_ids, batch_size=batch_size,
+                                   shuffle_buffer=shuffle_buffer, seed=seed, history=history,
+                                   augmenter=augmenter, training=training,
+                                   block_steps=block_steps, cycle_length=cycle_length,
+                                   epoch=epoch, epochs=epochs, drop_remainder=drop_remainder,
+                                   cache_mb=cache_mb)  # fmt: skip
+    ids = check_settings(source, episode_ids, batch_size=batch_size,
+                         shuffle_buffer=shuffle_buffer, history=history, augmenter=augmenter,
+                         training=training, block_steps=block_steps,
+                         cycle_length=cycle_length)  # fmt: skip
+    obs_shape = source.metadata.observation_space.shape
+    act_shape = source.metadata.action_space.shape
+    per_epoch = batches_per_epoch(source, ids, batch_size, drop_remainder=drop_remainder)
     window = () if history == 1 else (history,)
-    generate = _Iterations(path, ids, epoch, epochs, settings)
+    generate = _Iterations(source.path, ids, epoch, epochs, settings)
     signature = (
         tf.TensorSpec((None, None, *window, *obs_shape), tf.float32),
         tf.TensorSpec((None, None, *act_shape), tf.float32),

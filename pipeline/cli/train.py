@@ -20,6 +20,7 @@ from pipeline.core.outputs import check_output_path, write_json
 from pipeline.rollout.policy_source import is_mlflow_uri
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from pipeline.training.config import TrainConfig
 
 
@@ -35,13 +36,14 @@ def resolve_train_config(
     resume_out: Path | None = None,
     data: Path | None = None,
     init: InitOptions | None = None,
+    env_id: str | None = None,
 ) -> TrainConfig:
     """The config file plus overrides plus command-line options (options win).
 
     ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
     ``config.yaml`` is the base, and any setting that then differs from it is refused.
-    Otherwise, without ``--config``, the measured recipe for the environment that recorded
-    ``data`` is the base (:mod:`pipeline.training.recipes`).
+    Otherwise, without ``--config``, the measured recipe for ``env_id`` (else for the
+    environment that recorded ``data``) is the base (:mod:`pipeline.training.recipes`).
     """
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
@@ -50,8 +52,8 @@ def resolve_train_config(
     base: list[str] = []
     if resume_out is not None and config_path is None:
         config_path = saved_config_path(resume_out)
-    elif config_path is None and data is not None:
-        base = recipe_for(recorded_env(data) or "")
+    elif config_path is None and (env_id is not None or data is not None):
+        base = recipe_for(env_id or (recorded_env(data) if data is not None else None) or "")
     options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
                                 deterministic, mixed_precision)  # fmt: skip
     options += (init or InitOptions()).overrides()
@@ -131,7 +133,7 @@ def default_out(data: Path, config: TrainConfig) -> Path:
 
 
 def run_train_command(
-    data: Path,
+    data: Dataset,
     config: TrainConfig,
     out: Path | None,
     resume: bool,
@@ -139,20 +141,18 @@ def run_train_command(
     console: Console,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run ``pipeline train`` and print the results table (``overwrite``: replace an
-    existing ``json_path``; a run directory is never replaced)."""
+    """Run ``pipeline train`` on the open, checked ``data`` and print the results table
+    (``overwrite``: replace an existing ``json_path``; a run directory is never replaced)."""
     from pipeline.tracking import prepare
     from pipeline.train import prepare_out_dir, train
-    from pipeline.training.inputs import check_dataset
     from pipeline.training.resume import read_run_start
 
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
-    check_dataset(data)
     if out is None:
         if resume:
             raise PipelineError("--resume needs --out (the run directory to continue)")
-        out = default_out(data, config)
+        out = default_out(data.path, config)
     prepare_out_dir(out, resume)
     uri = None
     if config.tracking.enabled:
@@ -205,7 +205,7 @@ def result_table(r: Any) -> Table:
 
 
 def run_overfit_command(
-    data: Path,
+    data: Dataset,
     config: TrainConfig,
     json_path: Path | None,
     console: Console,
@@ -288,14 +288,17 @@ def train_command(
     ] = False,
 ) -> None:
     """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
+    from pipeline.training.inputs import open_training_data
 
-    cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri, register,
-                               deterministic, mixed_precision,
-                               resume_out=out if resume else None, data=data,
-                               init=InitOptions(init_from, freeze, keep_normalization))  # fmt: skip
-    if overfit_batch:
-        code = run_overfit_command(data, cfg, json_out, make_console(), overwrite)
-        if code:
-            raise typer.Exit(code)
-        return
-    run_train_command(data, cfg, out, resume, json_out, make_console(), overwrite)
+    with open_training_data(data) as ds:  # the command's one handle on the file
+        cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri,
+                                   register, deterministic, mixed_precision,
+                                   resume_out=out if resume else None,
+                                   init=InitOptions(init_from, freeze, keep_normalization),
+                                   env_id=ds.metadata.env_id)  # fmt: skip
+        if overfit_batch:
+            code = run_overfit_command(ds, cfg, json_out, make_console(), overwrite)
+            if code:
+                raise typer.Exit(code)
+            return
+        run_train_command(ds, cfg, out, resume, json_out, make_console(), overwrite)

@@ -29,19 +29,30 @@ def dataset_digest(ds: Dataset) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_dataset(path: Path) -> None:
-    """The dataset exists, is ours, and its spaces match its environment's."""
+def open_training_data(path: Path) -> Dataset:
+    """Open ``path`` once for a training command and check it: ours, structurally sound,
+    at least two episodes, the spaces of its environment. The caller closes it (it is a
+    context manager); one line naming ``--data`` for anything wrong."""
     if not path.exists():
         raise PipelineError(f"--data {path}: file not found")
-    validate(path)
-    with open_dataset(path) as ds:
-        meta = ds.metadata
+    ds = open_dataset(path)
+    try:
+        validate(ds)
         if len(ds) < 2:
             raise PipelineError(f"--data {path}: {len(ds)} episode(s); training needs at least 2")
+        _check_spaces(ds)
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+def _check_spaces(ds: Dataset) -> None:
     import gymnasium as gym
 
     import sim
 
+    meta = ds.metadata
     if meta.env_id in sim.ENV_IDS:
         env = gym.make(meta.env_id)
         try:
@@ -51,7 +62,7 @@ def check_dataset(path: Path) -> None:
             env.close()
         if tuple(meta.observation_space.shape) != shape or tuple(meta.action_space.shape) != act:
             raise PipelineError(
-                f"--data {path}: observation/action shapes {meta.observation_space.shape}/"
+                f"--data {ds.path}: observation/action shapes {meta.observation_space.shape}/"
                 f"{meta.action_space.shape} do not match {meta.env_id} ({shape}/{act})"
             )
 
@@ -164,7 +175,7 @@ class TrainingInputs:
 
         dcfg = self.config.data
         return normalize_targets(make_tf_dataset(
-            self.ds.path, self.train_ids, batch_size=dcfg.batch_size,
+            self.ds, self.train_ids, batch_size=dcfg.batch_size,
             shuffle_buffer=dcfg.shuffle_buffer, seed=self.config.seed, history=dcfg.history,
             augmenter=make_augmenter(self.config, self.stats, self.env_id), training=True,
             epoch=first_epoch, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip
@@ -175,5 +186,5 @@ class TrainingInputs:
 
         dcfg = self.config.data
         return normalize_targets(make_tf_dataset(
-            self.ds.path, self.val_ids, batch_size=dcfg.batch_size, history=dcfg.history,
+            self.ds, self.val_ids, batch_size=dcfg.batch_size, history=dcfg.history,
             training=False, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
 from pipeline.training.config import TrainConfig
 
 STEPS = 300
@@ -14,19 +15,23 @@ NEAR_ZERO = 0.05
 """Success: the final loss is below this fraction of the initial loss."""
 
 
-def overfit_one_batch(data: Path, config: TrainConfig, steps: int = STEPS) -> dict[str, Any]:
+def overfit_one_batch(
+    data: Path | Dataset, config: TrainConfig, steps: int = STEPS
+) -> dict[str, Any]:
     """Train a fresh model on the first training batch for ``steps`` steps (no dropout
     of data: the batch is fixed) and report the initial and final value of the judged
     quantity: the mean action's squared error where the model reports it (a Gaussian
     log-likelihood loss can be negative, so a ratio of losses means nothing), else the
     loss."""
-    from datasets import open_dataset
-    from pipeline.training.inputs import TrainingInputs, check_dataset, dataset_digest
+    from pipeline.training.inputs import TrainingInputs, dataset_digest, open_training_data
     from pipeline.training.model import build_model
     from pipeline.training.runtime import training_runtime
 
-    check_dataset(data)
-    with open_dataset(data) as ds, training_runtime(config):
+    if not isinstance(data, Dataset):
+        with open_training_data(Path(data)) as ds:
+            return overfit_one_batch(ds, config, steps)
+    ds = data
+    with training_runtime(config):
         inputs = TrainingInputs.prepare(ds, config, dataset_digest(ds))
         x, y = next(iter(inputs.train_batches()))
         built = build_model(config, inputs.spec, total_steps=steps)
