@@ -30,8 +30,8 @@ def run_inspect_command(
 
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
-    validate(path)
     with open_dataset(path) as ds:
+        validate(ds)
         summary = ds.summary().to_dict()
         bad = ds.verify() if verify else None
         drops = len(ds.dropped_attempts)
