@@ -272,11 +272,14 @@ def test_logged_policy_loads_in_a_fresh_process(store_uri: str, tmp_path: Path) 
     expected = keras.ops.convert_to_numpy(model(obs, training=False))
 
     # A copy of the model whose artifacts name a module to import, as the old loader read.
-    planted = Path(
-        mlflow.artifacts.download_artifacts(
-            f"{run.run_uri}/policy", dst_path=str(tmp_path / "planted"), tracking_uri=store_uri
+    # MLflow 3 resolves a logged model's artifacts through the process-wide URI, which the
+    # tracker gave back when its block ended.
+    with tracking.using_tracking_uri(store_uri):
+        planted = Path(
+            mlflow.artifacts.download_artifacts(
+                f"{run.run_uri}/policy", dst_path=str(tmp_path / "planted")
+            )
         )
-    )
     data_dir = next(planted.rglob("policy.keras")).parent
     (data_dir / "custom_layer_modules.json").write_text(json.dumps(["planted_module"]))
     cwd = tmp_path / "elsewhere"

@@ -288,17 +288,29 @@ def train_command(
     ] = False,
 ) -> None:
     """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
+    from datasets import DatasetError
     from pipeline.training.inputs import open_training_data
 
-    with open_training_data(data) as ds:  # the command's one handle on the file
+    # The command's one handle on the file. A config mistake is reported before a data
+    # problem (configs are checked before any work), so a failed open waits its turn.
+    try:
+        ds, problem = open_training_data(data), None
+    except (PipelineError, DatasetError) as exc:
+        ds, problem = None, exc
+    try:
         cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri,
                                    register, deterministic, mixed_precision,
                                    resume_out=out if resume else None,
                                    init=InitOptions(init_from, freeze, keep_normalization),
-                                   env_id=ds.metadata.env_id)  # fmt: skip
+                                   env_id=ds.metadata.env_id if ds else None)  # fmt: skip
+        if ds is None:
+            raise problem  # type: ignore[misc]
         if overfit_batch:
             code = run_overfit_command(ds, cfg, json_out, make_console(), overwrite)
             if code:
                 raise typer.Exit(code)
             return
         run_train_command(ds, cfg, out, resume, json_out, make_console(), overwrite)
+    finally:
+        if ds is not None:
+            ds.close()

@@ -164,10 +164,12 @@ def _download(uri: str, tracking_uri: str, target: Path, option: str) -> tuple[P
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
+    from pipeline.tracking import using_tracking_uri
+
     try:
-        run_id = _run_id_of(uri, MlflowClient(tracking_uri))
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+        with using_tracking_uri(tracking_uri):
+            run_id = _run_id_of(uri, MlflowClient(tracking_uri))
+            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(target)))
     except (MlflowException, OSError, ValueError) as exc:
         raise PipelineError(f"{option} {uri}: cannot resolve it ({_first_line(exc)})") from None
     manifests = sorted(local.rglob(MANIFEST_FILE)) if local.is_dir() else []

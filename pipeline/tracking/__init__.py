@@ -26,6 +26,7 @@ from pipeline.tracking.store import (
     prepare,
     resolve_tracking_uri,
     sqlite_path,
+    using_tracking_uri,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "run_name",
     "sanitize_key",
     "sqlite_path",
+    "using_tracking_uri",
 ]

@@ -46,6 +46,7 @@ from pipeline.tracking.store import (
     first_line,
     mlflow_module,
     uri_scheme,
+    using_tracking_uri,
 )
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class MlflowTracker:
             for key, value in (tags or {}).items()
         }
         self.resume_run_id = resume_run_id
-        self._saved_uri: tuple[str | None, str | None] | None = None
+        self._uri_scope = contextlib.ExitStack()
         self.experiment_id: str | None = None
         self.model_uri: str | None = None
         self._run_id: str | None = None
@@ -151,16 +152,15 @@ class MlflowTracker:
 
     def __enter__(self) -> MlflowTracker:
         self.experiment_id = ensure_experiment(self.uri, self.experiment)
-        self._saved_uri = _global_tracking_uri()
+        self._uri_scope.enter_context(using_tracking_uri(self.uri))
         try:
             return self._start()
         except BaseException:
-            self._restore_tracking_uri()
+            self._uri_scope.close()
             raise
 
     def _start(self) -> MlflowTracker:
         mlflow = mlflow_module()
-        mlflow.set_tracking_uri(self.uri)
         self._client = client_for(self.uri)
         _end_abandoned_runs(self._client, self.experiment_id)
         tags = {**self.tags, **_process_tags()}
@@ -195,7 +195,7 @@ class MlflowTracker:
         try:
             self._end_run(exc_type, exc)
         finally:
-            self._restore_tracking_uri()
+            self._uri_scope.close()  # the process's tracking URI as before the block
 
     def _end_run(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         if self._run_id is None:
@@ -218,16 +218,6 @@ class MlflowTracker:
                 raise
             # Do not hide the error that ended the run behind a tracking error.
             log.warning("could not mark MLflow run %s as %s: %s", self._run_id, status, error)
-
-    def _restore_tracking_uri(self) -> None:
-        """Give the process back the MLflow tracking URI it had before this run."""
-        if self._saved_uri is None:
-            return
-        previous, environment = self._saved_uri
-        self._saved_uri = None
-        mlflow_module().set_tracking_uri(previous)  # None also clears the variable
-        if environment is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = environment
 
     def _require_client(self) -> MlflowClient:
         if self._client is None or self._run_id is None:
@@ -418,17 +408,6 @@ class MlflowTracker:
         client.set_tag(self._run_id, f"model_uri.{sanitize_key(artifact_path)}", info.model_uri)
         self.model_uri = info.model_uri
         return info.model_uri
-
-
-def _global_tracking_uri() -> tuple[str | None, str | None]:
-    """MLflow's process-wide tracking URI as set by ``mlflow.set_tracking_uri`` (None when
-    never set) and the ``MLFLOW_TRACKING_URI`` variable, which that call also sets.
-
-    ``mlflow.get_tracking_uri()`` would answer with a default where nothing was set, and
-    setting that default would change what the process had."""
-    from mlflow.tracking._tracking_service import utils
-
-    return getattr(utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,3 +254,30 @@ def prepare(cli_uri: str | None, experiment: str = DEFAULT_EXPERIMENT) -> str:
     check_reachable(uri)
     ensure_experiment(uri, experiment)
     return uri
+
+
+def _global_tracking_uri() -> tuple[str | None, str | None]:
+    """MLflow's process-wide tracking URI as set by ``mlflow.set_tracking_uri`` (None when
+    never set) and the ``MLFLOW_TRACKING_URI`` variable, which that call also sets.
+
+    ``mlflow.get_tracking_uri()`` would answer with a default where nothing was set, and
+    setting that default would change what the process had."""
+    from mlflow.tracking._tracking_service import utils
+
+    return getattr(utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
+
+
+@contextlib.contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """Make ``uri`` MLflow's process-wide tracking URI for the block, then give the process
+    back the one it had. MLflow's model logging, registry and artifact downloads read the
+    global URI, even where a call is given another."""
+    previous, environment = _global_tracking_uri()
+    mlflow = mlflow_module()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # None also clears the variable
+        if environment is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = environment
