@@ -8,6 +8,7 @@ recording was interrupted and resumed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -23,12 +24,13 @@ from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_da
 from pipeline.core.errors import PipelineError
 from pipeline.rollout.demonstration import DemoTask
 from pipeline.rollout.options import WALK_ENV, parse_start_phase
+from pipeline.rollout.policies import LearnedPolicy
 from pipeline.rollout.workers import demo_pool
 
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
 DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
-                 "keep_failed")  # fmt: skip
+                 "keep_failed", "beta", "learner")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ class RecordConfig:
     """Compression of the arrays: gzip[:level], lzf or none."""
     max_attempts: int | None = None
     """Give up after this many attempts in this session (default 10 x episodes + 10)."""
+    beta: float = 1.0
+    """Probability that the expert acts at each step; below 1 ``learner`` acts on the
+    others and the expert labels every visited state afterwards (DAgger)."""
+    learner: str | None = None
+    """Policy directory of the learner mixed with the expert when ``beta`` < 1."""
+    provenance: dict[str, Any] | None = None
+    """Extra facts stored with this session's recording arguments (DAgger's iteration);
+    the learner's digest is added by :func:`record`."""
 
     def defining_args(self) -> dict[str, Any]:
         d = asdict(self)
@@ -130,8 +140,9 @@ def resolve_resume(config: RecordConfig, given: set[str]) -> tuple[RecordConfig,
     args = (sessions[-1].get("recording_args") or {}) if sessions else {}
     if "target_episodes" not in args:
         raise PipelineError(f"--resume {config.out}: file was not written by 'pipeline record'")
-    stored = {k: args.get(k) for k in DEFINING_ARGS}
-    for key in DEFINING_ARGS:
+    # Files recorded before an argument existed keep its default.
+    stored = {k: args[k] for k in DEFINING_ARGS if k in args}
+    for key in stored:
         if key in given and getattr(config, key) != stored[key]:
             option = "--" + key.replace("_id", "").replace("_", "-")
             raise PipelineError(
@@ -160,6 +171,10 @@ def record(
     finally:
         env.close()
     expert = sim.load_expert(expert_name)
+    learner = None
+    if config.learner is not None:
+        learner, digest = _load_learner(Path(config.learner))
+        config = replace(config, provenance={**(config.provenance or {}), "learner_digest": digest})
     writer = _open_writer(config, expert_name, obs_spec, act_spec, env_kwargs)
     resolved = {**asdict(config), "out": str(config.out), "expert_id": expert_name}
     summary = RecordSummary(path=str(config.out), config=resolved)
@@ -168,7 +183,7 @@ def record(
         if config.mode != "resume":
             target = writer.episode_count + config.episodes
         summary.target_episodes = target
-        _record_into(writer, config, expert, env_kwargs, target, summary, on_episode)
+        _record_into(writer, config, expert, env_kwargs, target, summary, on_episode, learner)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -180,6 +195,20 @@ def record(
     return summary
 
 
+def _load_learner(directory: Path) -> tuple[LearnedPolicy, str]:
+    """The learner's NumPy forward pass and a digest of its saved files (the manifest holds
+    each file's checksum)."""
+    from models import PolicyLoadError, load_policy
+    from models.policy_files import MANIFEST_FILE
+
+    try:
+        loaded = load_policy(directory)
+    except PolicyLoadError as exc:
+        raise PipelineError(f"learner {directory}: {exc}") from None
+    digest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()
+    return LearnedPolicy.from_loaded(loaded), "sha256:" + digest
+
+
 def _open_writer(
     config: RecordConfig,
     expert_name: str,
@@ -187,7 +216,7 @@ def _open_writer(
     act_spec: SpaceSpec,
     env_kwargs: dict[str, Any],
 ) -> EpisodeWriter:
-    args = config.defining_args()
+    args = {**config.defining_args(), **(config.provenance or {})}
     if config.mode == "resume":
         return EpisodeWriter.resume(config.out, recording_args={**args, "workers": config.workers})
     existing = 0
@@ -219,13 +248,14 @@ def _record_into(
     target: int,
     summary: RecordSummary,
     on_episode: Callable[[RecordSummary, Episode], None] | None,
+    learner: LearnedPolicy | None = None,
 ) -> None:
     if writer.episode_count >= target:
         return
     budget = config.max_attempts or 10 * max(target - writer.episode_count, 1) + 10
     first = writer.next_attempt
-    tasks = (DemoTask(n, config.seed, config.noise) for n in count(first))
-    with demo_pool(config.env_id, env_kwargs, expert, config.workers) as pool:
+    tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta) for n in count(first))
+    with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner) as pool:
         for episode in pool.imap(tasks):
             summary.attempts += 1
             if episode.fell and not config.keep_failed:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli.train import recorded_env, resolve_train_config
 from pipeline.training.config import config_to_dict, load_config
-from pipeline.training.recipes import WALK_RECIPE, recipe_for
+from pipeline.training.recipes import RUN_RECIPE, WALK_RECIPE, recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = "sim/HumanoidWalk-v0"
@@ -29,9 +29,10 @@ def _resolve(data: Path | None, config: Path | None = None, overrides: list[str]
                                 data=data)  # fmt: skip
 
 
-def test_the_shipped_walk_config_is_the_walk_recipe():
-    shipped = load_config(ROOT / "configs" / "walk_mlp.yaml")
-    assert config_to_dict(shipped) == config_to_dict(load_config(None, WALK_RECIPE))
+@pytest.mark.parametrize(("name", "recipe"), [("walk_mlp", WALK_RECIPE), ("run_mlp", RUN_RECIPE)])
+def test_the_shipped_configs_are_the_recipes(name, recipe):
+    shipped = load_config(ROOT / "configs" / f"{name}.yaml")
+    assert config_to_dict(shipped) == config_to_dict(load_config(None, recipe))
 
 
 def test_walk_recipe_decays_over_the_whole_run_and_keeps_the_last_weights():
@@ -55,12 +56,14 @@ def test_overrides_apply_on_top_of_the_recipe(walk_data):
 
 
 def test_a_config_file_replaces_the_recipe(walk_data):
-    config = _resolve(walk_data, config=ROOT / "configs" / "run_mlp.yaml")
-    assert config_to_dict(config) == config_to_dict(load_config(ROOT / "configs" / "run_mlp.yaml"))
+    config = _resolve(walk_data, config=ROOT / "configs" / "run_cnn.yaml")
+    assert config_to_dict(config) == config_to_dict(load_config(ROOT / "configs" / "run_cnn.yaml"))
 
 
-def test_other_or_unreadable_data_gets_the_typed_defaults(run_data, tmp_path):
+def test_run_data_gets_the_run_recipe_and_unreadable_data_the_typed_defaults(run_data, tmp_path):
+    expected = load_config(None, [*recipe_for("sim/HumanoidRun-v0"), "tracking.enabled=true"])
+    assert config_to_dict(_resolve(run_data)) == config_to_dict(expected)
     defaults = config_to_dict(load_config(None))
-    assert config_to_dict(_resolve(run_data)) == defaults
     assert config_to_dict(_resolve(tmp_path / "missing.h5")) == defaults
     assert recorded_env(tmp_path / "missing.h5") is None
+    assert recipe_for("sim/NoSuchEnv-v0") == []

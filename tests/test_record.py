@@ -180,8 +180,8 @@ def test_non_finite_episode_is_rejected_and_counted(tmp_path, monkeypatch):
     import pipeline.rollout.workers as workers
     from pipeline.rollout.demonstration import record_demonstration
 
-    def corrupt_every_other(env, expert, task):
-        episode = record_demonstration(env, expert, task)
+    def corrupt_every_other(env, expert, task, learner=None):
+        episode = record_demonstration(env, expert, task, learner)
         if task.attempt % 2 == 1:
             episode.observations[3, 5] = np.nan
         return episode

@@ -52,11 +52,7 @@ from pipeline.rollout.workers import EpisodeTask, run_episodes
 
 def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
     """The loaded policy with its compiled forward pass."""
-    from models.inference import compile_forward
-
-    loaded = resolved.loaded
-    forward = compile_forward(loaded.model)
-    return LearnedPolicy(forward, loaded.spec.history, directory=str(loaded.directory))
+    return LearnedPolicy.from_loaded(resolved.loaded)
 
 
 Progress = Callable[[str, EpisodeResult], None]

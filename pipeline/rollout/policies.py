@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from pipeline.core.errors import PipelineError
 from sim import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
+
+if TYPE_CHECKING:
+    from models import LoadedPolicy
 
 
 class Policy(Protocol):
@@ -108,6 +111,14 @@ class LearnedPolicy:
     directory: str | None = None
     name: str = "learner"
     _window: deque = field(default_factory=deque, repr=False)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedPolicy) -> LearnedPolicy:
+        """A loaded policy (``models.load_policy``) with its compiled forward pass."""
+        from models.inference import compile_forward
+
+        return cls(compile_forward(loaded.model), loaded.spec.history,
+                   directory=str(loaded.directory))  # fmt: skip
 
     def reset(self, seed: int) -> None:
         del seed  # deterministic

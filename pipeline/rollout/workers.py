@@ -90,14 +90,22 @@ class RolloutWorker:
 
 
 class DemoWorker:
-    """Owns one environment and an expert; records whole demonstrations."""
+    """Owns one environment and an expert (and, for DAgger, the learner it mixes with);
+    records whole expert-labelled episodes."""
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], expert: MLPExpert) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        expert: MLPExpert,
+        learner: Policy | None = None,
+    ) -> None:
         self.env = _make_env(env_id, env_kwargs)
         self.expert = expert
+        self.learner = learner
 
     def run(self, task: DemoTask) -> Episode:
-        return record_demonstration(self.env, self.expert, task)
+        return record_demonstration(self.env, self.expert, task, self.learner)
 
     def close(self) -> None:
         self.env.close()
@@ -220,10 +228,14 @@ def rollout_pool(
 
 
 def demo_pool(
-    env_id: str, env_kwargs: dict[str, Any], expert: MLPExpert, workers: int = 1
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    expert: MLPExpert,
+    workers: int = 1,
+    learner: Policy | None = None,
 ) -> WorkerPool:
-    """A pool of :class:`DemoWorker`."""
-    return WorkerPool(partial(DemoWorker, env_id, env_kwargs, expert), workers)
+    """A pool of :class:`DemoWorker` (with ``learner``: DAgger's mixture rollouts)."""
+    return WorkerPool(partial(DemoWorker, env_id, env_kwargs, expert, learner), workers)
 
 
 def run_episodes(

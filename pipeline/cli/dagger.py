@@ -1,0 +1,169 @@
+"""``pipeline dagger``: check every option, run DAgger with a line per iteration, then the
+table of iterations and where the outputs are."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.progress import make_console
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_path, write_json
+
+if TYPE_CHECKING:
+    from pipeline.dagger import DaggerConfig, DaggerResult, IterationRow
+
+
+def _pct(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def iteration_line(row: IterationRow) -> str:
+    """One progress line per finished iteration."""
+    beta = "demonstrations" if row.iteration == 0 else f"beta {row.beta:.3f}"
+    return (f"iteration {row.iteration} ({beta}): {row.labels} labels, survival "
+            f"{_pct(row.survival)}, normalized distance {_num(row.normalized_distance)}, "
+            f"fit {row.fit_s:.0f} s, rollouts {row.rollout_s:.0f} s, "
+            f"evaluation {row.eval_s:.0f} s")  # fmt: skip
+
+
+def iterations_table(result: DaggerResult, episodes: int) -> Table:
+    """Labels, survival, distance, pose reward and on-policy error per iteration."""
+    expert = result.expert
+    table = Table(title=f"DAgger on {result.env_id}, {episodes} evaluation episodes: expert "
+                        f"survives {_pct(expert.get('survival_rate', math.nan))}")  # fmt: skip
+    for column in ("iteration", "beta", "episodes added", "labels", "survival",
+                   "on expert's starts", "distance m", "norm. distance", "pose reward",
+                   "action error", "val loss"):  # fmt: skip
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in result.rows:
+        table.add_row(str(r.iteration), _num(r.beta, 3), str(r.episodes_added), str(r.labels),
+                      _pct(r.survival), _pct(r.survival_on_expert_starts), _num(r.distance),
+                      _num(r.normalized_distance), _num(r.pose_reward, 3),
+                      _num(r.action_error, 3), _num(r.val_loss, 4))  # fmt: skip
+    return table
+
+
+def run_dagger_command(
+    init_data: Path,
+    out: Path,
+    config: DaggerConfig,
+    train_overrides: tuple[Path | None, list[str]],
+    env_id: str | None,
+    tracking: tuple[bool, str | None],
+    json_path: Path | None,
+    console: Console,
+    overwrite: bool = False,
+) -> DaggerResult:
+    """Validate everything, then run DAgger and print its table. ``tracking`` is
+    (``--no-track``, ``--tracking-uri``)."""
+    from pipeline.cli.train import recorded_env, resolve_train_config
+    from pipeline.dagger import check_request, dagger
+    from pipeline.tracking import prepare
+
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
+    config_path, overrides = train_overrides
+    no_track, tracking_uri = tracking
+    train_config = resolve_train_config(config_path, overrides, None, no_track, tracking_uri,
+                                        None, False, False,
+                                        env_id=env_id or recorded_env(init_data))  # fmt: skip
+    check_request(init_data, out, config, env_id)
+    uri = None
+    if train_config.tracking.enabled:
+        uri = prepare(train_config.tracking.tracking_uri, train_config.tracking.experiment)
+
+    def on_iteration(row: IterationRow) -> None:
+        console.print(iteration_line(row), highlight=False)
+
+    result = dagger(init_data, out, config, train_config, env_id=env_id, tracking_uri=uri,
+                    on_iteration=on_iteration)  # fmt: skip
+    console.print(iterations_table(result, config.eval_episodes))
+    console.print(f"policy: {result.policy_dir}")
+    console.print(f"data: {Path(result.out_dir) / 'aggregate.h5'}")
+    if result.run_id:
+        console.print(f"mlflow run: {result.run_id} ({uri})")
+    if json_path is not None:
+        write_json(json_path, {"command": "dagger", **asdict(result)})
+        console.print(f"json: {json_path}")
+    return result
+
+
+def dagger_command(
+    init_data: Annotated[
+        Path, typer.Option(help="Expert demonstrations (.h5) to start from (iteration 0).")
+    ],
+    out: Annotated[Path, typer.Option(help="New directory for data, policies and report.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Training config overrides key=value, as for pipeline train."),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Environment (default: the one --init-data records).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Training YAML config; default: the env's measured recipe."),
+    ] = None,
+    iterations: Annotated[int, typer.Option(help="Rollout iterations after the first fit.")] = 4,
+    episodes_per_iteration: Annotated[
+        int, typer.Option(help="Mixture episodes recorded per iteration.")
+    ] = 10,
+    beta: Annotated[
+        float, typer.Option(help="Probability that the expert acts at a step in iteration 1.")
+    ] = 0.5,
+    beta_decay: Annotated[float, typer.Option(help="beta_i = beta * beta_decay^(i-1).")] = 0.5,
+    from_scratch: Annotated[
+        bool, typer.Option(help="Refit from the seed, not the previous policy's weights.")
+    ] = False,
+    max_labels: Annotated[
+        int | None, typer.Option(help="Stop at this many expert-labelled steps in all.")
+    ] = None,
+    eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
+    eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Run without MLflow tracking.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """DAgger: roll out expert and learner together, let the expert label what the learner
+    saw, refit, repeat; a table of survival and distance per iteration."""
+    from pydantic import ValidationError
+
+    from pipeline.dagger import DaggerConfig
+
+    values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
+              "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
+              "max_labels": max_labels, "eval_episodes": eval_episodes,
+              "eval_seed": eval_seed, "workers": workers, "seed": seed}  # fmt: skip
+    try:
+        cfg = DaggerConfig(**values)
+    except ValidationError as exc:
+        raise PipelineError(_option_error(exc)) from None
+    if not init_data.exists():
+        raise PipelineError(f"--init-data {init_data}: file not found")
+    run_dagger_command(init_data, out, cfg, (config, overrides or []), env,
+                       (no_track, tracking_uri), json_out, make_console(), overwrite)  # fmt: skip
+
+
+def _option_error(exc: object) -> str:
+    """The first invalid option as ``--name: problem``."""
+    errors = exc.errors()  # type: ignore[attr-defined]
+    first = errors[0]
+    option = "--" + str(first["loc"][0]).replace("_", "-")
+    return f"{option}: {first['msg']} (got {first.get('input')!r})"

@@ -1,0 +1,280 @@
+"""DAgger (``pipeline dagger``): behaviour cloning that learns from its own mistakes.
+
+Iteration 0 fits a policy on the initial demonstrations (the train algorithm, as
+``pipeline train`` runs it). Iteration i >= 1 rolls out the mixture of expert and the
+previous policy, the expert acting at each step with probability
+``beta_i = beta * beta_decay ** (i - 1)`` (the learner on its NumPy forward pass); the
+expert labels every state visited, and the episodes are appended to an aggregate copy of
+the demonstrations through the crash-safe writer, one recording session per iteration
+whose arguments record the iteration, beta and the digest of the learner that drove it.
+The policy is refitted on the aggregate (from the previous policy's weights unless
+``from_scratch``) and evaluated on held-out seeds next to the expert and a random policy,
+which run once on the same seeds. It stops after ``iterations`` or once the aggregate holds
+``max_labels`` expert-labelled steps.
+
+``DIR/aggregate.h5`` holds the data, ``DIR/iter-NN/`` each iteration's training run,
+``DIR/policy/`` the final policy (``pipeline evaluate --policy DIR``) and
+``DIR/dagger.json`` the config and one row per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from datasets import open_dataset
+from models.config import StrictConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_dir, write_json
+from pipeline.core.run_files import POLICY_DIR, TRAINING_RUN_FILE
+from pipeline.evaluate import (
+    EXPERT,
+    LEARNER,
+    RANDOM,
+    EvaluateRequest,
+    expert_normalized_scores,
+    run_evaluation,
+)
+from pipeline.record import RecordConfig, record
+from pipeline.rollout.episodes import EpisodeResult, summarize
+from pipeline.rollout.policy_source import resolve_policy_source
+from pipeline.tracking import open_tracker, run_name
+from pipeline.train import train
+from pipeline.training.config import TrainConfig, config_to_dict
+from pipeline.training.inputs import open_training_data
+
+AGGREGATE_FILE = "aggregate.h5"
+REPORT_FILE = "dagger.json"
+
+
+class DaggerConfig(StrictConfig):
+    """How DAgger gathers labels (the policy's own training is a ``TrainConfig``)."""
+
+    iterations: int = Field(4, ge=1)
+    """Rollout iterations after the initial fit (iteration 0)."""
+    episodes_per_iteration: int = Field(10, ge=1)
+    """Episodes of the expert-learner mixture recorded per iteration."""
+    beta: float = Field(0.5, ge=0.0, le=1.0)
+    """Probability that the expert acts at a step in iteration 1."""
+    beta_decay: float = Field(0.5, ge=0.0, le=1.0)
+    """beta_i = beta * beta_decay ** (i - 1): the learner drives more as it improves."""
+    from_scratch: bool = False
+    """Refit each policy from the seed instead of the previous policy's weights."""
+    max_labels: int | None = Field(None, ge=1)
+    """Stop once the aggregate holds this many expert-labelled steps (initial included)."""
+    eval_episodes: int = Field(40, ge=1)
+    """Held-out evaluation episodes per iteration."""
+    eval_seed: int = 1000
+    """First evaluation seed (the rollouts use seeds derived from ``seed``)."""
+    workers: int = Field(2, ge=1)
+    """Worker processes for rollouts and evaluation."""
+    seed: int = 0
+    """Seeds the rollouts (the training seed is the TrainConfig's)."""
+
+    def beta_at(self, iteration: int) -> float:
+        """The expert's share of the steps in ``iteration`` (>= 1)."""
+        return self.beta * self.beta_decay ** (iteration - 1)
+
+
+@dataclass
+class IterationRow:
+    """What one iteration did and how its policy walked."""
+
+    iteration: int
+    beta: float
+    """Expert's share of the rollout steps (NaN for iteration 0: demonstrations only)."""
+    episodes_added: int
+    labels: int
+    """Expert-labelled steps in the aggregate after this iteration."""
+    survival: float
+    survival_on_expert_starts: float
+    distance: float
+    normalized_distance: float
+    pose_reward: float
+    action_error: float
+    """On-policy action error against the expert (policy's normalized units)."""
+    val_loss: float
+    rollout_s: float
+    fit_s: float
+    eval_s: float
+    policy_dir: str
+
+
+@dataclass
+class DaggerResult:
+    """A DAgger run: one row per iteration and where things are."""
+
+    out_dir: str
+    env_id: str
+    rows: list[IterationRow] = field(default_factory=list)
+    expert: dict[str, Any] = field(default_factory=dict)
+    """Summary of the expert on the evaluation seeds."""
+    random: dict[str, Any] = field(default_factory=dict)
+    policy_dir: str = ""
+    """The final policy."""
+    run_id: str | None = None
+    wall_s: float = 0.0
+
+
+def check_request(
+    init_data: Path, out: Path, config: DaggerConfig, env_id: str | None
+) -> tuple[str, int]:
+    """Every check that needs no work, before any: returns the env id and the initial
+    number of labelled steps."""
+    check_output_dir(out, "--out")
+    if out.exists() and any(out.iterdir()):
+        raise PipelineError(f"--out {out}: already exists; choose another --out")
+    with open_training_data(init_data) as ds:
+        recorded = ds.metadata.env_id
+        steps = sum(info.total_steps for info in ds.episode_infos())
+        pending = ds.pending_episodes
+    if env_id is not None and env_id != recorded:
+        raise PipelineError(f"--init-data {init_data}: recorded in {recorded}, not --env {env_id}")
+    if pending:
+        raise PipelineError(
+            f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "
+            "recording first (pipeline record --resume)"
+        )
+    if config.max_labels is not None and config.max_labels < steps:
+        raise PipelineError(
+            f"--max-labels {config.max_labels}: below the {steps} expert-labelled steps "
+            f"of --init-data"
+        )
+    return recorded, steps
+
+
+def dagger(
+    init_data: Path,
+    out: Path,
+    config: DaggerConfig,
+    train_config: TrainConfig,
+    *,
+    env_id: str | None = None,
+    tracking_uri: str | None = None,
+    on_iteration: Callable[[IterationRow], None] | None = None,
+) -> DaggerResult:
+    """Run DAgger; see the module docstring. ``tracking_uri`` None runs without MLflow;
+    otherwise a parent run holds one nested training run per iteration."""
+    start = time.perf_counter()
+    env_id, _ = check_request(init_data, out, config, env_id)
+    out.mkdir(parents=True, exist_ok=True)
+    aggregate = out / AGGREGATE_FILE
+    shutil.copyfile(init_data, aggregate)
+    result = DaggerResult(out_dir=str(out), env_id=env_id)
+    name = run_name("dagger", env_id, f"seed{train_config.seed}")
+    with open_tracker(tracking_uri, train_config.tracking.experiment, name,
+                      tags={"stage": "dagger", "env_id": env_id}) as tracker:  # fmt: skip
+        result.run_id = tracker.run_id
+        tracker.log_params({"dagger": config.model_dump(), "train": config_to_dict(train_config)})
+        baselines: dict[str, list[EpisodeResult]] = {}
+        previous: Path | None = None
+        for iteration in range(config.iterations + 1):
+            row = _iteration(iteration, aggregate, out, config, train_config, env_id,
+                             previous, tracking_uri, baselines)  # fmt: skip
+            result.rows.append(row)
+            previous = Path(row.policy_dir)
+            tracker.log_metrics(_metrics(row), step=iteration)
+            if on_iteration:
+                on_iteration(row)
+            if config.max_labels is not None and row.labels >= config.max_labels:
+                break
+        result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
+        assert previous is not None
+        result.policy_dir = str(_publish(previous, out))
+        result.wall_s = time.perf_counter() - start
+        write_json(out / REPORT_FILE, {"command": "dagger", "config": config.model_dump(),
+                                       "train_config": config_to_dict(train_config),
+                                       **asdict(result)})  # fmt: skip
+        tracker.log_artifact(out / REPORT_FILE)
+    return result
+
+
+def _iteration(
+    iteration: int, aggregate: Path, out: Path, config: DaggerConfig, train_config: TrainConfig,
+    env_id: str, previous: Path | None, tracking_uri: str | None,
+    baselines: dict[str, list[EpisodeResult]],
+) -> IterationRow:  # fmt: skip
+    tick = time.perf_counter()
+    beta, added = math.nan, 0
+    if iteration > 0:
+        assert previous is not None
+        beta = config.beta_at(iteration)
+        summary = record(RecordConfig(
+            out=aggregate, env_id=env_id, episodes=config.episodes_per_iteration,
+            seed=config.seed, workers=config.workers, keep_failed=True, mode="append",
+            beta=beta, learner=str(previous.resolve()), provenance={"dagger_iteration": iteration},
+        ))  # fmt: skip
+        added = summary.committed
+    rollout_s = time.perf_counter() - tick
+    fit_config = train_config
+    if previous is not None and not config.from_scratch:
+        init = train_config.init.model_copy(update={"from_policy": str(previous)})
+        fit_config = train_config.model_copy(update={"init": init})
+    run_dir = out / f"iter-{iteration:02d}"
+    fitted = train(aggregate, fit_config, run_dir, tracking_uri=tracking_uri)
+    fit_s = fitted.wall_s
+    tick = time.perf_counter()
+    policy_dir = run_dir / POLICY_DIR
+    scores, learner = _evaluate(policy_dir, config, baselines)
+    with open_dataset(aggregate) as ds:
+        labels = sum(info.total_steps for info in ds.episode_infos())
+    return IterationRow(
+        iteration=iteration, beta=beta, episodes_added=added, labels=labels,
+        survival=learner["survival_rate"],
+        survival_on_expert_starts=scores["survival_on_expert_surviving_starts"],
+        distance=_mean(learner, "distance"), normalized_distance=scores["normalized_distance"],
+        pose_reward=_mean(learner, "pose_reward"), action_error=_mean(learner, "action_error"),
+        val_loss=fitted.best_val_loss, rollout_s=rollout_s, fit_s=fit_s,
+        eval_s=time.perf_counter() - tick, policy_dir=str(policy_dir),
+    )  # fmt: skip
+
+
+def _evaluate(
+    policy_dir: Path, config: DaggerConfig, baselines: dict[str, list[EpisodeResult]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The policy on the evaluation seeds; the expert and random policy run the first time
+    only, their episodes kept in ``baselines`` for the scores of later iterations."""
+    request = EvaluateRequest(policy=str(policy_dir), episodes=config.eval_episodes,
+                              seed=config.eval_seed, workers=config.workers,
+                              compare_expert=not baselines)  # fmt: skip
+    report = run_evaluation(request, resolve_policy_source(str(policy_dir), None))
+    if not baselines:
+        baselines.update({EXPERT: report.results[EXPERT], RANDOM: report.results[RANDOM]})
+    results = {LEARNER: report.results[LEARNER], **baselines}
+    return expert_normalized_scores(results), report.summaries[LEARNER]
+
+
+def _mean(summary: dict[str, Any], key: str) -> float:
+    value = summary.get(key)
+    return float(value["mean"]) if isinstance(value, dict) else math.nan
+
+
+def _metrics(row: IterationRow) -> dict[str, float]:
+    return {
+        "dagger/labels": float(row.labels),
+        "dagger/beta": row.beta,
+        "eval/survival": row.survival,
+        "eval/survival_on_expert_starts": row.survival_on_expert_starts,
+        "eval/normalized_distance": row.normalized_distance,
+        "eval/pose_reward": row.pose_reward,
+        "eval/action_error": row.action_error,
+        "train/best_val_loss": row.val_loss,
+    }
+
+
+def _publish(policy_dir: Path, out: Path) -> Path:
+    """The final policy as ``DIR/policy`` with its training run record beside it, so
+    ``pipeline evaluate --policy DIR`` finds both."""
+    final = out / POLICY_DIR
+    shutil.copytree(policy_dir, final)
+    record_file = policy_dir.parent / TRAINING_RUN_FILE
+    if record_file.exists():
+        shutil.copyfile(record_file, out / TRAINING_RUN_FILE)
+    return final

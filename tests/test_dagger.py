@@ -1,0 +1,161 @@
+"""``pipeline dagger`` at small scale on HumanoidRun: the mixture rollouts, the expert's
+labels, the aggregate's provenance, refits, evaluation rows, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import open_dataset
+from pipeline.cli import main
+from pipeline.dagger import DaggerConfig, dagger
+from pipeline.rollout.demonstration import EXPERT_ACTED, DemoTask, record_demonstration
+from pipeline.training.config import load_config
+
+TINY = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=2"]
+SMALL = {"iterations": 2, "episodes_per_iteration": 2, "eval_episodes": 2}
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _arrays(path: Path) -> list[tuple[np.ndarray, ...]]:
+    with open_dataset(path) as ds:
+        return [(e.observations, e.actions) for e in map(ds.episode, ds.episode_ids())]
+
+
+@pytest.fixture(scope="module")
+def run(run_data, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("dagger") / "out"
+    result = dagger(run_data, out, DaggerConfig(**SMALL, workers=2), load_config(None, TINY))
+    return out, result
+
+
+def test_dagger_aggregates_mixture_episodes_with_provenance(run, run_data):
+    import sim
+
+    out, _ = run
+    with open_dataset(run_data) as ds:
+        initial = len(ds)
+    with open_dataset(out / "aggregate.h5") as ds:
+        assert len(ds) == initial + 4
+        sessions = [s["recording_args"] for s in ds.sessions]
+        assert [s.get("dagger_iteration") for s in sessions] == [None, 1, 2]
+        assert [s["beta"] for s in sessions] == [1.0, 0.5, 0.25]
+        assert sessions[1]["learner"].endswith("iter-00/policy")
+        assert sessions[1]["learner_digest"] != sessions[2]["learner_digest"]
+        expert = sim.load_expert("humanoid_run")
+        for episode_id in range(initial, initial + 4):
+            episode = ds.episode(episode_id)
+            acted = episode.infos(EXPERT_ACTED)
+            executed = episode.executed_actions
+            obs, labels = episode.observations[:-1], episode.actions
+            # The expert labelled every visited state, whoever acted there.
+            np.testing.assert_allclose(labels, expert.act(obs), rtol=1e-5, atol=1e-5)
+            # Where the learner acted, what ran differs from the label.
+            learner_steps = acted == 0
+            assert learner_steps.any()
+            assert not np.allclose(executed[learner_steps], labels[learner_steps], atol=1e-3)
+
+
+def test_dagger_rows_policies_and_report(run):
+    out, result = run
+    assert [r.iteration for r in result.rows] == [0, 1, 2]
+    labels = [r.labels for r in result.rows]
+    assert labels[0] < labels[1] < labels[2]
+    assert np.isnan(result.rows[0].beta) and result.rows[2].beta == 0.25
+    for row in result.rows:
+        assert 0.0 <= row.survival <= 1.0 and np.isfinite(row.normalized_distance)
+        assert (Path(row.policy_dir) / "manifest.json").is_file()
+    report = json.loads((out / "dagger.json").read_text())
+    assert len(report["rows"]) == 3 and report["config"]["beta"] == 0.5
+    # Warm start: iteration 2 started from iteration 1's policy.
+    record = json.loads((out / "iter-02" / "training_run.json").read_text())
+    assert record["init_from"]["policy"].endswith("iter-01/policy")
+    assert (out / "policy" / "manifest.json").is_file()
+
+
+def test_same_arguments_same_aggregate_for_any_worker_count(run, run_data, tmp_path):
+    out, _ = run
+    again = tmp_path / "one-worker"
+    config = DaggerConfig(**{**SMALL, "iterations": 1}, workers=1)
+    dagger(run_data, again, config, load_config(None, TINY))
+    first = _arrays(out / "aggregate.h5")
+    second = _arrays(again / "aggregate.h5")
+    assert len(second) == len(first) - 2
+    for (obs_a, act_a), (obs_b, act_b) in zip(first, second, strict=False):
+        np.testing.assert_array_equal(obs_a, obs_b)
+        np.testing.assert_array_equal(act_a, act_b)
+
+
+def test_max_labels_stops_early(run_data, tmp_path):
+    with open_dataset(run_data) as ds:
+        steps = sum(info.total_steps for info in ds.episode_infos())
+    config = DaggerConfig(**{**SMALL, "iterations": 3}, max_labels=steps + 1, workers=2)
+    result = dagger(run_data, tmp_path / "capped", config, load_config(None, TINY))
+    assert [r.iteration for r in result.rows] == [0, 1]
+
+
+def test_learner_only_episode_is_labelled_by_the_expert(run):
+    import gymnasium as gym
+
+    import sim
+    from models import load_policy
+    from pipeline.rollout.policies import LearnedPolicy
+
+    out, _ = run
+    learner = LearnedPolicy.from_loaded(load_policy(out / "policy"))
+    expert = sim.load_expert("humanoid_run")
+    env = gym.make("sim/HumanoidRun-v0")
+    try:
+        episode = record_demonstration(env, expert, DemoTask(0, 7, beta=0.0), learner)
+    finally:
+        env.close()
+    assert (episode.infos[EXPERT_ACTED] == 0).all()
+    learner.reset(0)
+    first = learner.act(episode.observations[0]).astype(np.float32)
+    np.testing.assert_array_equal(episode.executed_actions[0], first)
+    np.testing.assert_allclose(episode.actions, expert.act(episode.observations[:-1]), atol=1e-5)
+    with pytest.raises(ValueError, match="needs a learner"):
+        record_demonstration(env, expert, DemoTask(0, 7, beta=0.5))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--beta", "1.5"], "--beta: "),
+        (["--beta-decay", "-0.1"], "--beta-decay: "),
+        (["--iterations", "0"], "--iterations: "),
+        (["--episodes-per-iteration", "0"], "--episodes-per-iteration: "),
+        (["--env", "sim/HumanoidWalk-v0"], "recorded in sim/HumanoidRun-v0, not --env"),
+        (["--max-labels", "10"], "--max-labels 10: below the"),
+        (["--out", "{existing}"], "already exists"),
+        (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),
+    ],
+)
+def test_bad_dagger_input_is_one_line(run_data, tmp_path, capsys, extra, message):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    args = ["dagger", "--init-data", str(run_data), "--out", str(tmp_path / "new"),
+            "--no-track", *TINY]  # fmt: skip
+    for i, word in enumerate(extra):
+        extra[i] = word.format(existing=existing, tmp=tmp_path)
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args[1:1] = [flag, value]
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and err.count("\n") == 1, err
+    assert message.format(tmp=tmp_path) in err, err
+    assert not (tmp_path / "new").exists()
+    assert (existing / "keep.txt").read_text() == "mine"
+    shutil.rmtree(existing)
