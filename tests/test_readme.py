@@ -32,6 +32,7 @@ SCALE = [
     (r"--episodes \d+", "--episodes 2"),
     (r"--demos \d+", "--demos 2"),
     (r"--eval-episodes \d+", "--eval-episodes 2"),
+    (r"--episodes-per-iteration \d+", "--episodes-per-iteration 1"),
     (r"--workers \d+", "--workers 1"),
 ]
 WALK_SECONDS = "--episode-seconds 1"
@@ -60,7 +61,9 @@ def scaled(command: str) -> str:
     for pattern, replacement in SCALE:
         command = re.sub(pattern, replacement, command)
     words = command.split()
-    if words[:2] == ["pipeline", "train"] and "--overfit-batch" not in words:
+    if words[:2] in (["pipeline", "train"], ["pipeline", "dagger"]) and (
+        "--overfit-batch" not in words
+    ):
         command += " training.epochs=1"
     if words[:2] == ["pipeline", "quickstart"]:
         command += " --epochs 1"
