@@ -55,6 +55,12 @@ def test_overrides_apply_on_top_of_the_recipe(walk_data):
     assert config.schedule.name == "cosine"  # the rest of the recipe stays
 
 
+def test_another_architecture_drops_the_recipes_model_settings(walk_data):
+    config = _resolve(walk_data, overrides=["model.name=cnn1d", "data.history=4"])
+    assert config.model.name == "cnn1d" and config.data.history == 4
+    assert config.data.batch_size == 64  # the rest of the recipe stays
+
+
 def test_a_config_file_replaces_the_recipe(walk_data):
     config = _resolve(walk_data, config=ROOT / "configs" / "run_cnn.yaml")
     assert config_to_dict(config) == config_to_dict(load_config(ROOT / "configs" / "run_cnn.yaml"))

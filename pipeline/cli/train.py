@@ -43,7 +43,8 @@ def resolve_train_config(
     ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
     ``config.yaml`` is the base, and any setting that then differs from it is refused.
     Otherwise, without ``--config``, the measured recipe for ``env_id`` (else for the
-    environment that recorded ``data``) is the base (:mod:`pipeline.training.recipes`).
+    environment that recorded ``data``) is the base (:mod:`pipeline.training.recipes`);
+    an override of ``model.name`` leaves out the recipe's ``model.*`` settings.
     """
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
@@ -57,6 +58,9 @@ def resolve_train_config(
     options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
                                 deterministic, mixed_precision)  # fmt: skip
     options += (init or InitOptions()).overrides()
+    if any(option.partition("=")[0].strip() == "model.name" for option in options):
+        # Another architecture: the recipe's model settings belong to its own.
+        base = [entry for entry in base if not entry.startswith("model.")]
     config = load_config(config_path, [*base, *options])
     if resume_out is not None:
         check_resume_config(resume_out, config)
