@@ -19,6 +19,7 @@ which run once on the same seeds. It stops after ``iterations`` or once the aggr
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -33,7 +34,7 @@ from datasets import open_dataset
 from models.config import StrictConfig
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
-from pipeline.core.run_files import POLICY_DIR, TRAINING_RUN_FILE
+from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR, TRAINING_RUN_FILE
 from pipeline.evaluate import (
     EXPERT,
     LEARNER,
@@ -52,6 +53,8 @@ from pipeline.training.inputs import open_training_data
 
 AGGREGATE_FILE = "aggregate.h5"
 REPORT_FILE = "dagger.json"
+STATE_FILE = "dagger_state.json"
+"""The arguments and the finished iterations, rewritten after each (``--resume``)."""
 
 
 class DaggerConfig(StrictConfig):
@@ -124,13 +127,16 @@ class DaggerResult:
 
 
 def check_request(
-    init_data: Path, out: Path, config: DaggerConfig, env_id: str | None
+    init_data: Path, out: Path, config: DaggerConfig, env_id: str | None, resume: bool = False
 ) -> tuple[str, int]:
     """Every check that needs no work, before any: returns the env id and the initial
     number of labelled steps."""
     check_output_dir(out, "--out")
-    if out.exists() and any(out.iterdir()):
-        raise PipelineError(f"--out {out}: already exists; choose another --out")
+    if resume:
+        if not (out / STATE_FILE).is_file():
+            raise PipelineError(f"--resume: nothing to resume in {out} (no {STATE_FILE})")
+    elif out.exists() and any(out.iterdir()):
+        raise PipelineError(f"--out {out}: already exists; choose another --out or --resume")
     with open_training_data(init_data) as ds:
         recorded = ds.metadata.env_id
         steps = sum(info.total_steps for info in ds.episode_infos())
@@ -158,33 +164,57 @@ def dagger(
     *,
     env_id: str | None = None,
     tracking_uri: str | None = None,
+    resume: bool = False,
     on_iteration: Callable[[IterationRow], None] | None = None,
 ) -> DaggerResult:
     """Run DAgger; see the module docstring. ``tracking_uri`` None runs without MLflow;
-    otherwise a parent run holds one nested training run per iteration."""
+    otherwise a parent run holds one nested training run per iteration.
+
+    After each iteration ``DIR/dagger_state.json`` records it. With ``resume`` (the same
+    arguments) a run killed at any moment continues where it stopped: an interrupted
+    rollout session is completed by the crash-safe writer, an interrupted fit resumes
+    from its checkpoint, an interrupted evaluation runs again; the data and policies are
+    those of an uninterrupted run.
+    """
     start = time.perf_counter()
-    env_id, _ = check_request(init_data, out, config, env_id)
+    env_id, _ = check_request(init_data, out, config, env_id, resume)
+    request = _request(init_data, env_id, config, train_config)
+    state = _load_state(out, request) if resume else {"request": request, "rows": []}
     out.mkdir(parents=True, exist_ok=True)
     aggregate = out / AGGREGATE_FILE
-    shutil.copyfile(init_data, aggregate)
+    if not aggregate.exists():
+        partial = out / (AGGREGATE_FILE + ".partial")
+        shutil.copyfile(init_data, partial)
+        partial.replace(aggregate)  # a kill during the copy leaves no half-copied data
     result = DaggerResult(out_dir=str(out), env_id=env_id)
+    result.rows = [_row(r) for r in state["rows"]]
     name = run_name("dagger", env_id, f"seed{train_config.seed}")
+    reopen = state.get("run_id") if tracking_uri else None
     with open_tracker(tracking_uri, train_config.tracking.experiment, name,
-                      tags={"stage": "dagger", "env_id": env_id}) as tracker:  # fmt: skip
-        result.run_id = tracker.run_id
-        tracker.log_params({"dagger": config.model_dump(), "train": config_to_dict(train_config)})
+                      tags={"stage": "dagger", "env_id": env_id},
+                      resume_run_id=reopen) as tracker:  # fmt: skip
+        result.run_id = state["run_id"] = tracker.run_id
+        if not result.rows:
+            tracker.log_params({"dagger": config.model_dump(),
+                                "train": config_to_dict(train_config)})  # fmt: skip
+        write_json(out / STATE_FILE, state)
         baselines: dict[str, list[EpisodeResult]] = {}
-        previous: Path | None = None
-        for iteration in range(config.iterations + 1):
+        previous = Path(result.rows[-1].policy_dir) if result.rows else None
+        for iteration in range(len(result.rows), config.iterations + 1):
+            if result.rows and _enough(config, result.rows[-1]):
+                break
             row = _iteration(iteration, aggregate, out, config, train_config, env_id,
                              previous, tracking_uri, baselines)  # fmt: skip
             result.rows.append(row)
+            state["rows"].append(asdict(row))
+            write_json(out / STATE_FILE, state)
             previous = Path(row.policy_dir)
             tracker.log_metrics(_metrics(row), step=iteration)
             if on_iteration:
                 on_iteration(row)
-            if config.max_labels is not None and row.labels >= config.max_labels:
-                break
+        if not baselines:  # every iteration ran before a resume: score the last again
+            assert previous is not None
+            _evaluate(previous, config, baselines)
         result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
         assert previous is not None
         result.policy_dir = str(_publish(previous, out))
@@ -194,6 +224,51 @@ def dagger(
                                        **asdict(result)})  # fmt: skip
         tracker.log_artifact(out / REPORT_FILE)
     return result
+
+
+def _enough(config: DaggerConfig, last: IterationRow) -> bool:
+    return config.max_labels is not None and last.labels >= config.max_labels
+
+
+def _request(
+    init_data: Path, env_id: str, config: DaggerConfig, train_config: TrainConfig
+) -> dict[str, Any]:
+    """What a resume must repeat exactly."""
+    return {
+        "init_data": str(init_data.resolve()),
+        "env_id": env_id,
+        "config": config.model_dump(),
+        "train_config": config_to_dict(train_config),
+    }
+
+
+def _load_state(out: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """The recorded state of the run in ``out``; one line if ``request`` differs from it."""
+    state = json.loads((out / STATE_FILE).read_text())
+    stored = state.get("request", {})
+    for key in ("init_data", "env_id", "config", "train_config"):
+        if stored.get(key) != request[key]:
+            difference = _differs(stored.get(key), request[key])
+            raise PipelineError(
+                f"--resume {out}: {key} differs from the run being resumed ({difference}); "
+                "a run with other arguments is a new --out"
+            )
+    return state
+
+
+def _differs(stored: Any, given: Any, path: str = "") -> str:
+    """The first difference between two nested values, as ``a.b: x there, y now``."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        for key in sorted(set(stored) | set(given)):
+            if stored.get(key) != given.get(key):
+                return _differs(stored.get(key), given.get(key), f"{path}.{key}".lstrip("."))
+    where = f"{path}: " if path else ""
+    return f"{where}{stored!r} there, {given!r} now"
+
+
+def _row(data: dict[str, Any]) -> IterationRow:
+    """A saved row; JSON stored NaN as null."""
+    return IterationRow(**{k: math.nan if v is None else v for k, v in data.items()})
 
 
 def _iteration(
@@ -206,19 +281,17 @@ def _iteration(
     if iteration > 0:
         assert previous is not None
         beta = config.beta_at(iteration)
-        summary = record(RecordConfig(
-            out=aggregate, env_id=env_id, episodes=config.episodes_per_iteration,
-            seed=config.seed, workers=config.workers, keep_failed=True, mode="append",
-            beta=beta, learner=str(previous.resolve()), provenance={"dagger_iteration": iteration},
-        ))  # fmt: skip
-        added = summary.committed
+        added = _roll_out(iteration, aggregate, config, env_id, beta, previous)
     rollout_s = time.perf_counter() - tick
     fit_config = train_config
     if previous is not None and not config.from_scratch:
         init = train_config.init.model_copy(update={"from_policy": str(previous)})
         fit_config = train_config.model_copy(update={"init": init})
     run_dir = out / f"iter-{iteration:02d}"
-    fitted = train(aggregate, fit_config, run_dir, tracking_uri=tracking_uri)
+    resumable = (run_dir / CHECKPOINT_DIR).is_dir()
+    if run_dir.exists() and not resumable:
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+    fitted = train(aggregate, fit_config, run_dir, resume=resumable, tracking_uri=tracking_uri)
     fit_s = fitted.wall_s
     tick = time.perf_counter()
     policy_dir = run_dir / POLICY_DIR
@@ -234,6 +307,31 @@ def _iteration(
         val_loss=fitted.best_val_loss, rollout_s=rollout_s, fit_s=fit_s,
         eval_s=time.perf_counter() - tick, policy_dir=str(policy_dir),
     )  # fmt: skip
+
+
+def _roll_out(
+    iteration: int, aggregate: Path, config: DaggerConfig, env_id: str, beta: float,
+    learner: Path,
+) -> int:  # fmt: skip
+    """Record the iteration's mixture episodes into the aggregate (completing the session
+    a kill interrupted); returns how many the session holds."""
+    with open_dataset(aggregate) as ds:
+        sessions = [s for s in ds.sessions if s.get("kind") in ("create", "append")]
+        before = len(ds)
+    args = sessions[-1].get("recording_args") or {}
+    common = {"out": aggregate, "workers": config.workers}
+    if args.get("dagger_iteration") == iteration:  # started before a kill
+        summary = record(RecordConfig(**common, mode="resume"))
+        before = int(args["target_episodes"]) - config.episodes_per_iteration
+    else:
+        summary = record(RecordConfig(
+            **common, env_id=env_id, episodes=config.episodes_per_iteration, seed=config.seed,
+            keep_failed=True, mode="append", beta=beta, learner=str(learner.resolve()),
+            provenance={"dagger_iteration": iteration},
+        ))  # fmt: skip
+    if summary.interrupted:  # Ctrl-C: the recording kept what it had; stop here too
+        raise KeyboardInterrupt
+    return summary.total_episodes - before
 
 
 def _evaluate(

@@ -159,3 +159,76 @@ def test_bad_dagger_input_is_one_line(run_data, tmp_path, capsys, extra, message
     assert not (tmp_path / "new").exists()
     assert (existing / "keep.txt").read_text() == "mine"
     shutil.rmtree(existing)
+
+
+def _weights(policy_dir: Path) -> list[np.ndarray]:
+    from models import load_policy
+
+    return load_policy(policy_dir).model.get_weights()
+
+
+@pytest.mark.parametrize("where", ["fit", "rollout"])
+def test_interrupted_run_resumes_to_the_uninterrupted_result(run, run_data, tmp_path,
+                                                             monkeypatch, where):  # fmt: skip
+    """Interrupted in iteration 2's fit, or after the first episode of iteration 1's
+    rollouts: ``resume`` gives the same aggregate and final policy as the run that was
+    never interrupted (the module fixture)."""
+    import pipeline.dagger as dagger_module
+    import pipeline.rollout.workers as workers
+
+    out = tmp_path / "killed"
+    config = DaggerConfig(**SMALL, workers=1)
+    if where == "fit":
+        calls = {"n": 0}
+        original = dagger_module.train
+
+        def interrupted(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(dagger_module, "train", interrupted)
+    else:
+        original = workers.record_demonstration
+        seen = {"n": 0}
+
+        def interrupted(env, expert, task, learner=None):
+            if task.beta < 1.0:
+                seen["n"] += 1
+                if seen["n"] == 2:
+                    raise KeyboardInterrupt
+            return original(env, expert, task, learner)
+
+        monkeypatch.setattr(workers, "record_demonstration", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dagger(run_data, out, config, load_config(None, TINY))
+    monkeypatch.undo()
+    result = dagger(run_data, out, config, load_config(None, TINY), resume=True)
+    reference, _ = run
+    assert [r.iteration for r in result.rows] == [0, 1, 2]
+    first, second = _arrays(reference / "aggregate.h5"), _arrays(out / "aggregate.h5")
+    assert len(first) == len(second)
+    for (obs_a, act_a), (obs_b, act_b) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(obs_a, obs_b)
+        np.testing.assert_array_equal(act_a, act_b)
+    for a, b in zip(_weights(reference / "policy"), _weights(out / "policy"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_nothing_to_resume_and_other_arguments(run_data, tmp_path, capsys):
+    args = ["dagger", "--init-data", str(run_data), "--out", str(tmp_path / "none"),
+            "--no-track", "--resume", *TINY]  # fmt: skip
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "--resume: nothing to resume" in err and err.count("\n") == 1, err
+    out = tmp_path / "done"
+    dagger(run_data, out, DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1,
+                                       workers=1), load_config(None, TINY))  # fmt: skip
+    before = (out / "dagger_state.json").read_text()
+    code, _, err = cli(capsys, "dagger", "--init-data", str(run_data), "--out", str(out),
+                       "--no-track", "--resume", "--iterations", "1",
+                       "--episodes-per-iteration", "1", "--eval-episodes", "1", "--workers",
+                       "1", "--beta", "0.7", *TINY)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "config differs from the run being resumed (beta: 0.5 there, 0.7 now)" in err, err
+    assert (out / "dagger_state.json").read_text() == before

@@ -65,6 +65,7 @@ def run_dagger_command(
     json_path: Path | None,
     console: Console,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> DaggerResult:
     """Validate everything, then run DAgger and print its table. ``tracking`` is
     (``--no-track``, ``--tracking-uri``)."""
@@ -79,7 +80,7 @@ def run_dagger_command(
     train_config = resolve_train_config(config_path, overrides, None, no_track, tracking_uri,
                                         None, False, False,
                                         env_id=env_id or recorded_env(init_data))  # fmt: skip
-    check_request(init_data, out, config, env_id)
+    check_request(init_data, out, config, env_id, resume)
     uri = None
     if train_config.tracking.enabled:
         uri = prepare(train_config.tracking.tracking_uri, train_config.tracking.experiment)
@@ -88,7 +89,7 @@ def run_dagger_command(
         console.print(iteration_line(row), highlight=False)
 
     result = dagger(init_data, out, config, train_config, env_id=env_id, tracking_uri=uri,
-                    on_iteration=on_iteration)  # fmt: skip
+                    resume=resume, on_iteration=on_iteration)  # fmt: skip
     console.print(iterations_table(result, config.eval_episodes))
     console.print(f"policy: {result.policy_dir}")
     console.print(f"data: {Path(result.out_dir) / 'aggregate.h5'}")
@@ -134,6 +135,10 @@ def dagger_command(
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue the run in --out where it stopped (same arguments)."),
+    ] = False,
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Run without MLflow tracking.")
     ] = False,
@@ -158,7 +163,8 @@ def dagger_command(
     if not init_data.exists():
         raise PipelineError(f"--init-data {init_data}: file not found")
     run_dagger_command(init_data, out, cfg, (config, overrides or []), env,
-                       (no_track, tracking_uri), json_out, make_console(), overwrite)  # fmt: skip
+                       (no_track, tracking_uri), json_out, make_console(), overwrite,
+                       resume)  # fmt: skip
 
 
 def _option_error(exc: object) -> str:
