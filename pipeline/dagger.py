@@ -370,8 +370,11 @@ def _metrics(row: IterationRow) -> dict[str, float]:
 def _publish(policy_dir: Path, out: Path) -> Path:
     """The final policy as ``DIR/policy`` with its training run record beside it, so
     ``pipeline evaluate --policy DIR`` finds both."""
-    final = out / POLICY_DIR
-    shutil.copytree(policy_dir, final)
+    final, partial = out / POLICY_DIR, out / (POLICY_DIR + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # a kill during an earlier copy
+    shutil.copytree(policy_dir, partial)
+    shutil.rmtree(final, ignore_errors=True)  # the same policy, from a resumed run
+    partial.replace(final)
     record_file = policy_dir.parent / TRAINING_RUN_FILE
     if record_file.exists():
         shutil.copyfile(record_file, out / TRAINING_RUN_FILE)

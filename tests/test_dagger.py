@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,21 @@ def test_resume_refuses_nothing_to_resume_and_other_arguments(run_data, tmp_path
     assert code == 2 and err.count("\n") == 1, err
     assert "config differs from the run being resumed (beta: 0.5 there, 0.7 now)" in err, err
     assert (out / "dagger_state.json").read_text() == before
+
+
+def test_resume_after_the_last_iteration_publishes_again(run_data, tmp_path):
+    out = tmp_path / "finished"
+    config = DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1, workers=1)
+    first = dagger(run_data, out, config, load_config(None, TINY))
+    shutil.rmtree(out / "policy")  # as if killed while publishing
+    (out / "dagger.json").unlink()
+    (out / "policy.partial").mkdir()
+    again = dagger(run_data, out, config, load_config(None, TINY), resume=True)
+    assert [asdict(r) for r in again.rows] == [asdict(r) for r in first.rows]
+    timing = "steps_per_s_per_worker"
+    assert {k: v for k, v in again.expert.items() if k != timing} == {
+        k: v for k, v in first.expert.items() if k != timing
+    }
+    assert (out / "policy" / "manifest.json").is_file() and not (out / "policy.partial").exists()
+    for a, b in zip(_weights(out / "policy"), _weights(out / "iter-01" / "policy"), strict=True):
+        np.testing.assert_array_equal(a, b)
