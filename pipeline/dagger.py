@@ -46,7 +46,7 @@ from pipeline.evaluate import (
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.policy_source import resolve_policy_source
-from pipeline.tracking import open_tracker, run_name
+from pipeline.tracking import Tracker, open_tracker, run_name
 from pipeline.train import train
 from pipeline.training.config import TrainConfig, config_to_dict
 from pipeline.training.inputs import open_training_data
@@ -54,6 +54,7 @@ from pipeline.training.inputs import open_training_data
 AGGREGATE_FILE = "aggregate.h5"
 REPORT_FILE = "dagger.json"
 STATE_FILE = "dagger_state.json"
+CURVE_FILE = "learning_curve.png"
 """The arguments and the finished iterations, rewritten after each (``--resume``)."""
 
 
@@ -218,6 +219,8 @@ def dagger(
         result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
         assert previous is not None
         result.policy_dir = str(_publish(previous, out))
+        _report_curve(result, out, tracker)
+        _log_final_policy(Path(result.policy_dir), tracker)
         result.wall_s = time.perf_counter() - start
         write_json(out / REPORT_FILE, {"command": "dagger", "config": config.model_dump(),
                                        "train_config": config_to_dict(train_config),
@@ -365,6 +368,34 @@ def _metrics(row: IterationRow) -> dict[str, float]:
         "eval/action_error": row.action_error,
         "train/best_val_loss": row.val_loss,
     }
+
+
+def _report_curve(result: DaggerResult, out: Path, tracker: Tracker) -> None:
+    """``DIR/learning_curve.png``: survival and distance against expert labels."""
+    from pipeline.reports.curve_plots import plot_label_curve
+
+    rows = result.rows
+    path = out / CURVE_FILE
+    plot_label_curve([r.labels for r in rows], [r.survival for r in rows],
+                     [r.normalized_distance for r in rows], path,
+                     result.expert.get("survival_rate"))  # fmt: skip
+    tracker.log_artifact(path, "plots")
+
+
+def _log_final_policy(policy_dir: Path, tracker: Tracker) -> None:
+    """The final policy as the DAgger run's MLflow model (``pipeline evaluate runs:/...``
+    and the registry accept it); nothing without tracking."""
+    if tracker.run_id is None:
+        return
+    import numpy as np
+
+    from models import load_policy
+
+    loaded = load_policy(policy_dir)
+    spec = loaded.spec
+    example = np.zeros((1, *spec.obs_shape), dtype=np.float32)
+    example[:] = np.asarray(spec.obs_mean, dtype=np.float32).reshape(spec.obs_shape[-1:])
+    tracker.log_keras_policy(loaded.model, example, policy_dir=policy_dir)
 
 
 def _publish(policy_dir: Path, out: Path) -> Path:

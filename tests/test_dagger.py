@@ -251,3 +251,26 @@ def test_resume_after_the_last_iteration_publishes_again(run_data, tmp_path):
     assert (out / "policy" / "manifest.json").is_file() and not (out / "policy.partial").exists()
     for a, b in zip(_weights(out / "policy"), _weights(out / "iter-01" / "policy"), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tracked_dagger_nests_one_training_run_per_iteration(run_data, tmp_path):
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import prepare
+
+    uri = prepare(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    out = tmp_path / "tracked"
+    config = DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1, workers=1)
+    result = dagger(run_data, out, config, load_config(None, TINY), tracking_uri=uri)
+    client = MlflowClient(uri)
+    parent = client.get_run(result.run_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")  # fmt: skip
+    assert len(children) == 2  # iterations 0 and 1
+    assert {c.data.tags["stage"] for c in children} == {"train"}
+    curve = client.get_metric_history(result.run_id, "eval/normalized_distance")
+    assert [m.step for m in curve] == [0, 1]
+    assert "model_uri.policy" in parent.data.tags
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert "plots/learning_curve.png" in artifacts
+    assert (out / "learning_curve.png").is_file()

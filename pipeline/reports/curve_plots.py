@@ -1,0 +1,37 @@
+"""PNG plot of a learning curve against expert labels: how survival and distance grow as
+an algorithm (DAgger, or BC on more demonstrations) spends expert-labelled steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on training machines
+
+import matplotlib.pyplot as plt
+
+
+def plot_label_curve(
+    labels: Sequence[int],
+    survival: Sequence[float],
+    normalized_distance: Sequence[float],
+    path: Path,
+    expert_survival: float | None = None,
+) -> None:
+    """Survival and normalized distance (1 = expert) against expert-labelled steps."""
+    fig, (ax_s, ax_d) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_s.plot(labels, [100 * s for s in survival], marker="o", label="learner")
+    if expert_survival is not None:
+        ax_s.axhline(100 * expert_survival, color="gray", linestyle="--", label="expert")
+    ax_s.set(xlabel="expert-labelled steps", ylabel="survival %", ylim=(0, 105),
+             title="survival")  # fmt: skip
+    ax_s.legend()
+    ax_d.plot(labels, normalized_distance, marker="o")
+    ax_d.axhline(1.0, color="gray", linestyle="--")
+    ax_d.set(xlabel="expert-labelled steps", ylabel="(learner - random) / (expert - random)",
+             title="normalized distance")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
