@@ -1,0 +1,161 @@
+"""DAgger against behaviour cloning at the same number of expert labels, in closed loop.
+
+    .venv/bin/python benchmarks/bench_dagger.py [--task walk|run] [--seeds 0,1,2]
+        [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
+        [--beta-decay 0.5] [--eval-episodes 40] [--eval-seed 1000] [--quick] [--results F]
+
+For each training seed S: record ``init-demos`` expert demonstrations with DART noise
+(walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
+training recipe, training seed S, rollout seed S), and train plain BC on
+``init-demos + iterations x episodes-per-iteration`` DART demonstrations of the same
+recording seed, about as many expert labels as DAgger used in all. Both are evaluated on
+the same held-out seeds as the expert and a uniform random policy. Prints a table (per seed
+and the mean over seeds) and writes ``benchmarks/results/bench_dagger.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "bench_dagger.json"
+TASKS = {"walk": ("sim/HumanoidWalk-v0", 0.005), "run": ("sim/HumanoidRun-v0", 0.1)}
+
+
+def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path) -> Path:
+    from pipeline.record import RecordConfig, record
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record(RecordConfig(out=out, env_id=env_id, episodes=episodes, seed=seed, noise=noise,
+                        workers=2))  # fmt: skip
+    return out
+
+
+def labels_of(path: Path) -> int:
+    from datasets import open_dataset
+
+    with open_dataset(path) as ds:
+        return sum(info.total_steps for info in ds.episode_infos())
+
+
+def bc_row(data: Path, seed: int, out: Path, eval_episodes: int, eval_seed: int) -> dict:
+    from datasets import open_dataset
+    from pipeline.evaluate import EvaluateRequest, evaluate
+    from pipeline.train import train
+    from pipeline.training.config import load_config
+    from pipeline.training.recipes import recipe_for
+
+    with open_dataset(data) as ds:
+        env_id = ds.metadata.env_id
+    config = load_config(None, [*recipe_for(env_id), f"seed={seed}", "tracking.enabled=false"])
+    start = time.perf_counter()
+    train(data, config, out)
+    fit_s = time.perf_counter() - start
+    report = evaluate(EvaluateRequest(policy=str(out), episodes=eval_episodes, seed=eval_seed,
+                                      workers=2, compare_expert=True), None)  # fmt: skip
+    learner = report.summaries["learner"]
+    return {
+        "labels": labels_of(data), "survival": learner["survival_rate"],
+        "survival_on_expert_starts": report.scores["survival_on_expert_surviving_starts"],
+        "normalized_distance": report.scores["normalized_distance"],
+        "pose_reward": (learner.get("pose_reward") or {}).get("mean"), "fit_s": fit_s,
+        "expert_survival": report.summaries["expert"]["survival_rate"],
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", choices=sorted(TASKS), default="walk")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--init-demos", type=int, default=10)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--episodes-per-iteration", type=int, default=5)
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--beta-decay", type=float, default=0.5)
+    parser.add_argument("--eval-episodes", type=int, default=40)
+    parser.add_argument("--eval-seed", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 demos, 1 iteration")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.init_demos, args.iterations = "0", 2, 1
+        args.episodes_per_iteration, args.eval_episodes = 1, 2
+
+    from pipeline.dagger import DaggerConfig, dagger
+    from pipeline.training.config import load_config
+    from pipeline.training.recipes import recipe_for
+
+    env_id, noise = TASKS[args.task]
+    report: dict = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "task": env_id, "noise": noise, "args": vars(args) | {"results": str(args.results)},
+        "seeds": {},
+    }  # fmt: skip
+    bc_demos = args.init_demos + args.iterations * args.episodes_per_iteration
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            work = Path(tmp) / f"seed{seed}"
+            init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5")
+            config = DaggerConfig(iterations=args.iterations,
+                                  episodes_per_iteration=args.episodes_per_iteration,
+                                  beta=args.beta, beta_decay=args.beta_decay,
+                                  eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
+                                  workers=2, seed=seed)  # fmt: skip
+            train_config = load_config(None, [*recipe_for(env_id), f"seed={seed}",
+                                              "tracking.enabled=false"])  # fmt: skip
+            result = dagger(init, work / "dagger", config, train_config)
+            bc_data = record_demos(env_id, noise, bc_demos, seed, work / "bc.h5")
+            bc = bc_row(bc_data, seed, work / "bc", args.eval_episodes, args.eval_seed)
+            report["seeds"][seed] = {
+                "dagger": [vars(r) for r in result.rows], "bc": bc,
+                "expert": result.expert, "random": result.random,
+            }  # fmt: skip
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
+            print(f"seed {seed}: done", flush=True)
+    print_table(report)
+    print(f"results: {args.results}")
+    return 0
+
+
+def print_table(report: dict) -> None:
+    table = Table(title=f"{report['task']}: DAgger against BC at about the same labels")
+    for column in ("seed", "method", "labels", "survival", "on expert's starts",
+                   "norm. distance", "pose", "expert survival"):  # fmt: skip
+        table.add_column(column, justify="right")
+    means: dict[str, list[tuple[float, float]]] = {"BC": [], "DAgger": []}
+    for seed, entry in report["seeds"].items():
+        last = entry["dagger"][-1]
+        expert = entry["expert"]["survival_rate"]
+        for method, row in (("BC", entry["bc"]), ("DAgger", last)):
+            pose = row.get("pose_reward")
+            pose_text = "-" if pose is None or pose != pose else f"{pose:.3f}"
+            table.add_row(str(seed), method, str(row["labels"]), f"{100 * row['survival']:.0f}%",
+                          f"{100 * row['survival_on_expert_starts']:.0f}%",
+                          f"{row['normalized_distance']:.2f}",
+                          pose_text, f"{100 * expert:.0f}%")  # fmt: skip
+            means[method].append((row["survival"], row["normalized_distance"]))
+    for method, values in means.items():
+        if values:
+            survival = sum(v[0] for v in values) / len(values)
+            distance = sum(v[1] for v in values) / len(values)
+            table.add_row("mean", method, "", f"{100 * survival:.0f}%", "", f"{distance:.2f}",
+                          "", "", end_section=method == "DAgger")  # fmt: skip
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
