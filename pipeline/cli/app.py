@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pipeline.cli import dagger, data, envs, evaluate, quickstart, record, rollout, train
+from pipeline.cli import compare, dagger, data, envs, evaluate, quickstart, record, rollout, train
 from pipeline.core.errors import PipelineError
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ app.command(name="train")(train.train_command)
 app.command(name="evaluate")(evaluate.evaluate_command)
 app.command(name="quickstart")(quickstart.quickstart_command)
 app.command(name="dagger")(dagger.dagger_command)
+app.command(name="compare")(compare.compare_command)
 app.command(name="inspect")(data.inspect_command)
 app.command(name="export")(data.export_command)
 app.command(name="import")(data.import_command)

@@ -1,0 +1,143 @@
+"""``pipeline compare``: policies and groups of policies on the same seeds, one table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.progress import make_console
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_dir, write_json
+
+if TYPE_CHECKING:
+    from pipeline.compare import CompareReport, CompareRequest
+
+PLOT_FILE = "compare.png"
+REPORT_FILE = "compare.json"
+
+
+def _pct(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def compare_table(report: CompareReport) -> Table:
+    """One row per policy, then per group the mean ± 95% interval (worst - best)."""
+    table = Table(title=f"{report.env_id}, {len(report.seeds)} episodes, seeds "
+                        f"{report.seeds[0]}-{report.seeds[-1]}: expert survives "
+                        f"{_pct(report.expert['survival_rate'])}")  # fmt: skip
+    for column in ("group", "policy", "survival", "on expert's starts", "norm. distance",
+                   "pose reward"):  # fmt: skip
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in report.policies:
+        table.add_row(row["group"], row["policy"], _pct(row["survival"]),
+                      _pct(row["survival_on_expert_starts"]), _num(row["normalized_distance"]),
+                      _num(row["pose_reward"], 3))  # fmt: skip
+    table.add_section()
+    for name, stats in report.groups.items():
+        pose = _num(stats["pose_reward"]["mean"], 3)
+        table.add_row(name, f"mean of {stats['policies']}", _group_cell(stats["survival"], True),
+                      _group_cell(stats["survival_on_expert_starts"], True),
+                      _group_cell(stats["normalized_distance"], False), pose)  # fmt: skip
+    return table
+
+
+def _group_cell(stat: dict[str, float], percent: bool) -> str:
+    """``mean ± half-width (worst-best)``; no half-width for a group of one."""
+    fmt = _pct if percent else _num
+    half = ""
+    if math.isfinite(stat["ci95"]):
+        half = f" ± {100 * stat['ci95']:.0f}" if percent else f" ± {stat['ci95']:.2f}"
+    return f"{fmt(stat['mean'])}{half} ({fmt(stat['worst'])}-{fmt(stat['best'])})"
+
+
+def run_compare_command(
+    request: CompareRequest,
+    out: Path | None,
+    tracking_uri: str | None,
+    console: Console,
+    lookup_uri: str | None = None,
+) -> CompareReport:
+    """Check, compare, print the table; plot, JSON and MLflow where asked."""
+    from pipeline.compare import check_request, compare
+    from pipeline.reports.compare_plots import plot_groups
+    from pipeline.tracking import open_tracker, run_name
+
+    check_request(request)
+    if out is not None:
+        check_output_dir(out, "--out")
+        if (out / REPORT_FILE).exists() and not request.overwrite:
+            raise PipelineError(f"--out {out}: already holds {REPORT_FILE} (use --overwrite)")
+    report = compare(request, lookup_uri or tracking_uri)
+    console.print(compare_table(report))
+    payload = {"command": "compare", "groups_given": request.groups, **asdict(report)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        plot_groups(report.groups, report.policies, out / PLOT_FILE)
+        write_json(out / REPORT_FILE, payload)
+        console.print(f"report and plot: {out}")
+    if request.json_path is not None:
+        write_json(request.json_path, payload)
+        console.print(f"json: {request.json_path}")
+    if tracking_uri is not None:
+        tags = {"stage": "compare", "env_id": report.env_id}
+        name = run_name("compare", report.env_id)
+        with open_tracker(tracking_uri, run_name=name, tags=tags) as tracker:
+            tracker.log_params({"groups": request.groups, "episodes": request.episodes,
+                                "seed": request.seed})  # fmt: skip
+            for name, stats in report.groups.items():
+                tracker.log_metrics({f"compare/{name}/{key}": value["mean"]
+                                     for key, value in stats.items() if key != "policies"},
+                                    step=0)  # fmt: skip
+            tracker.log_dict(payload, REPORT_FILE)
+            if out is not None:
+                tracker.log_artifact(out / PLOT_FILE, "plots")
+            console.print(f"mlflow run: {tracker.run_id} ({tracking_uri})")
+    return report
+
+
+def compare_command(
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=PATTERN: the policy or run directories a shell pattern "
+            "matches (e.g. bc=runs/bc-s*), or one MLflow URI; repeatable."
+        ),
+    ] = None,
+    policy: Annotated[
+        list[str] | None, typer.Option(help="A single policy, its own group; repeatable.")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
+    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for compare.json and compare.png.")
+    ] = None,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Compare without MLflow tracking.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Evaluate several policies or groups of policies on the same seeds: per group the
+    mean over its policies with a 95% interval, per policy its own row."""
+    from pipeline.compare import CompareRequest, check_request, parse_groups
+    from pipeline.tracking import prepare
+
+    request = CompareRequest(groups=parse_groups(group or [], policy or []), episodes=episodes,
+                             seed=seed, workers=workers, json_path=json_out,
+                             overwrite=overwrite)  # fmt: skip
+    check_request(request)
+    uri = None if no_track else prepare(tracking_uri)
+    run_compare_command(request, out, uri, make_console(), lookup_uri=tracking_uri)

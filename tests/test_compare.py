@@ -1,0 +1,80 @@
+"""``pipeline compare``: groups of policies on the same seeds, with group means and
+intervals, and one-line errors for bad groups."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.train import train
+from pipeline.training.config import load_config
+
+TINY = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=1"]
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def runs(run_data, tmp_path_factory) -> Path:
+    """Three run policies (training seeds 0, 1, 2) in runs/bc-s0 ... and a walk policy."""
+    from pipeline.record import RecordConfig, record
+
+    root = tmp_path_factory.mktemp("compare")
+    for seed in (0, 1, 2):
+        train(run_data, load_config(None, [*TINY, f"seed={seed}"]), root / "runs" / f"bc-s{seed}")
+    walk = root / "walk.h5"
+    record(RecordConfig(out=walk, env_id="sim/HumanoidWalk-v0", episodes=2, seed=0,
+                        episode_seconds=0.3, start_phase="0"))  # fmt: skip
+    train(walk, load_config(None, [*TINY, "data.val_fraction=0.5"]), root / "walk-policy")
+    return root
+
+
+def test_groups_share_seeds_and_get_means_with_intervals(runs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code, stdout, err = cli(capsys, "compare", "--group", f"bc={runs}/runs/bc-s[01]",
+                            "--policy", str(runs / "runs" / "bc-s2"), "--episodes", "2",
+                            "--workers", "1", "--no-track", "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    report = json.loads((out / "compare.json").read_text())
+    assert [p["group"] for p in report["policies"]] == ["bc", "bc", str(runs / "runs" / "bc-s2")]
+    assert report["seeds"] == [1000, 1001]
+    bc = report["groups"]["bc"]
+    rows = [p for p in report["policies"] if p["group"] == "bc"]
+    assert bc["policies"] == 2
+    assert math.isclose(bc["normalized_distance"]["mean"],
+                        sum(p["normalized_distance"] for p in rows) / 2)  # fmt: skip
+    assert bc["normalized_distance"]["worst"] == min(p["normalized_distance"] for p in rows)
+    assert bc["normalized_distance"]["ci95"] is not None  # two policies: an interval
+    single = report["groups"][str(runs / "runs" / "bc-s2")]
+    assert single["policies"] == 1 and single["normalized_distance"]["ci95"] is None
+    assert (out / "compare.png").stat().st_size > 0
+    assert "mean of 2" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--group", "bc={runs}/runs/none-*"], "matches no policy"),
+        (["--group", "bc"], "--group bc: expected NAME=PATTERN"),
+        ([], "give at least one policy"),
+        (
+            ["--group", "bc={runs}/runs/bc-s*", "--policy", "{runs}/walk-policy"],
+            "policies for different environments",
+        ),
+        (["--policy", "{runs}/runs/bc-s0", "--episodes", "0"], "--episodes: must be >= 1"),
+        (["--group", "x={runs}/walk.h5"], "is not a policy or run directory"),
+    ],
+)
+def test_bad_compare_input_is_one_line(runs, capsys, args, message):
+    filled = [a.format(runs=runs) for a in args]
+    code, _, err = cli(capsys, "compare", "--no-track", *filled)
+    assert code == 2 and err.count("\n") == 1, err
+    assert message.format(runs=runs) in err, err
