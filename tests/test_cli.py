@@ -115,3 +115,17 @@ def test_random_policy_falls(capsys, tmp_path):
     assert code == 0, err
     data = json.loads(report.read_text())
     assert all(e["fell"] for e in data["episodes"])
+
+
+def test_the_command_line_starts_without_heavy_imports():
+    """`pipeline --help` and every command's option parsing import no TensorFlow, Keras,
+    MLflow, pydantic configs, Matplotlib or SciPy: each command imports what it uses."""
+    code = (
+        "import sys, pipeline.cli;"
+        "heavy = ('tensorflow', 'keras', 'mlflow', 'pydantic', 'models.config', 'matplotlib',"
+        " 'scipy');"
+        "loaded = [m for m in heavy if m in sys.modules];"
+        "assert not loaded, loaded"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -17,7 +17,6 @@ from pipeline.cli.options import TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
-from pipeline.rollout.policy_source import is_mlflow_uri
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -83,6 +82,8 @@ class InitOptions:
                 if given:
                     raise PipelineError(f"{option} needs --init-from (the policy to start from)")
             return []
+        from pipeline.rollout.policy_source import is_mlflow_uri
+
         if not is_mlflow_uri(self.from_policy) and not Path(self.from_policy).exists():
             raise PipelineError(f"--init-from {self.from_policy}: policy directory not found")
         # JSON quoting keeps a path like "2026" a string when the override is parsed.
