@@ -182,6 +182,7 @@ def dagger(
     request = _request(init_data, env_id, config, train_config)
     state = _load_state(out, request) if resume else {"request": request, "rows": []}
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / STATE_FILE, state)  # from here on, a killed run can be resumed
     aggregate = out / AGGREGATE_FILE
     if not aggregate.exists():
         partial = out / (AGGREGATE_FILE + ".partial")
