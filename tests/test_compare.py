@@ -78,3 +78,15 @@ def test_bad_compare_input_is_one_line(runs, capsys, args, message):
     code, _, err = cli(capsys, "compare", "--no-track", *filled)
     assert code == 2 and err.count("\n") == 1, err
     assert message.format(runs=runs) in err, err
+
+
+def test_tracked_compare_logs_group_metrics(runs, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, stdout, err = cli(capsys, "compare", "--group", f"bc={runs}/runs/bc-s[01]",
+                            "--episodes", "1", "--workers", "1", "--tracking-uri", uri)  # fmt: skip
+    assert code == 0, err
+    run_id = stdout.split("mlflow run: ")[1].split()[0]
+    metrics = MlflowClient(uri).get_run(run_id).data.metrics
+    assert "compare/bc/survival" in metrics and "compare/bc/normalized_distance" in metrics
