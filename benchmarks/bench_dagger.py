@@ -2,14 +2,21 @@
 
     .venv/bin/python benchmarks/bench_dagger.py [--task walk|run] [--seeds 0,1,2]
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
-        [--beta-decay 0.5] [--eval-episodes 40] [--eval-seed 1000] [--quick] [--results F]
+        [--beta-decay 0.5] [--max-labels L] [--eval-episodes 40] [--eval-seed 1000]
+        [--final-episodes 0] [--final-seed 2000] [--train-override KEY=VALUE ...] [--no-bc]
+        [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
 training recipe, training seed S, rollout seed S), and train plain BC on
 ``init-demos + iterations x episodes-per-iteration`` DART demonstrations of the same
-recording seed, about as many expert labels as DAgger used in all. Both are evaluated on
-the same held-out seeds as the expert and a uniform random policy. Prints a table (per seed
+recording seed, about as many expert labels as DAgger used in all (with ``--max-labels``:
+as many demonstrations as DAgger's labels fill). Both are evaluated on the same held-out
+seeds as the expert and a uniform random policy (the DAgger curve on ``--eval-seed``, every
+iteration). With ``--final-episodes N`` the final DAgger and BC policies are also evaluated
+on N further seeds from ``--final-seed`` that no iteration saw, with the expert and random
+on the same seeds (the headline). ``--train-override`` adds training settings to the
+recipe (e.g. ``data.augment.mirror_prob=0.5`` for DAgger+mirror). Prints a table (per seed
 and the mean over seeds) and writes ``benchmarks/results/bench_dagger.json``.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -49,29 +57,41 @@ def labels_of(path: Path) -> int:
         return sum(info.total_steps for info in ds.episode_infos())
 
 
-def bc_row(data: Path, seed: int, out: Path, eval_episodes: int, eval_seed: int) -> dict:
-    from datasets import open_dataset
+def closed_loop(policy: Path, episodes: int, seed: int) -> dict:
+    """The policy, the expert and a random policy on the same seeds."""
     from pipeline.evaluate import EvaluateRequest, evaluate
+
+    report = evaluate(EvaluateRequest(policy=str(policy), episodes=episodes, seed=seed,
+                                      workers=2, compare_expert=True), None)  # fmt: skip
+    learner, expert = report.summaries["learner"], report.summaries["expert"]
+    return {
+        "episodes": episodes, "seed": seed, "survival": learner["survival_rate"],
+        "survival_on_expert_starts": report.scores["survival_on_expert_surviving_starts"],
+        "normalized_distance": report.scores["normalized_distance"],
+        "pose_reward": (learner.get("pose_reward") or {}).get("mean"),
+        "expert_survival": expert["survival_rate"],
+        "expert_pose_reward": (expert.get("pose_reward") or {}).get("mean"),
+        "random_survival": report.summaries["random"]["survival_rate"],
+    }  # fmt: skip
+
+
+def bc_row(
+    data: Path, seed: int, out: Path, eval_episodes: int, eval_seed: int, overrides: list[str]
+) -> dict:
+    from datasets import open_dataset
     from pipeline.train import train
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 
     with open_dataset(data) as ds:
         env_id = ds.metadata.env_id
-    config = load_config(None, [*recipe_for(env_id), f"seed={seed}", "tracking.enabled=false"])
+    config = load_config(None, [*recipe_for(env_id), *overrides, f"seed={seed}",
+                                "tracking.enabled=false"])  # fmt: skip
     start = time.perf_counter()
     train(data, config, out)
     fit_s = time.perf_counter() - start
-    report = evaluate(EvaluateRequest(policy=str(out), episodes=eval_episodes, seed=eval_seed,
-                                      workers=2, compare_expert=True), None)  # fmt: skip
-    learner = report.summaries["learner"]
-    return {
-        "labels": labels_of(data), "survival": learner["survival_rate"],
-        "survival_on_expert_starts": report.scores["survival_on_expert_surviving_starts"],
-        "normalized_distance": report.scores["normalized_distance"],
-        "pose_reward": (learner.get("pose_reward") or {}).get("mean"), "fit_s": fit_s,
-        "expert_survival": report.summaries["expert"]["survival_rate"],
-    }  # fmt: skip
+    return {"labels": labels_of(data), "fit_s": fit_s,
+            **closed_loop(out, eval_episodes, eval_seed)}  # fmt: skip
 
 
 def main() -> int:
@@ -83,8 +103,13 @@ def main() -> int:
     parser.add_argument("--episodes-per-iteration", type=int, default=5)
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--beta-decay", type=float, default=0.5)
+    parser.add_argument("--max-labels", type=int, default=None)
     parser.add_argument("--eval-episodes", type=int, default=40)
     parser.add_argument("--eval-seed", type=int, default=1000)
+    parser.add_argument("--final-episodes", type=int, default=0)
+    parser.add_argument("--final-seed", type=int, default=2000)
+    parser.add_argument("--train-override", action="append", default=[])
+    parser.add_argument("--no-bc", action="store_true", help="DAgger only")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 demos, 1 iteration")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -112,17 +137,30 @@ def main() -> int:
             config = DaggerConfig(iterations=args.iterations,
                                   episodes_per_iteration=args.episodes_per_iteration,
                                   beta=args.beta, beta_decay=args.beta_decay,
-                                  eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
+                                  max_labels=args.max_labels, eval_episodes=args.eval_episodes,
+                                  eval_seed=args.eval_seed,
                                   workers=2, seed=seed)  # fmt: skip
-            train_config = load_config(None, [*recipe_for(env_id), f"seed={seed}",
-                                              "tracking.enabled=false"])  # fmt: skip
+            overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",
+                         "tracking.enabled=false"]  # fmt: skip
+            train_config = load_config(None, overrides)
             result = dagger(init, work / "dagger", config, train_config)
-            bc_data = record_demos(env_id, noise, bc_demos, seed, work / "bc.h5")
-            bc = bc_row(bc_data, seed, work / "bc", args.eval_episodes, args.eval_seed)
-            report["seeds"][seed] = {
-                "dagger": [vars(r) for r in result.rows], "bc": bc,
-                "expert": result.expert, "random": result.random,
-            }  # fmt: skip
+            entry: dict = {"dagger": [vars(r) for r in result.rows], "expert": result.expert,
+                           "random": result.random}  # fmt: skip
+            if args.final_episodes:
+                entry["dagger_final"] = closed_loop(Path(result.policy_dir), args.final_episodes,
+                                                    args.final_seed)  # fmt: skip
+            if not args.no_bc:
+                demos = bc_demos
+                if args.max_labels is not None:  # as many demos as DAgger's labels fill
+                    per_demo = labels_of(init) / args.init_demos
+                    demos = max(1, round(result.rows[-1].labels / per_demo))
+                bc_data = record_demos(env_id, noise, demos, seed, work / "bc.h5")
+                entry["bc"] = bc_row(bc_data, seed, work / "bc", args.eval_episodes,
+                                     args.eval_seed, args.train_override)  # fmt: skip
+                if args.final_episodes:
+                    entry["bc_final"] = closed_loop(work / "bc", args.final_episodes,
+                                                    args.final_seed)  # fmt: skip
+            report["seeds"][seed] = entry
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
             print(f"seed {seed}: done", flush=True)
@@ -140,7 +178,8 @@ def print_table(report: dict) -> None:
     for seed, entry in report["seeds"].items():
         last = entry["dagger"][-1]
         expert = entry["expert"]["survival_rate"]
-        for method, row in (("BC", entry["bc"]), ("DAgger", last)):
+        rows = [("DAgger", last)] if "bc" not in entry else [("BC", entry["bc"]), ("DAgger", last)]
+        for method, row in rows:
             pose = row.get("pose_reward")
             pose_text = "-" if pose is None or pose != pose else f"{pose:.3f}"
             table.add_row(str(seed), method, str(row["labels"]), f"{100 * row['survival']:.0f}%",
@@ -155,6 +194,25 @@ def print_table(report: dict) -> None:
             table.add_row("mean", method, "", f"{100 * survival:.0f}%", "", f"{distance:.2f}",
                           "", "", end_section=method == "DAgger")  # fmt: skip
     Console(width=160).print(table)
+    finals = [
+        (seed, method, entry[key])
+        for seed, entry in report["seeds"].items()
+        for method, key in (("BC", "bc_final"), ("DAgger", "dagger_final"))
+        if key in entry
+    ]
+    if finals:
+        held_out = Table(title="final policies on the held-out seeds (--final-seed)")
+        for column in ("seed", "method", "survival", "on expert's starts", "norm. distance",
+                       "pose / expert's", "expert survival", "random survival"):  # fmt: skip
+            held_out.add_column(column, justify="right")
+        for seed, method, row in finals:
+            pose = (row["pose_reward"] or math.nan) / (row["expert_pose_reward"] or math.nan)
+            held_out.add_row(str(seed), method, f"{100 * row['survival']:.0f}%",
+                             f"{100 * row['survival_on_expert_starts']:.0f}%",
+                             f"{row['normalized_distance']:.2f}", f"{pose:.3f}",
+                             f"{100 * row['expert_survival']:.0f}%",
+                             f"{100 * row['random_survival']:.0f}%")  # fmt: skip
+        Console(width=160).print(held_out)
 
 
 if __name__ == "__main__":

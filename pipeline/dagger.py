@@ -9,8 +9,10 @@ the demonstrations through the crash-safe writer, one recording session per iter
 whose arguments record the iteration, beta and the digest of the learner that drove it.
 The policy is refitted on the aggregate (from the previous policy's weights unless
 ``from_scratch``) and evaluated on held-out seeds next to the expert and a random policy,
-which run once on the same seeds. It stops after ``iterations`` or once the aggregate holds
-``max_labels`` expert-labelled steps.
+which run once on the same seeds. It stops after ``iterations`` or when ``max_labels``
+expert-labelled steps are spent: an iteration records only as many episodes as fit in the
+remaining budget at the length of the longest episode in the aggregate, so the total never
+exceeds it.
 
 ``DIR/aggregate.h5`` holds the data, ``DIR/iter-NN/`` each iteration's training run,
 ``DIR/policy/`` the final policy (``pipeline evaluate --policy DIR``) and
@@ -72,7 +74,8 @@ class DaggerConfig(StrictConfig):
     from_scratch: bool = False
     """Refit each policy from the seed instead of the previous policy's weights."""
     max_labels: int | None = Field(None, ge=1)
-    """Stop once the aggregate holds this many expert-labelled steps (initial included)."""
+    """Label budget (initial data included), never exceeded: an iteration records only the
+    episodes that fit at the longest episode length seen, and none once not one fits."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -109,6 +112,12 @@ class IterationRow:
     fit_s: float
     eval_s: float
     policy_dir: str
+    sim_s: float = math.nan
+    """Worker seconds running the mixture episodes (summed over workers)."""
+    relabel_s: float = math.nan
+    """Worker seconds of the expert's batched relabelling."""
+    append_s: float = math.nan
+    """Seconds committing the episodes to the aggregate."""
 
 
 @dataclass
@@ -202,11 +211,15 @@ def dagger(
         write_json(out / STATE_FILE, state)
         baselines: dict[str, list[EpisodeResult]] = {}
         previous = Path(result.rows[-1].policy_dir) if result.rows else None
+        longest = _longest_episode(aggregate)
         for iteration in range(len(result.rows), config.iterations + 1):
-            if result.rows and _enough(config, result.rows[-1]):
-                break
+            episodes = config.episodes_per_iteration
+            if result.rows:
+                episodes = _episodes_within_budget(config, result.rows[-1].labels, longest)
+                if episodes == 0:
+                    break
             row = _iteration(iteration, aggregate, out, config, train_config, env_id,
-                             previous, tracking_uri, baselines)  # fmt: skip
+                             previous, tracking_uri, baselines, episodes)  # fmt: skip
             result.rows.append(row)
             state["rows"].append(asdict(row))
             write_json(out / STATE_FILE, state)
@@ -230,8 +243,17 @@ def dagger(
     return result
 
 
-def _enough(config: DaggerConfig, last: IterationRow) -> bool:
-    return config.max_labels is not None and last.labels >= config.max_labels
+def _longest_episode(aggregate: Path) -> int:
+    with open_dataset(aggregate) as ds:
+        return max(info.total_steps for info in ds.episode_infos())
+
+
+def _episodes_within_budget(config: DaggerConfig, labels: int, longest: int) -> int:
+    """Episodes the next iteration records: all it asks for, or as many as cannot exceed
+    ``max_labels`` even at the longest episode length seen."""
+    if config.max_labels is None:
+        return config.episodes_per_iteration
+    return min(config.episodes_per_iteration, max(config.max_labels - labels, 0) // longest)
 
 
 def _request(
@@ -278,14 +300,14 @@ def _row(data: dict[str, Any]) -> IterationRow:
 def _iteration(
     iteration: int, aggregate: Path, out: Path, config: DaggerConfig, train_config: TrainConfig,
     env_id: str, previous: Path | None, tracking_uri: str | None,
-    baselines: dict[str, list[EpisodeResult]],
+    baselines: dict[str, list[EpisodeResult]], episodes: int,
 ) -> IterationRow:  # fmt: skip
     tick = time.perf_counter()
-    beta, added = math.nan, 0
+    beta, added, costs = math.nan, 0, {}
     if iteration > 0:
         assert previous is not None
         beta = config.beta_at(iteration)
-        added = _roll_out(iteration, aggregate, config, env_id, beta, previous)
+        added, costs = _roll_out(iteration, aggregate, config, env_id, beta, previous, episodes)
     rollout_s = time.perf_counter() - tick
     fit_config = train_config
     if previous is not None and not config.from_scratch:
@@ -309,16 +331,17 @@ def _iteration(
         distance=_mean(learner, "distance"), normalized_distance=scores["normalized_distance"],
         pose_reward=_mean(learner, "pose_reward"), action_error=_mean(learner, "action_error"),
         val_loss=fitted.best_val_loss, rollout_s=rollout_s, fit_s=fit_s,
-        eval_s=time.perf_counter() - tick, policy_dir=str(policy_dir),
+        eval_s=time.perf_counter() - tick, policy_dir=str(policy_dir), **costs,
     )  # fmt: skip
 
 
 def _roll_out(
     iteration: int, aggregate: Path, config: DaggerConfig, env_id: str, beta: float,
-    learner: Path,
-) -> int:  # fmt: skip
-    """Record the iteration's mixture episodes into the aggregate (completing the session
-    a kill interrupted); returns how many the session holds."""
+    learner: Path, episodes: int,
+) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """Record the iteration's ``episodes`` mixture episodes into the aggregate (completing
+    the session a kill interrupted); returns how many the session holds and the seconds
+    spent simulating, relabelling and appending."""
     with open_dataset(aggregate) as ds:
         sessions = [s for s in ds.sessions if s.get("kind") in ("create", "append")]
         before = len(ds)
@@ -326,16 +349,18 @@ def _roll_out(
     common = {"out": aggregate, "workers": config.workers}
     if args.get("dagger_iteration") == iteration:  # started before a kill
         summary = record(RecordConfig(**common, mode="resume"))
-        before = int(args["target_episodes"]) - config.episodes_per_iteration
+        before = int(args["target_episodes"]) - episodes
     else:
         summary = record(RecordConfig(
-            **common, env_id=env_id, episodes=config.episodes_per_iteration, seed=config.seed,
+            **common, env_id=env_id, episodes=episodes, seed=config.seed,
             keep_failed=True, mode="append", beta=beta, learner=str(learner.resolve()),
             provenance={"dagger_iteration": iteration},
         ))  # fmt: skip
     if summary.interrupted:  # Ctrl-C: the recording kept what it had; stop here too
         raise KeyboardInterrupt
-    return summary.total_episodes - before
+    costs = {"sim_s": summary.rollout_s, "relabel_s": summary.relabel_s,
+             "append_s": summary.write_s}  # fmt: skip
+    return summary.total_episodes - before, costs
 
 
 def _evaluate(

@@ -100,6 +100,12 @@ class RecordSummary:
     """Episodes the recording aims at in total."""
     wall_s: float = 0.0
     """Wall-clock seconds of the session."""
+    rollout_s: float = 0.0
+    """Seconds the workers spent running episodes, summed over workers."""
+    relabel_s: float = 0.0
+    """Seconds the workers spent on the expert's batched relabelling (mixture episodes)."""
+    write_s: float = 0.0
+    """Seconds this process spent committing (or logging as dropped) the episodes."""
     file_bytes: int = 0
     """Size of the file at the end."""
     next_attempt: int = 0
@@ -258,6 +264,9 @@ def _record_into(
     with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner) as pool:
         for episode in pool.imap(tasks):
             summary.attempts += 1
+            summary.rollout_s += episode.timings.get("rollout", 0.0)
+            summary.relabel_s += episode.timings.get("relabel", 0.0)
+            tick = time.perf_counter()
             if episode.fell and not config.keep_failed:
                 writer.drop(episode.seed, "fell", attempt=episode.attempt)
                 summary.dropped_fell += 1
@@ -268,6 +277,7 @@ def _record_into(
                     summary.steps += episode.total_steps
                 else:
                     summary.rejected += 1
+            summary.write_s += time.perf_counter() - tick
             if on_episode:
                 on_episode(summary, episode)
             if writer.episode_count >= target:

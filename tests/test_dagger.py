@@ -3,6 +3,7 @@ labels, the aggregate's provenance, refits, evaluation rows, and bad input."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from dataclasses import asdict
@@ -83,6 +84,17 @@ def test_dagger_rows_policies_and_report(run):
     assert (out / "policy" / "manifest.json").is_file()
 
 
+def test_iteration_cost_is_split_into_its_parts(run):
+    _, result = run
+    initial, *rolled = result.rows
+    assert np.isnan(initial.sim_s)  # iteration 0 rolls nothing out
+    for row in rolled:
+        # The workers simulated, the expert relabelled in a batch, this process appended.
+        assert row.sim_s > 0 and row.relabel_s > 0 and row.append_s > 0
+        assert row.relabel_s < row.sim_s
+        assert row.append_s < row.rollout_s
+
+
 def test_same_arguments_same_aggregate_for_any_worker_count(run, run_data, tmp_path):
     out, _ = run
     again = tmp_path / "one-worker"
@@ -96,12 +108,19 @@ def test_same_arguments_same_aggregate_for_any_worker_count(run, run_data, tmp_p
         np.testing.assert_array_equal(act_a, act_b)
 
 
-def test_max_labels_stops_early(run_data, tmp_path):
+def test_max_labels_is_never_exceeded(run_data, tmp_path):
     with open_dataset(run_data) as ds:
-        steps = sum(info.total_steps for info in ds.episode_infos())
-    config = DaggerConfig(**{**SMALL, "iterations": 3}, max_labels=steps + 1, workers=2)
+        lengths = [info.total_steps for info in ds.episode_infos()]
+    # room for one more episode of the longest length, not for the two asked for
+    budget = sum(lengths) + max(lengths) + max(lengths) // 2
+    config = DaggerConfig(**{**SMALL, "iterations": 3}, max_labels=budget, workers=2)
     result = dagger(run_data, tmp_path / "capped", config, load_config(None, TINY))
-    assert [r.iteration for r in result.rows] == [0, 1]
+    rows = result.rows
+    assert rows[1].episodes_added == 1  # two asked for, one fits
+    for before, row in itertools.pairwise(rows):
+        assert row.episodes_added == min(2, (budget - before.labels) // max(lengths))
+    assert rows[-1].labels <= budget
+    assert len(rows) == 4 or (budget - rows[-1].labels) < max(lengths)  # stopped: none fits
 
 
 def test_learner_only_episode_is_labelled_by_the_expert(run):

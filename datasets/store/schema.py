@@ -279,6 +279,9 @@ class Episode:
     """Whether the expert fell; None means "the last step is a termination"."""
     distance: float = math.nan
     """Forward distance covered, metres (NaN when unknown)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent producing the episode, by part (e.g. ``rollout``, ``relabel``); not
+    stored."""
 
     @property
     def total_steps(self) -> int:

@@ -15,6 +15,7 @@ forward pass. The learner's states are what the next policy must learn to recove
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,7 @@ def record_demonstration(
     mixing = task.beta < 1.0
     if mixing and learner is None:
         raise ValueError(f"beta {task.beta} < 1 needs a learner to act on the other steps")
+    tick = time.perf_counter()
     seed = attempt_seed(task.base_seed, task.attempt)
     rng = noise_rng(task.base_seed, task.attempt)
     chooser = mixture_rng(task.base_seed, task.attempt)
@@ -112,9 +114,12 @@ def record_demonstration(
                 infos.setdefault(key, []).append(float(value))
     arrays = {k: np.asarray(v) for k, v in infos.items() if len(v) == len(rewards)}
     actions = np.asarray(labels, dtype=dtype)
+    timings = {"rollout": time.perf_counter() - tick, "relabel": 0.0}
     if mixing:
         # The expert labels every state the mixture visited, in one batched pass.
+        tick = time.perf_counter()
         actions = np.asarray(expert.act(np.asarray(observations[:-1])), dtype=dtype)
+        timings["relabel"] = time.perf_counter() - tick
         arrays[EXPERT_ACTED] = np.asarray(expert_acted)
     return Episode(
         observations=np.asarray(observations, dtype=env.observation_space.dtype),
@@ -128,4 +133,5 @@ def record_demonstration(
         attempt=task.attempt,
         fell=bool(info.get("fell", terminated)),
         distance=float(info.get("distance", math.nan)),
+        timings=timings,
     )
