@@ -33,6 +33,7 @@ from pipeline.rollout.policy_source import (
     local_policy_env,
     resolve_policy_source,
 )
+from pipeline.rollout.scores import mean_of
 
 METRICS = ("survival", "survival_on_expert_starts", "normalized_distance", "pose_reward")
 """What each policy row holds and each group summarizes."""
@@ -142,8 +143,8 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
                 "survival_ci95": summary["survival_ci95"],
                 "survival_on_expert_starts": scores["survival_on_expert_surviving_starts"],
                 "normalized_distance": scores["normalized_distance"],
-                "pose_reward": _mean(summary, "pose_reward"),
-                "action_error": _mean(summary, "action_error"),
+                "pose_reward": mean_of(summary, "pose_reward"),
+                "action_error": mean_of(summary, "action_error"),
             })  # fmt: skip
     assert report is not None
     for name in request.groups:
@@ -151,11 +152,6 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
         report.groups[name] = {key: _group_stat([row[key] for row in rows]) for key in METRICS}
         report.groups[name]["policies"] = len(rows)
     return report
-
-
-def _mean(summary: dict[str, Any], key: str) -> float:
-    value = summary.get(key)
-    return float(value["mean"]) if isinstance(value, dict) else math.nan
 
 
 def _group_stat(values: list[float]) -> dict[str, float]:

@@ -48,6 +48,7 @@ from pipeline.evaluate import (
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.policy_source import resolve_policy_source
+from pipeline.rollout.scores import mean_of
 from pipeline.tracking import Tracker, open_tracker, run_name
 from pipeline.train import train
 from pipeline.training.config import TrainConfig, config_to_dict
@@ -328,8 +329,8 @@ def _iteration(
         iteration=iteration, beta=beta, episodes_added=added, labels=labels,
         survival=learner["survival_rate"],
         survival_on_expert_starts=scores["survival_on_expert_surviving_starts"],
-        distance=_mean(learner, "distance"), normalized_distance=scores["normalized_distance"],
-        pose_reward=_mean(learner, "pose_reward"), action_error=_mean(learner, "action_error"),
+        distance=mean_of(learner, "distance"), normalized_distance=scores["normalized_distance"],
+        pose_reward=mean_of(learner, "pose_reward"), action_error=mean_of(learner, "action_error"),
         val_loss=fitted.best_val_loss, rollout_s=rollout_s, fit_s=fit_s,
         eval_s=time.perf_counter() - tick, policy_dir=str(policy_dir), **costs,
     )  # fmt: skip
@@ -376,11 +377,6 @@ def _evaluate(
         baselines.update({EXPERT: report.results[EXPERT], RANDOM: report.results[RANDOM]})
     results = {LEARNER: report.results[LEARNER], **baselines}
     return expert_normalized_scores(results), report.summaries[LEARNER]
-
-
-def _mean(summary: dict[str, Any], key: str) -> float:
-    value = summary.get(key)
-    return float(value["mean"]) if isinstance(value, dict) else math.nan
 
 
 def _metrics(row: IterationRow) -> dict[str, float]:

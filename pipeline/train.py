@@ -25,6 +25,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
 from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolve_policy_source
+from pipeline.rollout.selection import ClosedLoopJudge, score_key
 from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
 from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
@@ -87,6 +88,14 @@ class TrainResult:
     """Per-epoch metrics."""
     init_from: dict[str, Any] | None = None
     """The policy the weights started from (``init.from_policy``), resolved; None: fresh."""
+    rollouts: list[dict[str, float]] = field(default_factory=list)
+    """Closed-loop checks (``training.rollout_every``): epoch (from 0), validation loss,
+    survival, normalized distance and distance of each."""
+    selected_epoch: int = 0
+    """The epoch (from 1) whose weights were saved by closed-loop selection; 0: none."""
+    rank_correlation: float = math.nan
+    """Spearman correlation of validation loss and closed-loop score over the checks (-1:
+    the loss ranks the checkpoints as the rollouts do, 0: it says nothing about them)."""
 
 
 def prepare_out_dir(out: Path, resume: bool) -> None:
@@ -185,6 +194,7 @@ def _train_on(
         early_stopping_patience=config.training.early_stopping_patience,
         restore_best=config.training.restore_best,
         grad_norm_batches=config.training.grad_norm_batches,
+        rollout_every=config.training.rollout_every,
     )  # fmt: skip
     built = build_model(config, inputs.spec, plan.epochs * plan.steps_per_epoch,
                         source.loaded if source is not None else None)  # fmt: skip
@@ -212,12 +222,23 @@ def _train_on(
             )
             _log_run_inputs(tracker, config, inputs)
         train_data = inputs.train_batches(result.resumed_from_epoch)
+        judge = _closed_loop_judge(config, inputs)
         outcome = fit(built, train_data, inputs.val_batches(), plan, state=state,
-                      tracker=tracker, on_epoch=on_epoch)  # fmt: skip
+                      tracker=tracker, on_epoch=on_epoch, judge=judge,
+                      score_key=score_key)  # fmt: skip
         for key, value in asdict(outcome).items():
             setattr(result, key, value)
         _save_outputs(config, out, inputs.spec, built.policy, tracker, result)
     return result
+
+
+def _closed_loop_judge(config: TrainConfig, inputs: TrainingInputs) -> ClosedLoopJudge | None:
+    """The judge of closed-loop checkpoint selection, if ``training.rollout_every`` asks."""
+    training = config.training
+    if training.rollout_every is None:
+        return None
+    return ClosedLoopJudge(inputs.env_id, inputs.spec, training.rollout_episodes,
+                           training.rollout_seed, training.rollout_workers)  # fmt: skip
 
 
 def _log_run_inputs(tracker: Tracker, config: TrainConfig, inputs: TrainingInputs) -> None:
@@ -261,8 +282,27 @@ def _save_outputs(
         "run_id": result.run_id, "tracking_uri": getattr(tracker, "uri", None),
         "experiment": config.tracking.experiment, "model_uri": result.model_uri,
         "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
-        "init_from": result.init_from,
+        "init_from": result.init_from, "selection": _selection_record(config, result),
     })  # fmt: skip
     # best/epoch counts from 1, as the JSON and the table; metric steps count from 0.
     tracker.log_metrics({"best/val_loss": result.best_val_loss,
                          "best/epoch": float(result.best_epoch)}, step=result.epochs)  # fmt: skip
+    if result.rollouts:
+        chosen = next(r for r in result.rollouts if r["epoch"] == result.selected_epoch - 1)
+        tracker.log_metrics({"selection/epoch": float(result.selected_epoch),
+                             "selection/survival": chosen["survival"],
+                             "selection/normalized_distance": chosen["normalized_distance"],
+                             "selection/rank_correlation": result.rank_correlation},
+                            step=result.epochs)  # fmt: skip
+
+
+def _selection_record(config: TrainConfig, result: TrainResult) -> dict[str, Any] | None:
+    """How the saved weights were chosen by rollouts, and on which seeds (``pipeline
+    evaluate`` warns when its seeds overlap them)."""
+    if not result.rollouts:
+        return None
+    training = config.training
+    first = training.rollout_seed
+    return {"selected_epoch": result.selected_epoch, "rank_correlation": result.rank_correlation,
+            "seeds": [first, first + training.rollout_episodes - 1],
+            "rollouts": result.rollouts}  # fmt: skip

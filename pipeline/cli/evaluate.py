@@ -47,6 +47,8 @@ def run_evaluate_command(
         console.print(line)
     for line in video_lines(report):
         console.print(line)
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", markup=False)
     if request.out is not None:
         console.print(f"report and plots: {request.out}")
     if request.json_path is not None:

@@ -168,9 +168,12 @@ def run_train_command(
         bar = progress.add("train epochs", total=config.training.epochs)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            progress.update(bar, completed=epoch + 1,
-                            note=f"loss {metrics.get('train/loss', math.nan):.4f} "
-                                 f"val {metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
+            note = (f"loss {metrics.get('train/loss', math.nan):.4f} "
+                    f"val {metrics.get('val/loss', math.nan):.4f}")  # fmt: skip
+            if "rollout/survival" in metrics:
+                note += (f" rollouts: survival {100 * metrics['rollout/survival']:.0f}%, "
+                         f"distance {metrics['rollout/normalized_distance']:.2f}")  # fmt: skip
+            progress.update(bar, completed=epoch + 1, note=note)
 
         result = train(data, config, out, resume=resume, tracking_uri=uri, on_epoch=on_epoch)
     console.print(result_table(result))
@@ -201,12 +204,29 @@ def result_table(r: Any) -> Table:
         ("mean-action val loss (baseline)", f"{r.mean_action_val_loss:.4f}"),
         ("final train loss", f"{r.final_train_loss:.4f}"),
         ("best val loss (epoch)", f"{r.best_val_loss:.4f} ({r.best_epoch})"),
+        *_selection_rows(r),
         ("samples/s", f"{r.samples_per_s:.0f}"),
         ("wall s", f"{r.wall_s:.1f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _selection_rows(r: Any) -> list[tuple[str, str]]:
+    """Closed-loop selection's choice and how well validation loss agreed with it."""
+    if not r.rollouts:
+        return []
+    chosen = next(x for x in r.rollouts if x["epoch"] == r.selected_epoch - 1)
+    last = r.rollouts[-1]
+    return [
+        ("saved: best rollouts (epoch)",
+         f"survival {100 * chosen['survival']:.0f}%, distance "
+         f"{chosen['normalized_distance']:.2f} ({r.selected_epoch})"),
+        ("last epoch's rollouts",
+         f"survival {100 * last['survival']:.0f}%, distance {last['normalized_distance']:.2f}"),
+        ("rank corr. val loss / rollouts", f"{r.rank_correlation:+.2f} ({len(r.rollouts)} checks)"),
+    ]  # fmt: skip
 
 
 def run_overfit_command(

@@ -18,9 +18,9 @@ from pipeline.evaluate.run import (
     evaluate,
     expert_normalized_scores,
     learner_policy,
-    normalized,
     run_evaluation,
 )
+from pipeline.rollout.scores import normalized
 
 __all__ = [
     "EXPERT",

@@ -88,6 +88,8 @@ class EvaluateReport:
     """The policy's best validation loss (normalized units), from its training run."""
     training_run_id: str | None = None
     eval_run_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What makes the numbers less than they seem (seeds the policy was selected on)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +101,7 @@ class EvaluateReport:
             "filmed": [f.to_dict() for f in self.filmed],
             "plots": self.plots, "validation_loss": self.validation_loss,
             "training_run_id": self.training_run_id,
-            "eval_run_id": self.eval_run_id,
+            "eval_run_id": self.eval_run_id, "warnings": self.warnings,
         }  # fmt: skip
 
 

@@ -17,7 +17,6 @@ never call ``model.predict`` and need no TensorFlow.
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -28,7 +27,6 @@ import numpy as np
 
 import sim
 from pipeline.core.errors import PipelineError
-from pipeline.core.intervals import wilson_interval
 from pipeline.core.outputs import make_parent
 from pipeline.evaluate.request import (
     EXPERT,
@@ -47,6 +45,7 @@ from pipeline.rollout.policy_source import (
     is_mlflow_uri,
     resolve_policy_source,
 )
+from pipeline.rollout.scores import normalized_scores
 from pipeline.rollout.workers import EpisodeTask, run_episodes
 
 
@@ -100,6 +99,7 @@ def run_evaluation(
     )  # fmt: skip
     if request.compare_expert:
         report.scores = expert_normalized_scores(results)
+    report.warnings = selection_overlap(seeds, resolved.training.get("selection"))
     report.shown = shown_episode(results)
     if request.video is not None:
         from pipeline.evaluate.outputs import make_videos
@@ -110,38 +110,29 @@ def run_evaluation(
     return report
 
 
+def selection_overlap(seeds: list[int], selection: Any) -> list[str]:
+    """A warning when evaluation seeds are among those closed-loop selection chose the
+    policy on (``training.rollout_seed``): such episodes are not held out."""
+    if not isinstance(selection, dict) or not selection.get("seeds"):
+        return []
+    first, last = (int(s) for s in selection["seeds"])
+    shared = [s for s in seeds if first <= s <= last]
+    if not shared:
+        return []
+    return [f"{len(shared)} evaluation seed(s) ({shared[0]}-{shared[-1]}) are among the seeds "
+            f"this policy was selected on ({first}-{last}): those episodes are not held out; "
+            "choose another --seed"]  # fmt: skip
+
+
 def _validation_loss(resolved: ResolvedPolicy) -> float | None:
     value = resolved.training.get("best_val_loss")
     return float(value) if isinstance(value, int | float) else None
 
 
-def _mean(summary: dict[str, Any], key: str) -> float:
-    value = summary.get(key)
-    return float(value["mean"]) if isinstance(value, dict) else math.nan
-
-
-def normalized(learner: float, expert: float, random: float) -> float:
-    """``(learner - random) / (expert - random)``: 0 is random, 1 is the expert."""
-    span = expert - random
-    return (learner - random) / span if abs(span) > 1e-12 else math.nan
-
-
 def expert_normalized_scores(results: dict[str, list[EpisodeResult]]) -> dict[str, Any]:
-    """Expert-normalized return and distance; survival on the expert's surviving starts."""
-    summaries = {k: summarize(v) for k, v in results.items()}
-    scores: dict[str, Any] = {}
-    for key in ("return", "distance"):
-        values = [_mean(summaries[name], key) for name in (LEARNER, EXPERT, RANDOM)]
-        scores[f"normalized_{key}"] = normalized(*values)
-    expert_survived = {r.seed for r in results[EXPERT] if not r.fell}
-    on_those = [r for r in results[LEARNER] if r.seed in expert_survived]
-    survived = sum(not r.fell for r in on_those)
-    scores["expert_surviving_starts"] = len(on_those)
-    scores["survival_on_expert_surviving_starts"] = (
-        survived / len(on_those) if on_those else math.nan
-    )
-    scores["survival_on_expert_surviving_starts_ci95"] = wilson_interval(survived, len(on_those))
-    return scores
+    """Expert-normalized return and distance; survival on the expert's surviving starts
+    (``results`` keyed by learner, expert and random)."""
+    return normalized_scores(results[LEARNER], results[EXPERT], results[RANDOM])
 
 
 def evaluate(

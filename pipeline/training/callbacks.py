@@ -25,6 +25,15 @@ import tensorflow as tf
 STATE_FILE = "state.json"
 VARIABLES_FILE = "model_variables.npz"
 BEST_FILE = "best.weights.h5"
+
+
+def best_rollout_file(epoch: int) -> str:
+    """Weights of the best closed-loop epoch (0-based ``epoch``). Named by epoch, so a kill
+    between judging an epoch and saving its checkpoint leaves no file that the saved state
+    would misattribute."""
+    return f"best_rollout_e{epoch:04d}.weights.h5"
+
+
 OPTIMIZER_FILE = "optimizer.npz"
 
 
@@ -50,6 +59,10 @@ class TrainState:
     """Validation loss of the untrained model (kept so a resumed run still reports it)."""
     mean_action_val_loss: float = math.nan
     """Validation loss of predicting the training mean action."""
+    rollouts: list[dict[str, float]] = field(default_factory=list)
+    """Closed-loop scores of the judged epochs (``epoch``, ``val_loss`` and the judge's)."""
+    best_rollout_epoch: int = -1
+    """Epoch (0-based) of the best closed-loop score; -1: none judged."""
 
 
 def save_checkpoint(directory: Path, model: keras.Model, state: TrainState) -> None:
@@ -61,8 +74,9 @@ def save_checkpoint(directory: Path, model: keras.Model, state: TrainState) -> N
     # generator states, without which a resumed run drops different units.
     _save_variables(tmp / VARIABLES_FILE, model.variables)
     _save_variables(tmp / OPTIMIZER_FILE, model.optimizer.variables)
-    if (directory / BEST_FILE).exists():
-        shutil.copy2(directory / BEST_FILE, tmp / BEST_FILE)
+    for name in (BEST_FILE, best_rollout_file(state.best_rollout_epoch)):
+        if (directory / name).exists():
+            shutil.copy2(directory / name, tmp / name)
     (tmp / STATE_FILE).write_text(json.dumps(asdict(state)))
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -114,7 +128,8 @@ class CheckpointAndEarlyStopping(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         for key, value in logs.items():
-            self.state.history.setdefault(key, []).append(float(value))
+            if not key.startswith("rollout/"):  # only some epochs: kept in state.rollouts
+                self.state.history.setdefault(key, []).append(float(value))
         val = float(logs.get("val_loss", loss))
         self.state.epochs_done = epoch + 1
         if val < self.state.best_val_loss:

@@ -145,6 +145,18 @@ class TrainingConfig(StrictConfig):
     forces tf.distribute.MirroredStrategy over all visible devices, ``none`` one device."""
     grad_norm_batches: int = Field(4, ge=1)
     """Validation batches used to measure per-layer gradient norms each epoch."""
+    rollout_every: int | None = Field(None, ge=1)
+    """Closed-loop checkpoint selection: every this many epochs (and after the last) roll
+    the policy out in the simulation, and save the epoch with the best score (survival,
+    then expert-normalized distance) instead of the last or lowest-validation-loss one.
+    None: no rollouts during training."""
+    rollout_episodes: int = Field(10, ge=1)
+    """Episodes per closed-loop check (the expert and a random policy run them once)."""
+    rollout_seed: int = Field(900_000, ge=0)
+    """First seed of the checks' episodes (``rollout_seed + i``): apart from evaluation
+    seeds (``pipeline evaluate`` starts at 1000), so evaluation stays held out."""
+    rollout_workers: int = Field(2, ge=1)
+    """Worker processes running the checks' episodes."""
 
 
 class TrackingConfig(StrictConfig):

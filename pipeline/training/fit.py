@@ -5,7 +5,8 @@ It records the untrained model's validation loss and that of predicting the mean
 (the first sanity check of any fit), then runs ``model.fit`` with a checkpoint every
 epoch (resumable bit for bit), optional early stopping, per-layer gradient norms and
 per-epoch tracking, and stops at once with the last good checkpoint kept if the loss
-becomes NaN or infinite.
+becomes NaN or infinite. Given a judge (``training.selection``), it scores the policy in
+closed loop every ``plan.rollout_every`` epochs and ends with the best-scored weights.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FitPlan:
     """End with the weights of the best validation epoch instead of the last."""
     grad_norm_batches: int = 2
     """Validation batches the per-layer gradient norms are measured on."""
+    rollout_every: int | None = None
+    """Judge the policy every this many epochs and after the last (needs a judge)."""
 
 
 @dataclass
@@ -67,6 +70,13 @@ class FitOutcome:
     """Mean training throughput."""
     history: dict[str, list[float]] = field(default_factory=dict)
     """Per-epoch metrics."""
+    rollouts: list[dict[str, float]] = field(default_factory=list)
+    """Closed-loop scores of the judged epochs (0-based ``epoch``), if a judge ran."""
+    selected_epoch: int = 0
+    """Epoch whose weights the judge chose, counted from 1 (0: no judge)."""
+    rank_correlation: float = math.nan
+    """Spearman correlation of validation loss and closed-loop score over the judged
+    epochs (-1: the loss ranks checkpoints as the rollouts do)."""
 
 
 def restore_state(checkpoint: Path, model: Any) -> Any:
@@ -103,12 +113,16 @@ def fit(
     state: Any = None,
     tracker: Tracker | None = None,
     on_epoch: EpochCallback | None = None,
+    judge: Any = None,
+    score_key: Any = None,
 ) -> FitOutcome:
     """Fit ``built.train_model`` (compiled) on batches of ``(obs, normalized actions)``.
 
     ``state`` is a ``TrainState`` from :func:`restore_state` to resume; None starts fresh.
-    Afterwards ``built.policy`` holds the weights the outcome describes (the last epoch's,
-    or the best validation epoch's with ``plan.restore_best``).
+    Afterwards ``built.policy`` holds the weights the outcome describes: the last epoch's,
+    the best validation epoch's with ``plan.restore_best``, or, with a ``judge``
+    (:class:`~pipeline.training.selection.PolicyJudge`, scores ordered by ``score_key``)
+    and ``plan.rollout_every``, the best closed-loop epoch's.
     """
     from pipeline.training.callbacks import (
         BEST_FILE,
@@ -116,7 +130,9 @@ def fit(
         EpochReporter,
         GradientNorms,
         TrainState,
+        best_rollout_file,
     )
+    from pipeline.training.selection import ClosedLoopSelection, rank_correlation
 
     tracker = tracker if tracker is not None else NullTracker()
     state = state if state is not None else TrainState()
@@ -137,6 +153,11 @@ def fit(
         # good checkpoint and records where the loss diverged.
         CheckpointAndEarlyStopping(plan.checkpoint, state, plan.early_stopping_patience),
     ]
+    selection = None
+    if judge is not None and plan.rollout_every is not None:
+        selection = ClosedLoopSelection(judge, score_key, built.policy, plan.rollout_every,
+                                        plan.epochs, plan.checkpoint, state)  # fmt: skip
+        callbacks.insert(1, selection)  # before the reporter logs and the checkpoint saves
     if state.epochs_done < plan.epochs and not state.stopped_early:
         model.fit(
             train_data,
@@ -154,7 +175,11 @@ def fit(
             f"the last good checkpoint is kept in {plan.checkpoint} (lower "
             "optimizer.learning_rate or set optimizer.clipnorm)"
         )
-    if plan.restore_best and (plan.checkpoint / BEST_FILE).exists():
+    if selection is not None:
+        _judge_last_epoch(selection, state, tracker)
+    if selection is not None and state.best_rollout_epoch >= 0:
+        model.load_weights(plan.checkpoint / best_rollout_file(state.best_rollout_epoch))
+    elif plan.restore_best and (plan.checkpoint / BEST_FILE).exists():
         model.load_weights(plan.checkpoint / BEST_FILE)
     losses = state.history.get("loss") or [math.nan]
     rates = state.history.get("samples_per_s") or [math.nan]
@@ -168,4 +193,19 @@ def fit(
         stopped_early=state.stopped_early,
         samples_per_s=float(np.mean(rates)),
         history=state.history,
+        rollouts=list(state.rollouts),
+        selected_epoch=state.best_rollout_epoch + 1 if selection is not None else 0,
+        rank_correlation=(
+            rank_correlation(state.rollouts, score_key) if selection is not None else math.nan
+        ),
     )
+
+
+def _judge_last_epoch(selection: Any, state: Any, tracker: Tracker) -> None:
+    """Early stopping can end the fit between two judged epochs: judge the last one too."""
+    last = state.epochs_done - 1
+    if last < 0 or any(r["epoch"] == last for r in state.rollouts):
+        return
+    val_losses = state.history.get("val_loss") or state.history.get("loss") or [math.nan]
+    metrics = selection.judge_now(last, float(val_losses[-1]))
+    tracker.log_metrics(metrics, step=last)
