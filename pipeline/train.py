@@ -23,7 +23,13 @@ import numpy as np
 from datasets import Dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
-from pipeline.core.run_files import CHECKPOINT_DIR, CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
+from pipeline.core.run_files import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LAST_POLICY_DIR,
+    POLICY_DIR,
+    TRAINING_RUN_FILE,
+)
 from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolve_policy_source
 from pipeline.rollout.selection import ClosedLoopJudge, score_key
 from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
@@ -227,9 +233,26 @@ def _train_on(
                       tracker=tracker, on_epoch=on_epoch, judge=judge,
                       score_key=score_key)  # fmt: skip
         for key, value in asdict(outcome).items():
-            setattr(result, key, value)
+            if key != "last_weights":
+                setattr(result, key, value)
         _save_outputs(config, out, inputs.spec, built.policy, tracker, result)
+        if outcome.last_weights is not None:
+            _save_last_policy(config, out, inputs.spec, built.policy, outcome.last_weights)
     return result
+
+
+def _save_last_policy(
+    config: TrainConfig, out: Path, spec: PolicySpec, policy: Any, weights: list[Any]
+) -> None:
+    """``out/policy_last``: the last epoch's policy beside the selected one."""
+    from models import save_policy
+
+    selected = policy.get_weights()
+    policy.set_weights(weights)
+    try:
+        save_policy(out / LAST_POLICY_DIR, policy, spec, config_to_dict(config), overwrite=True)
+    finally:
+        policy.set_weights(selected)
 
 
 def _closed_loop_judge(config: TrainConfig, inputs: TrainingInputs) -> ClosedLoopJudge | None:

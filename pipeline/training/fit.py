@@ -77,6 +77,8 @@ class FitOutcome:
     rank_correlation: float = math.nan
     """Spearman correlation of validation loss and closed-loop score over the judged
     epochs (-1: the loss ranks checkpoints as the rollouts do)."""
+    last_weights: list[Any] | None = None
+    """The last epoch's policy weights when the judge chose another epoch's."""
 
 
 def restore_state(checkpoint: Path, model: Any) -> Any:
@@ -177,6 +179,9 @@ def fit(
         )
     if selection is not None:
         _judge_last_epoch(selection, state, tracker)
+    last_weights = None
+    if selection is not None and 0 <= state.best_rollout_epoch < state.epochs_done - 1:
+        last_weights = built.policy.get_weights()
     if selection is not None and state.best_rollout_epoch >= 0:
         model.load_weights(plan.checkpoint / best_rollout_file(state.best_rollout_epoch))
     elif plan.restore_best and (plan.checkpoint / BEST_FILE).exists():
@@ -198,6 +203,7 @@ def fit(
         rank_correlation=(
             rank_correlation(state.rollouts, score_key) if selection is not None else math.nan
         ),
+        last_weights=last_weights,
     )
 
 
