@@ -26,9 +26,9 @@ from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
-    LAST_POLICY_DIR,
     POLICY_DIR,
     TRAINING_RUN_FILE,
+    UNSELECTED_POLICY_DIR,
 )
 from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolve_policy_source
 from pipeline.rollout.selection import ClosedLoopJudge, score_key
@@ -233,24 +233,28 @@ def _train_on(
                       tracker=tracker, on_epoch=on_epoch, judge=judge,
                       score_key=score_key)  # fmt: skip
         for key, value in asdict(outcome).items():
-            if key != "last_weights":
+            if key != "unselected_weights":
                 setattr(result, key, value)
         _save_outputs(config, out, inputs.spec, built.policy, tracker, result)
-        if outcome.last_weights is not None:
-            _save_last_policy(config, out, inputs.spec, built.policy, outcome.last_weights)
+        if outcome.unselected_weights is not None:
+            _save_unselected_policy(config, out, inputs.spec, built.policy,
+                                    outcome.unselected_weights)  # fmt: skip
     return result
 
 
-def _save_last_policy(
+def _save_unselected_policy(
     config: TrainConfig, out: Path, spec: PolicySpec, policy: Any, weights: list[Any]
 ) -> None:
-    """``out/policy_last``: the last epoch's policy beside the selected one."""
+    """``out/policy_without_selection``: what the run would have saved without closed-loop
+    selection, beside the selected policy."""
     from models import save_policy
 
     selected = policy.get_weights()
     policy.set_weights(weights)
     try:
-        save_policy(out / LAST_POLICY_DIR, policy, spec, config_to_dict(config), overwrite=True)
+        save_policy(
+            out / UNSELECTED_POLICY_DIR, policy, spec, config_to_dict(config), overwrite=True
+        )
     finally:
         policy.set_weights(selected)
 

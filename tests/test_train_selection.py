@@ -46,8 +46,8 @@ def test_rollouts_run_on_schedule_and_the_best_epoch_is_saved(selected):
     again = judge(loaded.model)
     assert again["survival"] == best["survival"]
     assert again["distance"] == pytest.approx(best["distance"], rel=1e-9)
-    # The last epoch's policy is kept beside it when another epoch won.
-    last = out / "policy_last"
+    # What the run would have saved without selection (the last epoch) is kept beside it.
+    last = out / "policy_without_selection"
     assert last.is_dir() == (result.selected_epoch != 6)
     if last.is_dir():
         rolled = judge(load_policy(last).model)
@@ -89,9 +89,9 @@ def test_fit_keeps_the_best_judged_weights_not_the_last(run_data, tmp_path):
     for kept, judged in zip(final, seen[1], strict=True):
         np.testing.assert_array_equal(kept, judged)
     assert not all(np.array_equal(a, b) for a, b in zip(final, seen[2], strict=True))
-    # The last epoch's weights come back too (``train`` saves them as policy_last).
-    assert outcome.last_weights is not None
-    for last, judged in zip(outcome.last_weights, seen[2], strict=True):
+    # The last epoch's weights (no restore_best) come back too, for policy_without_selection.
+    assert outcome.unselected_weights is not None
+    for last, judged in zip(outcome.unselected_weights, seen[2], strict=True):
         np.testing.assert_array_equal(last, judged)
 
 

@@ -11,6 +11,7 @@ POLICY_DIR = "policy"
 """The saved policy (``models.save_policy``): reloads alone."""
 TRAINING_RUN_FILE = "training_run.json"
 """What the run produced: epochs, losses, MLflow ids, dataset digest."""
-LAST_POLICY_DIR = "policy_last"
-"""With closed-loop selection choosing an earlier epoch: the last epoch's policy, to compare
-(``pipeline compare --policy RUN/policy --policy RUN/policy_last``)."""
+UNSELECTED_POLICY_DIR = "policy_without_selection"
+"""When closed-loop selection chose other weights: the policy the run would have saved
+without it (last epoch, or best validation epoch with ``training.restore_best``), to compare
+(``pipeline compare --policy RUN/policy --policy RUN/policy_without_selection``)."""

@@ -77,8 +77,9 @@ class FitOutcome:
     rank_correlation: float = math.nan
     """Spearman correlation of validation loss and closed-loop score over the judged
     epochs (-1: the loss ranks checkpoints as the rollouts do)."""
-    last_weights: list[Any] | None = None
-    """The last epoch's policy weights when the judge chose another epoch's."""
+    unselected_weights: list[Any] | None = None
+    """The weights the fit would have ended with without the judge (the last epoch's, or
+    the best validation epoch's with ``restore_best``), when the judge chose others."""
 
 
 def restore_state(checkpoint: Path, model: Any) -> Any:
@@ -179,13 +180,15 @@ def fit(
         )
     if selection is not None:
         _judge_last_epoch(selection, state, tracker)
-    last_weights = None
-    if selection is not None and 0 <= state.best_rollout_epoch < state.epochs_done - 1:
-        last_weights = built.policy.get_weights()
-    if selection is not None and state.best_rollout_epoch >= 0:
-        model.load_weights(plan.checkpoint / best_rollout_file(state.best_rollout_epoch))
-    elif plan.restore_best and (plan.checkpoint / BEST_FILE).exists():
+    restore = plan.restore_best and (plan.checkpoint / BEST_FILE).exists()
+    if restore:
         model.load_weights(plan.checkpoint / BEST_FILE)
+    unselected = None
+    if selection is not None and state.best_rollout_epoch >= 0:
+        plain_epoch = state.best_epoch if restore else state.epochs_done - 1
+        if plain_epoch != state.best_rollout_epoch:
+            unselected = built.policy.get_weights()
+        model.load_weights(plan.checkpoint / best_rollout_file(state.best_rollout_epoch))
     losses = state.history.get("loss") or [math.nan]
     rates = state.history.get("samples_per_s") or [math.nan]
     return FitOutcome(
@@ -203,7 +206,7 @@ def fit(
         rank_correlation=(
             rank_correlation(state.rollouts, score_key) if selection is not None else math.nan
         ),
-        last_weights=last_weights,
+        unselected_weights=unselected,
     )
 
 
