@@ -4,7 +4,7 @@
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
         [--beta-decay 0.5] [--max-labels L] [--eval-episodes 40] [--eval-seed 1000]
         [--final-episodes 0] [--final-seed 2000] [--train-override KEY=VALUE ...] [--no-bc]
-        [--quick] [--results F]
+        [--keep-policies DIR] [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -110,6 +111,8 @@ def main() -> int:
     parser.add_argument("--final-seed", type=int, default=2000)
     parser.add_argument("--train-override", action="append", default=[])
     parser.add_argument("--no-bc", action="store_true", help="DAgger only")
+    parser.add_argument("--keep-policies", type=Path, default=None,
+                        help="copy the final policies to DIR/<task>-seedS-{dagger,bc}")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 demos, 1 iteration")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -161,6 +164,12 @@ def main() -> int:
                     entry["bc_final"] = closed_loop(work / "bc", args.final_episodes,
                                                     args.final_seed)  # fmt: skip
             report["seeds"][seed] = entry
+            if args.keep_policies is not None:
+                kept = {"dagger": Path(result.policy_dir), "bc": work / "bc" / "policy"}
+                for method, policy in kept.items():
+                    if policy.is_dir():
+                        target = args.keep_policies / f"{args.task}-seed{seed}-{method}"
+                        shutil.copytree(policy, target / "policy", dirs_exist_ok=True)
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
             print(f"seed {seed}: done", flush=True)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_selection.py [--recipes NAME,...] [--seeds 0,1,2,3,4]
         [--rollout-every 5] [--rollout-episodes 10] [--episodes 100] [--eval-seed 2000]
-        [--quick] [--results F]
+        [--keep-policies DIR] [--quick] [--results F]
 
 On the quickstart's 100 DART-0.005 walk demonstrations, each recipe (``bench_recipes.py``'s
 names) is trained with every training seed once, with ``training.rollout_every`` on: the run
@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,11 @@ def closed_loop(policy: Path, episodes: int, eval_seed: int, base: dict) -> dict
     }  # fmt: skip
 
 
+def recipe_slug(recipe: list[str]) -> str:
+    name = next(k for k, v in RECIPES.items() if v == recipe[: len(v)])
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+
+
 def run_one(recipe: list[str], data: Path, seed: int, args: argparse.Namespace, base: dict,
             tmp: Path) -> dict:  # fmt: skip
     out = tmp / f"run-{seed}-{time.monotonic_ns()}"
@@ -74,6 +80,11 @@ def run_one(recipe: list[str], data: Path, seed: int, args: argparse.Namespace, 
         if last_dir.is_dir()
         else selected
     )
+    if args.keep_policies is not None:
+        target = args.keep_policies / f"{recipe_slug(recipe)}-seed{seed}"
+        for name in ("policy", "policy_without_selection"):
+            if (out / name).is_dir():
+                shutil.copytree(out / name, target / name, dirs_exist_ok=True)
     return {
         "seed": seed, "train_s": train_s, "epochs": trained["epochs"],
         "selected_epoch": trained["selected_epoch"],
@@ -92,6 +103,8 @@ def main() -> int:
     parser.add_argument("--eval-seed", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="2 epochs, 2 episodes, 1 seed")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--keep-policies", type=Path, default=None,
+                        help="copy each run's policies to DIR/<recipe>-seedS/")  # fmt: skip
     args = parser.parse_args()
     names = args.recipes.split(",")
     extra: list[str] = []

@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from sim.camera import FollowCamera
 from sim.mirror import MirrorSpec, mirror_spec
+from sim.push import Push, PushPlan
 from sim.run_robot import (
     ACT_DIM,
     CONTROL_DT,
@@ -33,6 +34,12 @@ STALL_TORQUE_COST = 4.25 * -0.1
 JOINTS_AT_LIMIT_COST = -0.1
 JOINT_NOISE = 0.1
 """Half-width (radians) of the uniform noise added to every joint at reset."""
+
+
+PUSH_EARLIEST_S = 2.0
+PUSH_WINDOW_S = 1.0
+"""A push without a time comes between 2 and 3 s after reset (the run's stride is
+shorter than a second)."""
 
 
 class HumanoidRunEnv(gym.Env):
@@ -111,12 +118,15 @@ class HumanoidRunEnv(gym.Env):
 
     ```python
     gym.make("sim/HumanoidRun-v0", render_mode=None, max_steps=1000,
-             render_width=320, render_height=240)
+             render_width=320, render_height=240, push=None)
     ```
 
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a camera following the torso).
     - ``max_steps``: steps until truncation.
     - ``render_width``, ``render_height``: frame size in pixels.
+    - ``push``: ``{"impulse": N*s, "time": s or None}``, a lateral push on the torso in
+      every episode (:mod:`sim.push`); without a time, at a random moment between 2 and
+      3 s after reset.
 
     ## Version History
 
@@ -136,6 +146,7 @@ class HumanoidRunEnv(gym.Env):
         max_steps: int = 1000,
         render_width: int = 320,
         render_height: int = 240,
+        push: dict[str, Any] | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -158,6 +169,9 @@ class HumanoidRunEnv(gym.Env):
         self._steps = 0
         self._potential = 0.0
         self._start_x = 0.0
+        self._push_plan = PushPlan.from_arg(push)
+        self._push: Push | None = None
+        self._pushed = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -169,7 +183,12 @@ class HumanoidRunEnv(gym.Env):
         self._potential = self._potential_of(reading)
         self._start_x = reading.torso_xyz[0]
         self._steps = 0
-        return reading.observation, {"distance": 0.0, "fell": False, "sim_time": 0.0}
+        self._pushed = False
+        info: dict[str, Any] = {"distance": 0.0, "fell": False, "sim_time": 0.0}
+        if self._push_plan is not None:  # drawn last: the start is the unpushed one
+            self._push = self._push_plan.draw(self.np_random, PUSH_EARLIEST_S, PUSH_WINDOW_S)
+            info.update(self._push.info(pushed=False))
+        return reading.observation, info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = np.asarray(action)
@@ -181,6 +200,12 @@ class HumanoidRunEnv(gym.Env):
             raise ValueError(f"action must be finite, got {a}")
         robot = self._robot
         robot.apply_action(a)
+        push = self._push
+        if push is not None and not self._pushed and self._steps * CONTROL_DT >= push.time:
+            # Runs along +x with z up: the left is +y. One stepSimulation call is the
+            # whole control step (its substeps keep the force).
+            robot.push_torso(push.force((0.0, 1.0, 0.0), CONTROL_DT))
+            self._pushed = True
         robot.step_physics()
         reading = robot.read()
         # Contacts are read after the observation, so the observation lags one step.
@@ -212,6 +237,8 @@ class HumanoidRunEnv(gym.Env):
             "fell": fell,
             "sim_time": self._steps * CONTROL_DT,
         }
+        if push is not None:
+            info.update(push.info(self._pushed))
         truncated = self._steps >= self.max_steps
         return obs, float(reward), terminated, truncated, info
 

@@ -13,6 +13,7 @@ from sim.assets import pybullet_data_path
 from sim.camera import FollowCamera, paint_links
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.mocap import ACTION_DIM, WALK_CLIP, MotionClip, action_to_targets
+from sim.push import Push, PushPlan
 from sim.walk_character import (
     TICK,
     WalkCharacter,
@@ -59,6 +60,11 @@ ACTION_SCALE = np.array([
     0.159235668789, 1, 1, 1, 0.079617834394, 1, 1, 1, 0.159235668789, 0.120772946859, 1, 1,
     1, 0.159235668789, 0.159235668789, 1, 1, 1, 0.107758620689, 1, 1, 1, 0.159235668789,
 ])  # fmt: skip
+
+
+PUSH_EARLIEST_S = 3.0
+"""A push without a time comes within one gait cycle from here: after the start-up
+transients (the expert's falls from bad start phases come at 1.7-2.2 s)."""
 
 
 class HumanoidWalkEnv(gym.Env):
@@ -132,7 +138,7 @@ class HumanoidWalkEnv(gym.Env):
 
     ```python
     gym.make("sim/HumanoidWalk-v0", render_mode=None, start_phase=0.0,
-             episode_seconds=20.0, render_width=320, render_height=240)
+             episode_seconds=20.0, render_width=320, render_height=240, push=None)
     ```
 
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a camera following the root, from the
@@ -140,6 +146,9 @@ class HumanoidWalkEnv(gym.Env):
     - ``start_phase``: clip phase in [0, 1) to start from, or ``"random"``.
     - ``episode_seconds``: simulated seconds until truncation.
     - ``render_width``, ``render_height``: frame size in pixels.
+    - ``push``: ``{"impulse": N*s, "time": s or None}``, a lateral push on the chest in
+      every episode (:mod:`sim.push`); without a time, at a random moment of the gait
+      cycle that starts 3 s after reset.
 
     ## Version History
 
@@ -160,6 +169,7 @@ class HumanoidWalkEnv(gym.Env):
         episode_seconds: float = 20.0,
         render_width: int = 320,
         render_height: int = 240,
+        push: dict[str, Any] | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -197,6 +207,9 @@ class HumanoidWalkEnv(gym.Env):
         self._ticks = 0
         self._start_root = (0.0, 0.0, 0.0)
         self._forward = tuple(self.clip.walking_direction.tolist())
+        self._push_plan = PushPlan.from_arg(push)
+        self._push: Push | None = None
+        self._pushed = False
 
     @staticmethod
     def _check_phase(phase: Any) -> None:
@@ -226,6 +239,10 @@ class HumanoidWalkEnv(gym.Env):
         self._ticks = 0
         self._character.reset(self.clip.pose_at(self._clock))
         self._start_root = self._character.root_position()
+        self._pushed = False
+        if self._push_plan is not None:  # drawn last: the start is the unpushed one
+            self._push = self._push_plan.draw(self.np_random, PUSH_EARLIEST_S,
+                                              self.clip.cycle_time)  # fmt: skip
         obs, terms = self._observe()
         return obs, self._info(terms, fell=False)
 
@@ -243,6 +260,8 @@ class HumanoidWalkEnv(gym.Env):
         next_action_at = self._clock + CONTROL_PERIOD
         fell = False
         while True:
+            if self._push is not None and not self._pushed:
+                self._maybe_push()
             character.step(targets)
             self._clock += TICK
             self._ticks += 1
@@ -286,14 +305,27 @@ class HumanoidWalkEnv(gym.Env):
         obs = observation(reading, self.clip.phase(self._clock)).astype(np.float32)
         return obs, terms
 
+    def _maybe_push(self) -> None:
+        """Apply the requested push (:mod:`sim.push`) on this tick if its time has come."""
+        assert self._push is not None
+        if self._ticks / TICKS_PER_SECOND < self._push.time:
+            return
+        forward_x, _, forward_z = self._forward
+        left = (forward_z, 0.0, -forward_x)  # y up: up x forward
+        self._character.push_chest(self._push.force(left, TICK))
+        self._pushed = True
+
     def _info(self, terms: RewardTerms, fell: bool) -> dict[str, Any]:
         x, _, z = self._character.root_position()
         x0, _, z0 = self._start_root
         forward_x, _, forward_z = self._forward
-        return {
+        info = {
             **terms.as_info(),
             "distance": (x - x0) * forward_x + (z - z0) * forward_z,
             "fell": fell,
             "sim_time": self._ticks / TICKS_PER_SECOND,
             "phase": self.clip.phase(self._clock),
         }
+        if self._push is not None:
+            info.update(self._push.info(self._pushed))
+        return info

@@ -211,6 +211,11 @@ class RunRobot:
             physicsClientId=self.client,
         )
 
+    def push_torso(self, force: list[float]) -> None:
+        """Apply a world-frame force at the torso's centre of mass for the next step."""
+        xyz, _ = p.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
+        p.applyExternalForce(self.body, -1, force, xyz, p.WORLD_FRAME, physicsClientId=self.client)
+
     def step_physics(self) -> None:
         """Advance one control step (SUBSTEPS physics steps in one call)."""
         p.stepSimulation(physicsClientId=self.client)

@@ -47,6 +47,8 @@ OBS_DIM = 2 + NUM_LINKS * 7 + NUM_LINKS * 6
 KP = (1000, 100, 500, 500, 400, 400, 300, 500, 500, 400, 400, 300)
 KD = (100, 10, 50, 50, 40, 40, 30, 50, 50, 40, 40, 30)
 MAX_FORCE = (200, 50, 200, 150, 90, 100, 60, 200, 150, 90, 100, 60)
+CHEST_LINK = 1
+"""Link index of the chest (the torso a push hits); 0 is the root."""
 FALL_LINKS = frozenset((0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14))
 """Links that end the episode when they touch the floor (all but the feet 5 and 11)."""
 END_EFFECTORS = (5, 8, 11, 14)
@@ -265,6 +267,12 @@ class WalkCharacter:
             self.body, JOINT_LINKS, targetPositions=targets, **self._pd_args
         )
         p.stepSimulation(physicsClientId=self.client)
+
+    def push_chest(self, force: list[float]) -> None:
+        """Apply a world-frame force at the chest's centre of mass for the next tick."""
+        state = p.getLinkState(self.body, CHEST_LINK, physicsClientId=self.client)
+        p.applyExternalForce(self.body, CHEST_LINK, force, state[0], p.WORLD_FRAME,
+                             physicsClientId=self.client)  # fmt: skip
 
     def fell(self) -> bool:
         """Whether a link other than a foot touches the floor."""

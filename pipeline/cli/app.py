@@ -59,11 +59,14 @@ app.command(name="envs")(envs.envs_command)
 
 def _report(exc: Exception) -> int:
     """Print a known error as one line and return its exit code; re-raise anything else."""
+    from rich.markup import escape
+
     from datasets import DatasetError
     from sim import SimError
 
     if isinstance(exc, PipelineError | SimError | DatasetError):
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # Escaped: a message may hold brackets (paths, "IMPULSE[@TIME]") rich would eat.
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     # Typer vendors its own copy of click in recent releases, so click's exception classes
     # are recognised by their interface rather than by import.
@@ -79,7 +82,9 @@ def _report(exc: Exception) -> int:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         console.print(
-            f"[red]error:[/red] {exc.format_message()}{hint}", highlight=False, soft_wrap=True
+            f"[red]error:[/red] {escape(exc.format_message() + hint)}",
+            highlight=False,
+            soft_wrap=True,
         )
         return int(exc.exit_code)
     raise exc

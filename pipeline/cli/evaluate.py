@@ -83,6 +83,15 @@ def evaluate_command(
     compare_expert: Annotated[
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
     ] = False,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IMPULSE[@TIME]",
+            help="Push every episode sideways on the torso: IMPULSE N*s at TIME s, or "
+            "without TIME at a random moment of the gait; the side is random. Both come from "
+            "the episode's seed, so every policy gets the same push.",
+        ),
+    ] = None,
     video: Annotated[
         Path | None,
         typer.Option(
@@ -107,7 +116,7 @@ def evaluate_command(
     request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
                               workers=workers, start_phase=start_phase,
                               episode_seconds=episode_seconds, compare_expert=compare_expert,
-                              video=video, out=out, json_path=json_out,
+                              push=push, video=video, out=out, json_path=json_out,
                               overwrite=overwrite)  # fmt: skip
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)

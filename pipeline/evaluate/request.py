@@ -20,6 +20,7 @@ from pipeline.rollout.options import (
     check_episode_options,
     check_episode_seconds,
     env_kwargs,
+    parse_push,
     parse_start_phase,
 )
 from pipeline.rollout.policy_source import (
@@ -52,6 +53,10 @@ class EvaluateRequest:
     """Walk only: episode time limit in simulated seconds."""
     compare_expert: bool = False
     """Also run the expert and a random policy on the same seeds."""
+    push: str | None = None
+    """``IMPULSE[@TIME]``: push every episode sideways on the torso with IMPULSE N*s at
+    TIME seconds, or without TIME at a random moment of the gait (the side is random too;
+    both drawn from the episode's seed, so every policy gets the same push)."""
     video: Path | None = None
     """Video (.mp4/.gif) of the learner on the first seed the expert (with compare_expert,
     else the learner) survives; with compare_expert also ``<stem>_vs_expert<suffix>``:
@@ -117,8 +122,10 @@ def check_request(request: EvaluateRequest) -> None:
     # The env is the policy's unless --env names one; a local policy's spec says which.
     env_id = request.env_id or local_policy_env(request.policy)
     if env_id is not None:
-        env_kwargs(env_id, request.start_phase, request.episode_seconds)
+        env_kwargs(env_id, request.start_phase, request.episode_seconds, request.push)
     else:  # an MLflow policy: the walk-only rule is checked once it is downloaded
+        if request.push is not None:
+            parse_push(request.push)
         if request.start_phase is not None:
             parse_start_phase(request.start_phase)
         if request.episode_seconds is not None:
@@ -152,7 +159,7 @@ def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> EvalEnv:
     start_phase = request.start_phase
     if start_phase is None and env_id == WALK_ENV:
         start_phase = "random"
-    kwargs = env_kwargs(env_id, start_phase, request.episode_seconds)
+    kwargs = env_kwargs(env_id, start_phase, request.episode_seconds, request.push)
     env = gym.make(env_id)
     try:
         obs_shape, space = env.observation_space.shape, env.action_space

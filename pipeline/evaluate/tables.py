@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pipeline.evaluate.request import LEARNER, EvaluateReport
 from pipeline.rollout.filming import first_fall, no_fall_line
+from pipeline.rollout.options import describe_push
 
 
 def video_lines(report: EvaluateReport) -> list[str]:
@@ -55,6 +56,9 @@ def results_table(report: EvaluateReport) -> Table:
 def summary_lines(report: EvaluateReport) -> list[str]:
     """Expert-normalized scores, survival on the expert's starts, compounding error."""
     lines = []
+    push = report.env_kwargs.get("push")
+    if push:
+        lines.append(f"pushed: {describe_push(push)}")
     scores = report.scores
     if scores:
         lines.append(

@@ -32,10 +32,39 @@ def parse_start_phase(value: str) -> float | str:
     return phase
 
 
+def parse_push(value: str) -> dict[str, float | None]:
+    """``IMPULSE[@TIME]`` (N*s, seconds) as the environments' ``push`` argument
+    (:mod:`sim.push`); without a time, a random moment of the gait."""
+    impulse_text, _, time_text = value.partition("@")
+    try:
+        impulse = float(impulse_text)
+        time = float(time_text) if time_text else None
+    except ValueError:
+        raise PipelineError(
+            f"--push {value}: not IMPULSE[@TIME] (N*s and seconds, e.g. 5 or 5@3.2)"
+        ) from None
+    if not (math.isfinite(impulse) and impulse >= 0):
+        raise PipelineError(f"--push {value}: the impulse must be a number >= 0 (N*s)")
+    if time is not None and not (math.isfinite(time) and time >= 0):
+        raise PipelineError(f"--push {value}: the time must be a number >= 0 (seconds)")
+    return {"impulse": impulse, "time": time}
+
+
+def describe_push(push: dict[str, Any]) -> str:
+    """One line saying how every episode was pushed."""
+    when = (f"at {push['time']:g} s" if push.get("time") is not None
+            else "at a random moment of the gait")  # fmt: skip
+    return f"{push['impulse']:g} N*s lateral push on the torso {when}, random side, every episode"
+
+
 def env_kwargs(
-    env_id: str, start_phase: str | None = None, episode_seconds: float | None = None
+    env_id: str,
+    start_phase: str | None = None,
+    episode_seconds: float | None = None,
+    push: str | None = None,
 ) -> dict[str, Any]:
-    """Validated constructor arguments for ``env_id`` (rendering on, walk options checked)."""
+    """Validated constructor arguments for ``env_id`` (rendering on, walk options checked,
+    ``push`` parsed)."""
     if env_id not in sim.ENV_IDS:
         choices = ", ".join(sim.ENV_IDS)
         raise PipelineError(f"--env: unknown environment '{env_id}' (one of {choices})")
@@ -48,6 +77,8 @@ def env_kwargs(
         kwargs["start_phase"] = parse_start_phase(start_phase)
     if episode_seconds is not None:
         kwargs["episode_seconds"] = check_episode_seconds(episode_seconds)
+    if push is not None:
+        kwargs["push"] = parse_push(push)
     return kwargs
 
 
