@@ -27,7 +27,7 @@ from pipeline.evaluate import (
     run_evaluation,
 )
 from pipeline.rollout.episodes import EpisodeResult, summarize
-from pipeline.rollout.options import check_episode_options
+from pipeline.rollout.options import check_episode_options, parse_push
 from pipeline.rollout.policy_source import (
     is_mlflow_uri,
     local_policy_env,
@@ -50,6 +50,8 @@ class CompareRequest:
     workers: int = 2
     json_path: Path | None = None
     overwrite: bool = False
+    push: str | None = None
+    """``IMPULSE[@TIME]``: push every episode of every policy alike (``evaluate --push``)."""
 
 
 @dataclass
@@ -62,6 +64,8 @@ class CompareReport:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     expert: dict[str, Any] = field(default_factory=dict)
     random: dict[str, Any] = field(default_factory=dict)
+    push: dict[str, Any] | None = None
+    """How every episode was pushed (``--push``), if it was."""
 
 
 def parse_groups(specs: list[str], policies: list[str]) -> dict[str, list[str]]:
@@ -93,6 +97,8 @@ def check_request(request: CompareRequest) -> str | None:
                           request.overwrite)  # fmt: skip
     if request.json_path is not None:
         check_output_path(request.json_path, "--json", (".json",), overwrite=request.overwrite)
+    if request.push is not None:
+        parse_push(request.push)
     envs: dict[str, str] = {}
     for name, sources in request.groups.items():
         for source in sources:
@@ -127,13 +133,15 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
                 )
             evaluation = run_evaluation(EvaluateRequest(
                 policy=source, episodes=request.episodes, seed=request.seed,
-                workers=request.workers, compare_expert=not baselines), resolved)  # fmt: skip
+                workers=request.workers, compare_expert=not baselines, push=request.push),
+                resolved)  # fmt: skip
             if not baselines:
                 baselines = {EXPERT: evaluation.results[EXPERT],
                              RANDOM: evaluation.results[RANDOM]}  # fmt: skip
                 report = CompareReport(env_id=evaluation.env_id, seeds=evaluation.seeds,
                                        expert=summarize(baselines[EXPERT]),
-                                       random=summarize(baselines[RANDOM]))  # fmt: skip
+                                       random=summarize(baselines[RANDOM]),
+                                       push=evaluation.env_kwargs.get("push"))  # fmt: skip
             assert report is not None
             learner = evaluation.results[LEARNER]
             scores = expert_normalized_scores({LEARNER: learner, **baselines})

@@ -71,6 +71,7 @@ def test_groups_share_seeds_and_get_means_with_intervals(runs, tmp_path, capsys)
         ),
         (["--policy", "{runs}/runs/bc-s0", "--episodes", "0"], "--episodes: must be >= 1"),
         (["--group", "x={runs}/walk.h5"], "is not a policy or run directory"),
+        (["--policy", "{runs}/runs/bc-s0", "--push", "-1"], "--push -1: the impulse must be"),
     ],
 )
 def test_bad_compare_input_is_one_line(runs, capsys, args, message):
@@ -90,3 +91,21 @@ def test_tracked_compare_logs_group_metrics(runs, tmp_path, capsys):
     run_id = stdout.split("mlflow run: ")[1].split()[0]
     metrics = MlflowClient(uri).get_run(run_id).data.metrics
     assert "compare/bc/survival" in metrics and "compare/bc/normalized_distance" in metrics
+
+
+def test_pushed_compare_pushes_every_policy_and_the_expert_alike(runs, tmp_path, capsys):
+    """With --push the expert falls where it did not: the same pushes reach it too."""
+    base = ["compare", "--policy", str(runs / "runs" / "bc-s0"), "--episodes", "2",
+            "--workers", "1", "--no-track"]  # fmt: skip
+    reports = {}
+    for push in (None, "80@0.5"):
+        json_path = tmp_path / f"{push}.json"
+        extra = ["--push", push] if push else []
+        code, stdout, err = cli(capsys, *base, *extra, "--json", str(json_path))
+        assert code == 0, err
+        reports[push] = json.loads(json_path.read_text())
+    assert reports[None]["push"] is None
+    assert reports["80@0.5"]["push"] == {"impulse": 80.0, "time": 0.5}
+    assert "pushed: 80 N*s lateral push on the torso at 0.5 s" in stdout
+    assert reports[None]["expert"]["survival_rate"] == 1.0
+    assert reports["80@0.5"]["expert"]["survival_rate"] == 0.0

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import Overwrite, Push, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
@@ -71,6 +71,7 @@ def run_compare_command(
     """Check, compare, print the table; plot, JSON and MLflow where asked."""
     from pipeline.compare import check_request, compare
     from pipeline.reports.compare_plots import plot_groups
+    from pipeline.rollout.options import describe_push
     from pipeline.tracking import open_tracker, run_name
 
     check_request(request)
@@ -80,6 +81,8 @@ def run_compare_command(
             raise PipelineError(f"--out {out}: already holds {REPORT_FILE} (use --overwrite)")
     report = compare(request, lookup_uri or tracking_uri)
     console.print(compare_table(report))
+    if report.push:
+        console.print(f"pushed: {describe_push(report.push)}")
     payload = {"command": "compare", "groups_given": request.groups, **asdict(report)}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -120,6 +123,7 @@ def compare_command(
     episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    push: Push = None,
     out: Annotated[
         Path | None, typer.Option(help="Directory for compare.json and compare.png.")
     ] = None,
@@ -137,7 +141,7 @@ def compare_command(
 
     request = CompareRequest(groups=parse_groups(group or [], policy or []), episodes=episodes,
                              seed=seed, workers=workers, json_path=json_out,
-                             overwrite=overwrite)  # fmt: skip
+                             overwrite=overwrite, push=push)  # fmt: skip
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)
     run_compare_command(request, out, uri, make_console(), lookup_uri=tracking_uri)

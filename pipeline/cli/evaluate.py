@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import Overwrite, Push, TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 
 if TYPE_CHECKING:
@@ -83,15 +83,7 @@ def evaluate_command(
     compare_expert: Annotated[
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
     ] = False,
-    push: Annotated[
-        str | None,
-        typer.Option(
-            metavar="IMPULSE[@TIME]",
-            help="Push every episode sideways on the torso: IMPULSE N*s at TIME s, or "
-            "without TIME at a random moment of the gait; the side is random. Both come from "
-            "the episode's seed, so every policy gets the same push.",
-        ),
-    ] = None,
+    push: Push = None,
     video: Annotated[
         Path | None,
         typer.Option(

@@ -16,6 +16,18 @@ Overwrite = Annotated[bool, typer.Option(help="Replace existing output files (re
 """The ``--overwrite`` option of every command that writes files."""
 
 
+Push = Annotated[
+    str | None,
+    typer.Option(
+        metavar="IMPULSE[@TIME]",
+        help="Push every episode sideways on the torso: IMPULSE N*s at TIME s, or without "
+        "TIME at a random moment of the gait; the side is random. Both come from the "
+        "episode's seed, so every policy gets the same push.",
+    ),
+]
+"""The ``--push`` option of the commands that evaluate policies."""
+
+
 def from_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the option ``name`` was given rather than left at its default."""
     source = ctx.get_parameter_source(name)
