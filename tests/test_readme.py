@@ -34,6 +34,7 @@ SCALE = [
     (r"--eval-episodes \d+", "--eval-episodes 2"),
     (r"--episodes-per-iteration \d+", "--episodes-per-iteration 1"),
     (r"--workers \d+", "--workers 1"),
+    (r"training.rollout_episodes=\d+", "training.rollout_episodes=2"),
 ]
 WALK_SECONDS = "--episode-seconds 1"
 """Walk rollouts, recordings and evaluations run 1 simulated second instead of 20."""
