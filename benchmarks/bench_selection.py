@@ -55,13 +55,13 @@ def closed_loop(policy: Path, episodes: int, eval_seed: int, base: dict) -> dict
     }  # fmt: skip
 
 
-def recipe_slug(recipe: list[str]) -> str:
-    name = next(k for k, v in RECIPES.items() if v == recipe[: len(v)])
+def recipe_slug(name: str) -> str:
+    """The recipe's name as a folder name."""
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
-def run_one(recipe: list[str], data: Path, seed: int, args: argparse.Namespace, base: dict,
-            tmp: Path) -> dict:  # fmt: skip
+def run_one(name: str, recipe: list[str], data: Path, seed: int, args: argparse.Namespace,
+            base: dict, tmp: Path) -> dict:  # fmt: skip
     out = tmp / f"run-{seed}-{time.monotonic_ns()}"
     report_json = out.with_suffix(".json")
     selection = [f"training.rollout_every={args.rollout_every}",
@@ -81,7 +81,7 @@ def run_one(recipe: list[str], data: Path, seed: int, args: argparse.Namespace, 
         else selected
     )
     if args.keep_policies is not None:
-        target = args.keep_policies / f"{recipe_slug(recipe)}-seed{seed}"
+        target = args.keep_policies / f"{recipe_slug(name)}-seed{seed}"
         for name in ("policy", "policy_without_selection"):
             if (out / name).is_dir():
                 shutil.copytree(out / name, target / name, dirs_exist_ok=True)
@@ -126,7 +126,8 @@ def main() -> int:
         for name in names:
             runs = report["recipes"].setdefault(name, [])
             for seed in seeds:
-                runs.append(run_one([*RECIPES[name], *extra], data, seed, args, base, Path(tmp)))
+                runs.append(run_one(name, [*RECIPES[name], *extra], data, seed, args, base,
+                                    Path(tmp)))  # fmt: skip
                 args.results.parent.mkdir(parents=True, exist_ok=True)
                 args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
                 print(f"{name} seed {seed}: done", flush=True)
