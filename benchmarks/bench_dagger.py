@@ -4,7 +4,7 @@
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
         [--beta-decay 0.5] [--max-labels L] [--eval-episodes 40] [--eval-seed 1000]
         [--final-episodes 0] [--final-seed 2000] [--train-override KEY=VALUE ...] [--no-bc]
-        [--keep-policies DIR] [--quick] [--results F]
+        [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
@@ -16,8 +16,11 @@ seeds as the expert and a uniform random policy (the DAgger curve on ``--eval-se
 iteration). With ``--final-episodes N`` the final DAgger and BC policies are also evaluated
 on N further seeds from ``--final-seed`` that no iteration saw, with the expert and random
 on the same seeds (the headline). ``--train-override`` adds training settings to the
-recipe (e.g. ``data.augment.mirror_prob=0.5`` for DAgger+mirror). Prints a table (per seed
-and the mean over seeds) and writes ``benchmarks/results/bench_dagger.json``.
+recipe (e.g. ``data.augment.mirror_prob=0.5`` for DAgger+mirror). ``--bc-curve`` adds the
+behaviour-cloning learning curve of each training seed: the recipe trained on the first N
+plain and the first N DART demonstrations (recording seed S) for each N, on the same
+evaluation seeds. Prints a table (per seed and the mean over seeds) and writes
+``benchmarks/results/bench_dagger.json``; ``plot_label_curves.py`` draws the curves.
 """
 
 from __future__ import annotations
@@ -51,11 +54,12 @@ def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path)
     return out
 
 
-def labels_of(path: Path) -> int:
+def labels_of(path: Path, episodes: int | None = None) -> int:
+    """Expert-labelled steps of the file's first ``episodes`` episodes (all by default)."""
     from datasets import open_dataset
 
     with open_dataset(path) as ds:
-        return sum(info.total_steps for info in ds.episode_infos())
+        return sum(info.total_steps for info in ds.episode_infos()[:episodes])
 
 
 def closed_loop(policy: Path, episodes: int, seed: int) -> dict:
@@ -76,9 +80,26 @@ def closed_loop(policy: Path, episodes: int, seed: int) -> dict:
     }  # fmt: skip
 
 
+def bc_curve(env_id: str, noise: float, demos: list[int], seed: int, work: Path,
+             args: argparse.Namespace) -> list[dict]:  # fmt: skip
+    """BC on the first n plain and the first n DART demonstrations, for each n."""
+    rows = []
+    for label, scale in (("BC", 0.0), ("BC+DART", noise)):
+        data = record_demos(env_id, scale, max(demos), seed, work / f"curve-{scale:g}.h5")
+        for n in demos:
+            overrides = [*args.train_override, f"data.max_episodes={n}"]
+            out = work / f"curve-{scale:g}-{n}"
+            row = bc_row(data, seed, out, args.eval_episodes, args.eval_seed, overrides,
+                         labels=labels_of(data, n))  # fmt: skip
+            rows.append({"method": label, "noise": scale, "demos": n, **row})
+            shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
 def bc_row(
-    data: Path, seed: int, out: Path, eval_episodes: int, eval_seed: int, overrides: list[str]
-) -> dict:
+    data: Path, seed: int, out: Path, eval_episodes: int, eval_seed: int, overrides: list[str],
+    labels: int | None = None,
+) -> dict:  # fmt: skip
     from datasets import open_dataset
     from pipeline.train import train
     from pipeline.training.config import load_config
@@ -91,7 +112,7 @@ def bc_row(
     start = time.perf_counter()
     train(data, config, out)
     fit_s = time.perf_counter() - start
-    return {"labels": labels_of(data), "fit_s": fit_s,
+    return {"labels": labels if labels is not None else labels_of(data), "fit_s": fit_s,
             **closed_loop(out, eval_episodes, eval_seed)}  # fmt: skip
 
 
@@ -111,6 +132,11 @@ def main() -> int:
     parser.add_argument("--final-seed", type=int, default=2000)
     parser.add_argument("--train-override", action="append", default=[])
     parser.add_argument("--no-bc", action="store_true", help="DAgger only")
+    parser.add_argument(
+        "--bc-curve",
+        default=None,
+        help="demonstration counts of the BC and BC+DART curve, e.g. 5,10,20",
+    )
     parser.add_argument("--keep-policies", type=Path, default=None,
                         help="copy the final policies to DIR/<task>-seedS-{dagger,bc}")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 demos, 1 iteration")
@@ -163,6 +189,9 @@ def main() -> int:
                 if args.final_episodes:
                     entry["bc_final"] = closed_loop(work / "bc", args.final_episodes,
                                                     args.final_seed)  # fmt: skip
+            if args.bc_curve:
+                demos = [int(n) for n in args.bc_curve.split(",")]
+                entry["bc_curve"] = bc_curve(env_id, noise, demos, seed, work, args)
             report["seeds"][seed] = entry
             if args.keep_policies is not None:
                 kept = {"dagger": Path(result.policy_dir), "bc": work / "bc" / "policy"}
