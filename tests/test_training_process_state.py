@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = """
 import json, os, random, sys
@@ -65,6 +66,7 @@ def _run(data: Path, out: Path, mode: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two trainings in fresh processes and one in-process: ~25 s
 def test_second_training_in_a_process_equals_it_alone_and_settings_are_restored(run_data, tmp_path):
     alone = tmp_path / "alone"
     _run(run_data, alone, "b-alone")
