@@ -116,6 +116,11 @@ def bc_row(
             **closed_loop(out, eval_episodes, eval_seed)}  # fmt: skip
 
 
+def jsonable(value: object) -> object:
+    """What JSON gets for NumPy numbers and paths."""
+    return str(value) if isinstance(value, Path) else float(value)  # type: ignore[arg-type]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", choices=sorted(TASKS), default="walk")
@@ -200,7 +205,7 @@ def main() -> int:
                         target = args.keep_policies / f"{args.task}-seed{seed}-{method}"
                         shutil.copytree(policy, target / "policy", dirs_exist_ok=True)
             args.results.parent.mkdir(parents=True, exist_ok=True)
-            args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
+            args.results.write_text(json.dumps(report, indent=2, default=jsonable) + "\n")
             print(f"seed {seed}: done", flush=True)
     print_table(report)
     print(f"results: {args.results}")

@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 IMPULSES = {"walk": "0,2,4,6,8,10", "run": "0,10,20,30,40,60"}
 
 
+def jsonable(value: object) -> object:
+    """What JSON gets for NumPy numbers and paths."""
+    return str(value) if isinstance(value, Path) else float(value)  # type: ignore[arg-type]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", choices=sorted(IMPULSES), default="walk")
@@ -62,7 +67,7 @@ def main() -> int:
             "policies": compared.policies,
         })  # fmt: skip
         results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        results.write_text(json.dumps(report, indent=2, default=jsonable) + "\n")
         print(f"{impulse:g} N*s: done", flush=True)
     print_table(report)
     print(f"results: {results}")

@@ -93,6 +93,11 @@ def run_one(name: str, recipe: list[str], data: Path, seed: int, args: argparse.
     }  # fmt: skip
 
 
+def jsonable(value: object) -> object:
+    """What JSON gets for NumPy numbers and paths."""
+    return str(value) if isinstance(value, Path) else float(value)  # type: ignore[arg-type]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipes", default=DEFAULT_RECIPES)
@@ -129,7 +134,7 @@ def main() -> int:
                 runs.append(run_one(name, [*RECIPES[name], *extra], data, seed, args, base,
                                     Path(tmp)))  # fmt: skip
                 args.results.parent.mkdir(parents=True, exist_ok=True)
-                args.results.write_text(json.dumps(report, indent=2, default=float) + "\n")
+                args.results.write_text(json.dumps(report, indent=2, default=jsonable) + "\n")
                 print(f"{name} seed {seed}: done", flush=True)
     print_table(report)
     print(f"results: {args.results}")
