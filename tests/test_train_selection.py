@@ -153,3 +153,21 @@ def test_evaluate_warns_when_its_seeds_were_used_for_selection(selected, capsys)
     assert "warning: 2 evaluation seed(s) (900001-900002) are among the seeds" in printed
     assert main([*args, "--seed", "1000"]) == 0
     assert "warning" not in capsys.readouterr()[0]
+
+
+def test_tracked_run_logs_the_checks_and_the_choice(run_data, tmp_path):
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = [*SELECT[:-1], "training.epochs=2", "training.rollout_every=1",
+                 "training.rollout_episodes=2"]  # fmt: skip
+    result = train(run_data, load_config(None, overrides), tmp_path / "run", tracking_uri=store)
+    client = mlflow.MlflowClient(tracking_uri=store)
+    history = client.get_metric_history(result.run_id, "rollout/survival")
+    assert sorted(m.step for m in history) == [0, 1]
+    distances = client.get_metric_history(result.run_id, "rollout/normalized_distance")
+    assert [m.value for m in sorted(distances, key=lambda m: m.step)] == pytest.approx(
+        [r["normalized_distance"] for r in result.rollouts]
+    )
+    logged = client.get_run(result.run_id).data.metrics
+    assert logged["selection/epoch"] == result.selected_epoch
