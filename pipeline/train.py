@@ -14,7 +14,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,9 +232,9 @@ def _train_on(
         outcome = fit(built, train_data, inputs.val_batches(), plan, state=state,
                       tracker=tracker, on_epoch=on_epoch, judge=judge,
                       score_key=score_key)  # fmt: skip
-        for key, value in asdict(outcome).items():
-            if key != "unselected_weights":
-                setattr(result, key, value)
+        # Field by field, not asdict: that would deep-copy the unselected weights for nothing.
+        for name in (f.name for f in fields(outcome) if f.name != "unselected_weights"):
+            setattr(result, name, getattr(outcome, name))
         _save_outputs(config, out, inputs.spec, built.policy, tracker, result)
         if outcome.unselected_weights is not None:
             _save_unselected_policy(config, out, inputs.spec, built.policy,
