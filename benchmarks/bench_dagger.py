@@ -4,7 +4,7 @@
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
         [--beta-decay 0.5] [--max-labels L] [--eval-episodes 40] [--eval-seed 1000]
         [--final-episodes 0] [--final-seed 2000] [--train-override KEY=VALUE ...] [--no-bc]
-        [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
+        [--no-dagger] [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
@@ -19,8 +19,9 @@ on the same seeds (the headline). ``--train-override`` adds training settings to
 recipe (e.g. ``data.augment.mirror_prob=0.5`` for DAgger+mirror). ``--bc-curve`` adds the
 behaviour-cloning learning curve of each training seed: the recipe trained on the first N
 plain and the first N DART demonstrations (recording seed S) for each N, on the same
-evaluation seeds. Prints a table (per seed and the mean over seeds) and writes
-``benchmarks/results/bench_dagger.json``; ``plot_label_curves.py`` draws the curves.
+evaluation seeds (``--no-dagger``: the curve alone). Prints a table (per seed and the
+mean over seeds) and writes ``benchmarks/results/bench_dagger.json``;
+``plot_label_curves.py`` draws the curves.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def main() -> int:
     parser.add_argument("--final-seed", type=int, default=2000)
     parser.add_argument("--train-override", action="append", default=[])
     parser.add_argument("--no-bc", action="store_true", help="DAgger only")
+    parser.add_argument("--no-dagger", action="store_true", help="only the --bc-curve")
     parser.add_argument(
         "--bc-curve",
         default=None,
@@ -167,39 +169,43 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             work = Path(tmp) / f"seed{seed}"
-            init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5")
-            config = DaggerConfig(iterations=args.iterations,
-                                  episodes_per_iteration=args.episodes_per_iteration,
-                                  beta=args.beta, beta_decay=args.beta_decay,
-                                  max_labels=args.max_labels, eval_episodes=args.eval_episodes,
-                                  eval_seed=args.eval_seed,
-                                  workers=2, seed=seed)  # fmt: skip
-            overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",
-                         "tracking.enabled=false"]  # fmt: skip
-            train_config = load_config(None, overrides)
-            result = dagger(init, work / "dagger", config, train_config)
-            entry: dict = {"dagger": [vars(r) for r in result.rows], "expert": result.expert,
-                           "random": result.random}  # fmt: skip
-            if args.final_episodes:
-                entry["dagger_final"] = closed_loop(Path(result.policy_dir), args.final_episodes,
-                                                    args.final_seed)  # fmt: skip
-            if not args.no_bc:
-                demos = bc_demos
-                if args.max_labels is not None:  # as many demos as DAgger's labels fill
-                    per_demo = labels_of(init) / args.init_demos
-                    demos = max(1, round(result.rows[-1].labels / per_demo))
-                bc_data = record_demos(env_id, noise, demos, seed, work / "bc.h5")
-                entry["bc"] = bc_row(bc_data, seed, work / "bc", args.eval_episodes,
-                                     args.eval_seed, args.train_override)  # fmt: skip
+            entry: dict = {}
+            dagger_policy = work / "no-dagger"
+            if not args.no_dagger:
+                init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5")
+                config = DaggerConfig(iterations=args.iterations,
+                                      episodes_per_iteration=args.episodes_per_iteration,
+                                      beta=args.beta, beta_decay=args.beta_decay,
+                                      max_labels=args.max_labels, eval_episodes=args.eval_episodes,
+                                      eval_seed=args.eval_seed,
+                                      workers=2, seed=seed)  # fmt: skip
+                overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",
+                             "tracking.enabled=false"]  # fmt: skip
+                train_config = load_config(None, overrides)
+                result = dagger(init, work / "dagger", config, train_config)
+                dagger_policy = Path(result.policy_dir)
+                entry = {"dagger": [vars(r) for r in result.rows], "expert": result.expert,
+                         "random": result.random}  # fmt: skip
                 if args.final_episodes:
-                    entry["bc_final"] = closed_loop(work / "bc", args.final_episodes,
-                                                    args.final_seed)  # fmt: skip
+                    entry["dagger_final"] = closed_loop(dagger_policy, args.final_episodes,
+                                                        args.final_seed)  # fmt: skip
+                if not args.no_bc:
+                    demos = bc_demos
+                    if args.max_labels is not None:  # as many demos as DAgger's labels fill
+                        per_demo = labels_of(init) / args.init_demos
+                        demos = max(1, round(result.rows[-1].labels / per_demo))
+                    bc_data = record_demos(env_id, noise, demos, seed, work / "bc.h5")
+                    entry["bc"] = bc_row(bc_data, seed, work / "bc", args.eval_episodes,
+                                         args.eval_seed, args.train_override)  # fmt: skip
+                    if args.final_episodes:
+                        entry["bc_final"] = closed_loop(work / "bc", args.final_episodes,
+                                                        args.final_seed)  # fmt: skip
             if args.bc_curve:
                 demos = [int(n) for n in args.bc_curve.split(",")]
                 entry["bc_curve"] = bc_curve(env_id, noise, demos, seed, work, args)
             report["seeds"][seed] = entry
             if args.keep_policies is not None:
-                kept = {"dagger": Path(result.policy_dir), "bc": work / "bc" / "policy"}
+                kept = {"dagger": dagger_policy, "bc": work / "bc" / "policy"}
                 for method, policy in kept.items():
                     if policy.is_dir():
                         target = args.keep_policies / f"{args.task}-seed{seed}-{method}"
@@ -218,7 +224,20 @@ def print_table(report: dict) -> None:
                    "norm. distance", "pose", "expert survival"):  # fmt: skip
         table.add_column(column, justify="right")
     means: dict[str, list[tuple[float, float]]] = {"BC": [], "DAgger": []}
+    curve = Table(title="behaviour-cloning curve (--bc-curve)")
+    for column in ("seed", "method", "demos", "labels", "survival", "norm. distance",
+                   "expert survival"):  # fmt: skip
+        curve.add_column(column, justify="right")
     for seed, entry in report["seeds"].items():
+        for row in entry.get("bc_curve", []):
+            curve.add_row(str(seed), row["method"], str(row["demos"]), str(row["labels"]),
+                          f"{100 * row['survival']:.0f}%", f"{row['normalized_distance']:.2f}",
+                          f"{100 * row['expert_survival']:.0f}%")  # fmt: skip
+    if curve.row_count:
+        Console(width=160).print(curve)
+    for seed, entry in report["seeds"].items():
+        if "dagger" not in entry:
+            continue
         last = entry["dagger"][-1]
         expert = entry["expert"]["survival_rate"]
         rows = [("DAgger", last)] if "bc" not in entry else [("BC", entry["bc"]), ("DAgger", last)]
@@ -236,7 +255,8 @@ def print_table(report: dict) -> None:
             distance = sum(v[1] for v in values) / len(values)
             table.add_row("mean", method, "", f"{100 * survival:.0f}%", "", f"{distance:.2f}",
                           "", "", end_section=method == "DAgger")  # fmt: skip
-    Console(width=160).print(table)
+    if table.row_count:
+        Console(width=160).print(table)
     finals = [
         (seed, method, entry[key])
         for seed, entry in report["seeds"].items()

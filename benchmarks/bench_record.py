@@ -9,7 +9,9 @@
 - workers: ``record()`` with 2 workers over 1 worker (pool start-up included, best of 2);
 - memory: peak RSS of a ``pipeline record`` process recording 200 episodes over one
   recording 20 (HumanoidRun, 2 workers; each in a fresh process);
-- size: bytes on disk per 1000 steps, gzip vs lzf vs uncompressed, per task.
+- size and commit cost: bytes on disk per 1000 steps and milliseconds per committed episode
+  (building its compressed journal entry and writing it), gzip level 1 (the default) vs
+  gzip level 4 vs lzf vs uncompressed, per task.
 
 Prints a table and writes ``benchmarks/results/bench_record.json``.
 """
@@ -38,6 +40,7 @@ from pipeline.rollout.workers import EpisodeTask, rollout_pool
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 RESULTS = Path(__file__).parent / "results" / "bench_record.json"
+COMPRESSIONS = ("gzip:1", "gzip:4", "lzf", "none")
 
 
 def _rates(start: float, end: float, episodes: int, steps: int) -> dict:
@@ -69,6 +72,7 @@ def recorded(
     summary = record(config)
     result = _rates(start, time.perf_counter(), summary.committed, summary.steps)
     result["bytes_per_1000_steps"] = 1000 * path.stat().st_size / summary.steps
+    result["commit_ms"] = 1000 * summary.write_s / max(summary.committed, 1)
     return result
 
 
@@ -117,13 +121,13 @@ def main() -> int:
                 rec_runs.append(recorded(env_id, n[env_id], 1, tmp))
             bare, rec1 = best(bare_runs), best(rec_runs)
             rec2 = best([recorded(env_id, n[env_id], 2, tmp) for _ in range(2)])
-            sizes = {c: recorded(env_id, 3, 1, tmp, c, "-size")["bytes_per_1000_steps"]
-                     for c in ("gzip", "lzf", "none")}  # fmt: skip
+            stored = {c: recorded(env_id, 3, 1, tmp, c, "-size") for c in COMPRESSIONS}
             report["tasks"][env_id] = {
                 "bare": bare, "record_1": rec1, "record_2": rec2,
                 "overhead_ratio": rec1["episodes_per_s"] / bare["episodes_per_s"],
                 "workers_ratio": rec2["episodes_per_s"] / rec1["episodes_per_s"],
-                "bytes_per_1000_steps": sizes,
+                "bytes_per_1000_steps": {c: r["bytes_per_1000_steps"] for c, r in stored.items()},
+                "commit_ms": {c: r["commit_ms"] for c, r in stored.items()},
             }  # fmt: skip
         small, large = (peak_rss_kb(k, tmp) for k in rss_counts)
     report["memory"] = {"episodes": rss_counts, "peak_rss_kb": [small, large],
@@ -133,16 +137,15 @@ def main() -> int:
 
     table = Table(title=f"recording benchmarks ({report['machine']})")
     for column in ("env", "bare eps/s", "record eps/s", "record/bare", "record 2 workers/1",
-                   "KB/1000 steps gzip", "lzf", "none"):  # fmt: skip
+                   *(f"KB/1000 steps, ms/commit: {c}" for c in COMPRESSIONS)):  # fmt: skip
         table.add_column(column, justify="right")
     for env_id, r in report["tasks"].items():
-        size = r["bytes_per_1000_steps"]
+        size, ms = r["bytes_per_1000_steps"], r["commit_ms"]
         table.add_row(env_id, f"{r['bare']['episodes_per_s']:.2f}",
                       f"{r['record_1']['episodes_per_s']:.2f}", f"{r['overhead_ratio']:.2f}",
                       f"{r['workers_ratio']:.2f}x",
-                      f"{size['gzip'] / 1e3:.0f}",
-                      f"{size['lzf'] / 1e3:.0f}", f"{size['none'] / 1e3:.0f}")  # fmt: skip
-    Console(width=140).print(table)
+                      *(f"{size[c] / 1e3:.0f}, {ms[c]:.1f}" for c in COMPRESSIONS))  # fmt: skip
+    Console(width=180).print(table)
     m = report["memory"]
     print(f"peak RSS recording {m['episodes'][0]} vs {m['episodes'][1]} HumanoidRun episodes: "
           f"{m['peak_rss_kb'][0] / 1e3:.0f} MB vs {m['peak_rss_kb'][1] / 1e3:.0f} MB "

@@ -39,11 +39,18 @@ def curves(report: dict, dagger_name: str = "DAgger") -> dict[str, list[dict]]:
     for entry in report["seeds"].values():
         for row in entry.get("bc_curve", []):
             add(row["method"], row["demos"], row)
-        for row in entry["dagger"]:
+        for row in entry.get("dagger", []):
             add(dagger_name, row["iteration"], row)
         if "bc" in entry:  # BC on DART demonstrations, as many labels as DAgger used
             add("BC+DART at DAgger's labels", 0, entry["bc"])
     return {method: [points[key] for key in sorted(points)] for method, points in grouped.items()}
+
+
+def expert_survival(entry: dict) -> float:
+    """The expert's survival on the curve's evaluation seeds, from DAgger's or BC's rows."""
+    if "expert" in entry:
+        return float(entry["expert"]["survival_rate"])
+    return float(entry["bc_curve"][0]["expert_survival"])
 
 
 def summarize(values: list[float]) -> tuple[float, float]:
@@ -65,7 +72,7 @@ def main() -> int:
         methods.update(curves(json.loads(Path(path).read_text()), name))
     task = report["task"].split("/")[-1].split("-")[0]
     out = args.out or ROOT / "benchmarks" / "results" / f"label_curves_{task}.png"
-    expert = next(iter(report["seeds"].values()))["expert"]["survival_rate"]
+    expert = expert_survival(next(iter(report["seeds"].values())))
 
     import matplotlib
 
