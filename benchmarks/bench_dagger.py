@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/bench_dagger.py [--task walk|run] [--seeds 0,1,2]
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
-        [--beta-decay 0.5] [--max-labels L] [--eval-episodes 40] [--eval-seed 1000]
-        [--final-episodes 0] [--final-seed 2000] [--train-override KEY=VALUE ...] [--no-bc]
-        [--no-dagger] [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
+        [--beta-decay 0.5] [--max-labels L] [--episode-seconds S] [--eval-episodes 40]
+        [--eval-seed 1000] [--final-episodes 0] [--final-seed 2000]
+        [--train-override KEY=VALUE ...] [--no-bc] [--no-dagger] [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
@@ -46,12 +46,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "bench_dagger.json"
 TASKS = {"walk": ("sim/HumanoidWalk-v0", 0.005), "run": ("sim/HumanoidRun-v0", 0.1)}
 
 
-def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path) -> Path:
+def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path,
+                 episode_seconds: float | None = None) -> Path:  # fmt: skip
     from pipeline.record import RecordConfig, record
 
     out.parent.mkdir(parents=True, exist_ok=True)
     record(RecordConfig(out=out, env_id=env_id, episodes=episodes, seed=seed, noise=noise,
-                        workers=2))  # fmt: skip
+                        workers=2, episode_seconds=episode_seconds))  # fmt: skip
     return out
 
 
@@ -132,6 +133,8 @@ def main() -> int:
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--beta-decay", type=float, default=0.5)
     parser.add_argument("--max-labels", type=int, default=None)
+    parser.add_argument("--episode-seconds", type=float, default=None,
+                        help="walk: length of the initial demos and DAgger's rollouts")  # fmt: skip
     parser.add_argument("--eval-episodes", type=int, default=40)
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--final-episodes", type=int, default=0)
@@ -172,11 +175,14 @@ def main() -> int:
             entry: dict = {}
             dagger_policy = work / "no-dagger"
             if not args.no_dagger:
-                init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5")
+                init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5",
+                                    args.episode_seconds)  # fmt: skip
                 config = DaggerConfig(iterations=args.iterations,
                                       episodes_per_iteration=args.episodes_per_iteration,
                                       beta=args.beta, beta_decay=args.beta_decay,
-                                      max_labels=args.max_labels, eval_episodes=args.eval_episodes,
+                                      max_labels=args.max_labels,
+                                      episode_seconds=args.episode_seconds,
+                                      eval_episodes=args.eval_episodes,
                                       eval_seed=args.eval_seed,
                                       workers=2, seed=seed)  # fmt: skip
                 overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",

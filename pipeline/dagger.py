@@ -47,6 +47,7 @@ from pipeline.evaluate import (
 )
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.episodes import EpisodeResult, summarize
+from pipeline.rollout.options import env_kwargs
 from pipeline.rollout.policy_source import resolve_policy_source
 from pipeline.rollout.scores import mean_of
 from pipeline.tracking import Tracker, open_tracker, run_name
@@ -77,6 +78,10 @@ class DaggerConfig(StrictConfig):
     max_labels: int | None = Field(None, ge=1)
     """Label budget (initial data included), never exceeded: an iteration records only the
     episodes that fit at the longest episode length seen, and none once not one fits."""
+    episode_seconds: float | None = Field(None, gt=0)
+    """Walk only: time limit of the mixture episodes in simulated seconds (default: the
+    env's 20 s). The walk's falls come 1.5-2.7 s after the start, from some start phases;
+    short episodes spread the labels over many more start states. Evaluation keeps 20 s."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -154,6 +159,7 @@ def check_request(
         pending = ds.pending_episodes
     if env_id is not None and env_id != recorded:
         raise PipelineError(f"--init-data {init_data}: recorded in {recorded}, not --env {env_id}")
+    env_kwargs(recorded, episode_seconds=config.episode_seconds)  # walk-only options
     if pending:
         raise PipelineError(
             f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "
@@ -354,6 +360,7 @@ def _roll_out(
     else:
         summary = record(RecordConfig(
             **common, env_id=env_id, episodes=episodes, seed=config.seed,
+            episode_seconds=config.episode_seconds,
             keep_failed=True, mode="append", beta=beta, learner=str(learner.resolve()),
             provenance={"dagger_iteration": iteration},
         ))  # fmt: skip

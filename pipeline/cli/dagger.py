@@ -131,6 +131,13 @@ def dagger_command(
     max_labels: Annotated[
         int | None, typer.Option(help="Stop at this many expert-labelled steps in all.")
     ] = None,
+    episode_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Walk only: length of the mixture episodes in simulated seconds "
+            "(evaluation keeps 20 s)."
+        ),
+    ] = None,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
@@ -154,7 +161,8 @@ def dagger_command(
 
     values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
               "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
-              "max_labels": max_labels, "eval_episodes": eval_episodes,
+              "max_labels": max_labels, "episode_seconds": episode_seconds,
+              "eval_episodes": eval_episodes,
               "eval_seed": eval_seed, "workers": workers, "seed": seed}  # fmt: skip
     try:
         cfg = DaggerConfig(**values)
