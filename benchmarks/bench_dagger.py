@@ -4,7 +4,8 @@
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
         [--beta-decay 0.5] [--max-labels L] [--episode-seconds S] [--eval-episodes 40]
         [--eval-seed 1000] [--final-episodes 0] [--final-seed 2000]
-        [--train-override KEY=VALUE ...] [--no-bc] [--no-dagger] [--keep-policies DIR] [--bc-curve N1,N2,...] [--quick] [--results F]
+        [--train-override KEY=VALUE ...] [--no-bc] [--no-dagger] [--keep-policies DIR]
+        [--bc-curve N1,N2,...] [--quick] [--results F]
 
 For each training seed S: record ``init-demos`` expert demonstrations with DART noise
 (walk 0.005, run 0.1; recording seed S), run ``pipeline dagger`` from them (the env's
