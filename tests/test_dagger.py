@@ -123,6 +123,26 @@ def test_max_labels_is_never_exceeded(run_data, tmp_path):
     assert len(rows) == 3 or (budget - rows[-1].labels) < max(lengths)  # stopped: none fits
 
 
+def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
+    from pipeline.record import RecordConfig, record
+
+    init = tmp_path / "walk.h5"
+    record(RecordConfig(out=init, env_id="sim/HumanoidWalk-v0", episodes=2, episode_seconds=1.0))
+    config = DaggerConfig(iterations=1, episodes_per_iteration=2, eval_episodes=1,
+                          episode_seconds=0.5, workers=1)  # fmt: skip
+    dagger(init, tmp_path / "out", config, load_config(None, TINY))
+    with open_dataset(tmp_path / "out" / "aggregate.h5") as ds:
+        infos = ds.episode_infos()
+        added = [(len(e.actions), e.truncations[-1] or e.terminations[-1])
+                 for e in (ds.episode(i.id) for i in infos[2:])]
+        args = ds.sessions[-1]["recording_args"]
+    one_second = infos[0].total_steps
+    assert 25 <= one_second <= 31 and infos[1].total_steps == one_second
+    assert len(added) == 2 and args["episode_seconds"] == 0.5
+    for steps, ended in added:  # ended by the 0.5 s limit, or by a fall before it
+        assert ended and steps <= one_second // 2 + 1
+
+
 def test_learner_only_episode_is_labelled_by_the_expert(run):
     import gymnasium as gym
 
@@ -156,6 +176,8 @@ def test_learner_only_episode_is_labelled_by_the_expert(run):
         (["--episodes-per-iteration", "0"], "--episodes-per-iteration: "),
         (["--env", "sim/HumanoidWalk-v0"], "recorded in sim/HumanoidRun-v0, not --env"),
         (["--max-labels", "10"], "--max-labels 10: below the"),
+        (["--episode-seconds", "3"], "--episode-seconds: applies only to sim/HumanoidWalk-v0"),
+        (["--episode-seconds", "0"], "--episode-seconds: "),
         (["--out", "{existing}"], "already exists"),
         (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),
     ],
