@@ -133,8 +133,10 @@ def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
     dagger(init, tmp_path / "out", config, load_config(None, TINY))
     with open_dataset(tmp_path / "out" / "aggregate.h5") as ds:
         infos = ds.episode_infos()
-        added = [(len(e.actions), e.truncations[-1] or e.terminations[-1])
-                 for e in (ds.episode(i.id) for i in infos[2:])]
+        added = [
+            (len(e.actions), e.truncations[-1] or e.terminations[-1])
+            for e in (ds.episode(i.id) for i in infos[2:])
+        ]
         args = ds.sessions[-1]["recording_args"]
     one_second = infos[0].total_steps
     assert 25 <= one_second <= 31 and infos[1].total_steps == one_second
