@@ -124,6 +124,9 @@ class IterationRow:
     """Worker seconds of the expert's batched relabelling."""
     append_s: float = math.nan
     """Seconds committing the episodes to the aggregate."""
+    append_cpu_s: float = math.nan
+    """CPU seconds of those commits (``append_s`` also counts waiting for a core while the
+    workers simulate on every core)."""
 
 
 @dataclass
@@ -367,7 +370,7 @@ def _roll_out(
     if summary.interrupted:  # Ctrl-C: the recording kept what it had; stop here too
         raise KeyboardInterrupt
     costs = {"sim_s": summary.rollout_s, "relabel_s": summary.relabel_s,
-             "append_s": summary.write_s}  # fmt: skip
+             "append_s": summary.write_s, "append_cpu_s": summary.write_cpu_s}  # fmt: skip
     return summary.total_episodes - before, costs
 
 

@@ -106,6 +106,9 @@ class RecordSummary:
     """Seconds the workers spent on the expert's batched relabelling (mixture episodes)."""
     write_s: float = 0.0
     """Seconds this process spent committing (or logging as dropped) the episodes."""
+    write_cpu_s: float = 0.0
+    """CPU seconds of those commits: ``write_s`` without the time spent waiting for a core
+    while the workers simulate, or for the disk (fsync)."""
     file_bytes: int = 0
     """Size of the file at the end."""
     next_attempt: int = 0
@@ -266,7 +269,7 @@ def _record_into(
             summary.attempts += 1
             summary.rollout_s += episode.timings.get("rollout", 0.0)
             summary.relabel_s += episode.timings.get("relabel", 0.0)
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), time.process_time()
             if episode.fell and not config.keep_failed:
                 writer.drop(episode.seed, "fell", attempt=episode.attempt)
                 summary.dropped_fell += 1
@@ -278,6 +281,7 @@ def _record_into(
                 else:
                     summary.rejected += 1
             summary.write_s += time.perf_counter() - tick
+            summary.write_cpu_s += time.process_time() - cpu
             if on_episode:
                 on_episode(summary, episode)
             if writer.episode_count >= target:

@@ -93,6 +93,7 @@ def test_iteration_cost_is_split_into_its_parts(run):
         assert row.sim_s > 0 and row.relabel_s > 0 and row.append_s > 0
         assert row.relabel_s < row.sim_s
         assert row.append_s < row.rollout_s
+        assert 0 < row.append_cpu_s <= row.append_s + 0.01
 
 
 def test_same_arguments_same_aggregate_for_any_worker_count(run, run_data, tmp_path):
