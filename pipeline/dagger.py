@@ -176,6 +176,18 @@ def check_request(
     return recorded, steps
 
 
+def config_warnings(train_config: TrainConfig) -> list[str]:
+    """Settings that run but are measured to hurt DAgger (BENCHMARKS.md)."""
+    warnings = []
+    if train_config.data.augment.mirror_prob > 0:
+        warnings.append(
+            "data.augment.mirror_prob > 0: mirroring assumes a mirror-symmetric expert and "
+            "the shipped experts are not; with DAgger the walk policy collapsed to 0-1% "
+            "survival (BENCHMARKS.md, DAgger + mirror)"
+        )
+    return warnings
+
+
 def dagger(
     init_data: Path,
     out: Path,

@@ -146,6 +146,15 @@ def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
         assert ended and steps <= one_second // 2 + 1
 
 
+def test_mirror_augmentation_is_warned_about():
+    from pipeline.dagger import config_warnings
+
+    assert config_warnings(load_config(None, TINY)) == []
+    mirrored = load_config(None, [*TINY, "data.augment.mirror_prob=0.5"])
+    (warning,) = config_warnings(mirrored)
+    assert warning.startswith("data.augment.mirror_prob > 0: mirroring assumes")
+
+
 def test_learner_only_episode_is_labelled_by_the_expert(run):
     import gymnasium as gym
 

@@ -70,7 +70,7 @@ def run_dagger_command(
     """Validate everything, then run DAgger and print its table. ``tracking`` is
     (``--no-track``, ``--tracking-uri``)."""
     from pipeline.cli.train import recorded_env, resolve_train_config
-    from pipeline.dagger import check_request, dagger
+    from pipeline.dagger import check_request, config_warnings, dagger
     from pipeline.tracking import prepare
 
     if json_path is not None:
@@ -81,6 +81,8 @@ def run_dagger_command(
                                         None, False, False,
                                         env_id=env_id or recorded_env(init_data))  # fmt: skip
     check_request(init_data, out, config, env_id, resume)
+    for warning in config_warnings(train_config):
+        console.print(f"warning: {warning}", markup=False)
     uri = None
     if train_config.tracking.enabled:
         uri = prepare(train_config.tracking.tracking_uri, train_config.tracking.experiment)
