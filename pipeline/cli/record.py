@@ -163,7 +163,9 @@ def record_command(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted recording at its next attempt.")
     ] = False,
-    compression: Annotated[str, typer.Option(help="gzip[:level], lzf or none.")] = "gzip",
+    compression: Annotated[
+        str, typer.Option(help="gzip[:level] (level 1 unless given), lzf or none.")
+    ] = "gzip",
     max_attempts: Annotated[
         int | None,
         typer.Option(help="Give up after this many attempts.", show_default="10 x episodes + 10"),
