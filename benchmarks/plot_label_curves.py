@@ -79,7 +79,7 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5))
     table = Table(title=f"{report['task']}: mean over training seeds [+- 95% half-width]")
     for column in ("method", "labels", "seeds", "survival", "norm. distance"):
         table.add_column(column, justify="right")
@@ -101,9 +101,13 @@ def main() -> int:
         axis.set_xlabel("expert-labelled steps")
         axis.set_title(title)
         axis.grid(alpha=0.3)
-    axes[0].legend()
+    # Three seeds give wide t intervals: keep the axes on the possible range.
+    axes[0].set_ylim(-0.02, 1.05)
+    axes[1].set_ylim(-0.02, 1.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
     figure.suptitle(report["task"])
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
     Console(width=140).print(table)
