@@ -141,7 +141,7 @@ def test_file_metadata_round_trip(recorded):
     assert math.isinf(meta.observation_space.high[0])
     assert meta.expert_id == "humanoid_run" and meta.noise_scale == 0.01
     assert meta.recording_args == {"episodes": 3, "seed": 0}
-    assert meta.schema_version == 1 and meta.compression == "gzip:1"
+    assert meta.schema_version == 1 and meta.compression == "gzip:4"
     assert set(meta.package_versions) >= {"numpy", "h5py", "pybullet", "gymnasium", "python"}
     assert meta.created.endswith("+00:00") and len(meta.dataset_uuid) == 32
     with h5py.File(path, "r") as f:  # plain HDF5 tools see JSON text and Minari-like groups

@@ -214,7 +214,7 @@ class DatasetMetadata:
     dataset_uuid: str = ""
     """Random id of this file; ties journal entries to it (set by the writer)."""
     compression: str = ""
-    """Compression of the episode arrays, e.g. ``gzip:1`` (set by the writer)."""
+    """Compression of the episode arrays, e.g. ``gzip:4`` (set by the writer)."""
 
     def to_attrs(self) -> dict[str, Any]:
         """Root attributes (without the counters, which the writer maintains)."""
@@ -371,10 +371,8 @@ class Compression:
 
     name: str = "gzip"
     """``gzip``, ``lzf`` or ``none`` (contiguous, uncompressed)."""
-    level: int | None = 1
-    """gzip level 0-9 (ignored by the others). Level 1: after the byte shuffle it compresses
-    episodes within 2% of level 4 at 2.5x the speed (BENCHMARKS.md), and writing them is
-    on the DAgger loop's critical path."""
+    level: int | None = 4
+    """gzip level 0-9 (ignored by the others)."""
 
     @classmethod
     def parse(cls, spec: str | Compression) -> Compression:
@@ -385,7 +383,7 @@ class Compression:
         if name == "gzip":
             if level and not (level.isdigit() and 0 <= int(level) <= 9):
                 raise ValueError(f"gzip level must be 0-9, got {level!r}")
-            return cls("gzip", int(level) if level else cls.level)
+            return cls("gzip", int(level) if level else 4)
         if name in ("lzf", "none") and not level:
             return cls(name, None)
         raise ValueError(f"unknown compression {spec!r}; use gzip, gzip:<0-9>, lzf or none")

@@ -165,7 +165,7 @@ class EpisodeWriter:
     ) -> EpisodeWriter:
         """Start a new file at ``path``; an existing file is replaced only with ``overwrite``.
 
-        ``compression``: ``gzip[:level]`` (default level 1), ``lzf`` or ``none``.
+        ``compression``: ``gzip[:level]`` (default level 4), ``lzf`` or ``none``.
         ``durable``: fsync before every rename (safe against power loss, not only kills).
         ``merge_overhead``/``max_pending``: when the journal is merged (``publish`` module).
         """

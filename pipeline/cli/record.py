@@ -164,7 +164,7 @@ def record_command(
         bool, typer.Option(help="Continue an interrupted recording at its next attempt.")
     ] = False,
     compression: Annotated[
-        str, typer.Option(help="gzip[:level] (level 1 unless given), lzf or none.")
+        str, typer.Option(help="gzip[:level] (level 4 unless given), lzf or none.")
     ] = "gzip",
     max_attempts: Annotated[
         int | None,
