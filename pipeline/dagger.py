@@ -80,7 +80,7 @@ class DaggerConfig(StrictConfig):
     episodes that fit at the longest episode length seen, and none once not one fits."""
     episode_seconds: float | None = Field(None, gt=0)
     """Walk only: time limit of the mixture episodes in simulated seconds (default: the
-    env's 20 s). The walk's falls come 1.5-2.7 s after the start, from some start phases;
+    env's 20 s). The walk's falls come 1.35-3 s after the start, from some start phases;
     short episodes spread the labels over many more start states. Evaluation keeps 20 s."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
