@@ -174,7 +174,7 @@ def main() -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             work = Path(tmp) / f"seed{seed}"
             entry: dict = {}
-            dagger_policy = work / "no-dagger"
+            dagger_policy: Path | None = None
             if not args.no_dagger:
                 init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5",
                                     args.episode_seconds)  # fmt: skip
@@ -214,7 +214,7 @@ def main() -> int:
             if args.keep_policies is not None:
                 kept = {"dagger": dagger_policy, "bc": work / "bc" / "policy"}
                 for method, policy in kept.items():
-                    if policy.is_dir():
+                    if policy is not None and policy.is_dir():
                         target = args.keep_policies / f"{args.task}-seed{seed}-{method}"
                         shutil.copytree(policy, target / "policy", dirs_exist_ok=True)
             args.results.parent.mkdir(parents=True, exist_ok=True)

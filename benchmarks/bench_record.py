@@ -10,8 +10,8 @@
 - memory: peak RSS of a ``pipeline record`` process recording 200 episodes over one
   recording 20 (HumanoidRun, 2 workers; each in a fresh process);
 - size and commit cost: bytes on disk per 1000 steps and milliseconds per committed episode
-  (building its compressed journal entry and writing it), gzip level 1 (the default) vs
-  gzip level 4 vs lzf vs uncompressed, per task.
+  (building its compressed journal entry and writing it), gzip level 1 vs gzip level 4
+  (the default) vs lzf vs uncompressed, per task.
 
 Prints a table and writes ``benchmarks/results/bench_record.json``.
 """
