@@ -79,9 +79,10 @@ class DaggerConfig(StrictConfig):
     """Label budget (initial data included), never exceeded: an iteration records only the
     episodes that fit at the longest episode length seen, and none once not one fits."""
     episode_seconds: float | None = Field(None, gt=0)
-    """Walk only: time limit of the mixture episodes in simulated seconds (default: the
-    env's 20 s). The walk's falls come 1.35-3 s after the start, from some start phases;
-    short episodes spread the labels over many more start states. Evaluation keeps 20 s."""
+    """Motion envs only: time limit of the mixture episodes in simulated seconds
+    (default: the skill's, 20 s for the walk). The walk's falls come 1.35-3 s after the
+    start, from some start phases; short episodes spread the labels over many more start
+    states. Evaluation keeps the skill's length."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -162,7 +163,7 @@ def check_request(
         pending = ds.pending_episodes
     if env_id is not None and env_id != recorded:
         raise PipelineError(f"--init-data {init_data}: recorded in {recorded}, not --env {env_id}")
-    env_kwargs(recorded, episode_seconds=config.episode_seconds)  # walk-only options
+    env_kwargs(recorded, episode_seconds=config.episode_seconds)  # motion-env options
     if pending:
         raise PipelineError(
             f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "

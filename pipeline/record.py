@@ -23,7 +23,7 @@ import sim
 from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
 from pipeline.core.errors import PipelineError
 from pipeline.rollout.demonstration import DemoTask
-from pipeline.rollout.options import WALK_ENV, parse_start_phase
+from pipeline.rollout.options import is_motion_env, parse_start_phase
 from pipeline.rollout.policies import LearnedPolicy
 from pipeline.rollout.workers import demo_pool
 
@@ -50,10 +50,10 @@ class RecordConfig:
     workers: int = 1
     """Worker processes that run whole episodes."""
     start_phase: str | None = None
-    """Walk only: '0', 'random' or a phase in [0, 1); None means 'random' for the walk
-    (from phase 0 every episode of the deterministic walk would be the same)."""
+    """Motion envs only: '0', 'random' or a phase in [0, 1); None means 'random' for these
+    (from phase 0 every episode of a deterministic expert would be the same)."""
     episode_seconds: float | None = None
-    """Walk only: episode length in simulated seconds."""
+    """Motion envs only: episode length in simulated seconds."""
     noise: float = 0.0
     """DART noise: Gaussian noise of this many expert action scales on executed actions."""
     keep_failed: bool = False
@@ -132,7 +132,7 @@ def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if config.start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(config.start_phase)
-    elif config.env_id == WALK_ENV:
+    elif is_motion_env(config.env_id):
         kwargs["start_phase"] = "random"
     if config.episode_seconds is not None:
         kwargs["episode_seconds"] = config.episode_seconds

@@ -35,7 +35,12 @@ from pipeline.rollout.selection import ClosedLoopJudge, score_key
 from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
 from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
-from pipeline.training.inputs import TrainingInputs, dataset_digest, open_training_data
+from pipeline.training.inputs import (
+    TrainingInputs,
+    dataset_digest,
+    mirror_map,
+    open_training_data,
+)
 from pipeline.training.model import build_model, keep_source_normalization
 from pipeline.training.resume import (
     check_resume_config,
@@ -141,6 +146,7 @@ def train(
                          on_epoch=on_epoch)  # fmt: skip
     start = time.perf_counter()
     ds = data
+    mirror_map(config, ds.metadata.env_id)  # refused before anything is written
     prepare_out_dir(out, resume)
     uri = portable_uri(tracking_uri) if tracking_uri is not None else None
     record: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """Gymnasium environments of PyBullet humanoids and the experts that ship with pybullet.
 
-Importing this package registers ``sim/HumanoidWalk-v0`` and ``sim/HumanoidRun-v0``::
+Importing this package registers ``sim/HumanoidRun-v0`` and the motion-imitation family
+``sim/HumanoidWalk-v0``, ``sim/HumanoidBackflip-v0``, ``sim/HumanoidJump-v0``::
 
     import gymnasium as gym
     import sim
@@ -14,18 +15,23 @@ from gymnasium.envs.registration import register, registry
 from sim.errors import AssetError, SimError, UnknownExpertError
 from sim.experts import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
 from sim.quiet import muted_output
+from sim.skills import SKILL_FOR_ENV, SKILLS, Skill
 
 # pybullet's C module prints its build time on import, which would pollute every
 # command's (and every worker's) output.
 with muted_output():
     import pybullet  # noqa: F401
 
-ENV_IDS = ("sim/HumanoidWalk-v0", "sim/HumanoidRun-v0")
-
 _ENTRY_POINTS = {
     "sim/HumanoidWalk-v0": "sim.humanoid_walk:HumanoidWalkEnv",
     "sim/HumanoidRun-v0": "sim.humanoid_run:HumanoidRunEnv",
+    "sim/HumanoidBackflip-v0": "sim.humanoid_skills:HumanoidBackflipEnv",
+    "sim/HumanoidJump-v0": "sim.humanoid_skills:HumanoidJumpEnv",
 }
+ENV_IDS = tuple(_ENTRY_POINTS)
+"""Every registered environment, the walk (the default) first."""
+MOTION_ENV_IDS = tuple(SKILL_FOR_ENV)
+"""The motion-imitation family: start phase and episode length are options of these."""
 
 for _env_id, _entry in _ENTRY_POINTS.items():
     if _env_id not in registry:
@@ -36,9 +42,13 @@ for _env_id, _entry in _ENTRY_POINTS.items():
 __all__ = [
     "ENV_IDS",
     "EXPERT_FOR_ENV",
+    "MOTION_ENV_IDS",
+    "SKILLS",
+    "SKILL_FOR_ENV",
     "AssetError",
     "MLPExpert",
     "SimError",
+    "Skill",
     "UnknownExpertError",
     "expert_names",
     "load_expert",

@@ -1,6 +1,7 @@
 """The expert policies that ship (as weights) inside the pybullet wheel.
 
-``load_expert("humanoid_walk")`` reads the DeepMimic PPO actor from its TF1 checkpoint;
+``load_expert("humanoid_walk")`` (and ``humanoid_backflip``, ``humanoid_jump``: one per
+skill of :mod:`sim.skills`) reads a DeepMimic PPO actor from its TF1 checkpoint;
 ``load_expert("humanoid_run")`` reads the roboschool MLP from the array literals of an
 example script, parsed with ``ast`` (the script is never imported). Both act in NumPy,
 on one observation or a batch, so rollout workers never need TensorFlow: an
@@ -10,7 +11,9 @@ on one observation or a batch, so rollout workers never need TensorFlow: an
 from __future__ import annotations
 
 import ast
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +22,8 @@ import numpy as np
 from sim.assets import checkpoint_path, pybullet_envs_path
 from sim.errors import AssetError, UnknownExpertError
 from sim.quiet import muted_output
+from sim.skills import SKILLS, Skill
 
-WALK_CHECKPOINT = "data/policies/humanoid3d/humanoid3d_walk.ckpt"
 RUN_WEIGHTS_SCRIPT = "examples/enjoy_TF_HumanoidBulletEnv_v0_2017may.py"
 
 
@@ -82,8 +85,9 @@ class MLPExpert:
     __call__ = act
 
 
-def _load_walk() -> MLPExpert:
-    prefix = checkpoint_path(WALK_CHECKPOINT)
+def load_deepmimic_expert(skill: Skill) -> MLPExpert:
+    """The PPO actor of a DeepMimic skill (197 -> 1024 -> 512 -> 36, ReLU) from its checkpoint."""
+    prefix = checkpoint_path(skill.checkpoint)
     # TensorFlow is imported here only: loading is done once in the parent process and
     # the resulting NumPy expert is what workers receive.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up log is noise here
@@ -106,8 +110,8 @@ def _load_walk() -> MLPExpert:
     layers = [("agent/main/actor/0/dense", 197, 1024), ("agent/main/actor/1/dense", 1024, 512),
               ("agent/main/actor/dense", 512, 36)]  # fmt: skip
     return MLPExpert(
-        name="humanoid_walk",
-        env_id="sim/HumanoidWalk-v0",
+        name=skill.expert,
+        env_id=skill.env_id,
         weights=tuple(tensor(f"{k}/kernel", (i, o)) for k, i, o in layers),
         biases=tuple(tensor(f"{k}/bias", (o,)) for k, _, o in layers),
         obs_mean=tensor("agent/resource/s_norm/mean", (197,)),
@@ -170,8 +174,14 @@ def _load_run() -> MLPExpert:
     )
 
 
-_LOADERS = {"humanoid_walk": _load_walk, "humanoid_run": _load_run}
-EXPERT_FOR_ENV = {"sim/HumanoidWalk-v0": "humanoid_walk", "sim/HumanoidRun-v0": "humanoid_run"}
+_LOADERS: dict[str, Callable[[], MLPExpert]] = {
+    **{s.expert: functools.partial(load_deepmimic_expert, s) for s in SKILLS.values()},
+    "humanoid_run": _load_run,
+}
+EXPERT_FOR_ENV = {
+    **{s.env_id: s.expert for s in SKILLS.values()},
+    "sim/HumanoidRun-v0": "humanoid_run",
+}
 
 
 def expert_names() -> list[str]:
@@ -180,7 +190,7 @@ def expert_names() -> list[str]:
 
 
 def load_expert(name: str) -> MLPExpert:
-    """Load a shipped expert by name (``humanoid_walk`` or ``humanoid_run``)."""
+    """Load a shipped expert by name (see :func:`expert_names`)."""
     if name not in _LOADERS:
         raise UnknownExpertError(
             f"unknown expert '{name}': choose one of {', '.join(expert_names())}"

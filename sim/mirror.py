@@ -58,12 +58,10 @@ from sim.errors import AssetError
 from sim.mocap import JOINTS
 from sim.quiet import muted_output
 from sim.run_robot import FEET, MODEL_FILE, MOTORS
+from sim.skills import SKILL_FOR_ENV, SKILLS, WALK, Skill
 from sim.walk_character import HUMANOID_URDF, MODEL_SCALE, NUM_LINKS
 
-WALK_ENV_ID = "sim/HumanoidWalk-v0"
 RUN_ENV_ID = "sim/HumanoidRun-v0"
-WALK_PHASE_SHIFT = 0.5
-"""Phase offset of a mirrored walk state: the clip mirrors itself after half a cycle."""
 
 # Tolerance of the symmetry checks on the rest pose (metres, or unit-vector components);
 # the models are symmetric to ~1e-7 (float rounding of their numbers).
@@ -352,7 +350,8 @@ def _load_walk(client: int) -> int:
     )
 
 
-def _walk_spec() -> MirrorSpec:
+def _deepmimic_spec(skill: Skill) -> MirrorSpec:
+    assert skill.mirror_phase_shift is not None  # only symmetric clips are built
     source = HUMANOID_URDF
     model = _read_rest_model(_load_walk)
     if len(model.link_names) != NUM_LINKS:
@@ -380,7 +379,8 @@ def _walk_spec() -> MirrorSpec:
             act += [_Slot(joint.name, f"axis.{a}", rot[i]) for i, a in enumerate(_AXES)]
         else:
             act += [_Slot(joint.name, "angle", hinge[joint.name])]
-    return _build(WALK_ENV_ID, obs, act, lateral, phase_index=0, phase_shift=WALK_PHASE_SHIFT)
+    return _build(skill.env_id, obs, act, lateral, phase_index=0,
+                  phase_shift=skill.mirror_phase_shift)  # fmt: skip
 
 
 def _load_run(client: int) -> int:
@@ -450,12 +450,29 @@ def _build(
     )
 
 
-_BUILDERS: dict[str, Callable[[], MirrorSpec]] = {WALK_ENV_ID: _walk_spec, RUN_ENV_ID: _run_spec}
+_BUILDERS: dict[str, Callable[[], MirrorSpec]] = {
+    **{
+        s.env_id: functools.partial(_deepmimic_spec, s)
+        for s in SKILLS.values()
+        if s.mirror_phase_shift is not None  # see sim.skills: the others' clips are not
+    },
+    RUN_ENV_ID: _run_spec,
+}
 
 
 @functools.cache
 def mirror_spec(env_id: str) -> MirrorSpec:
     """The left/right mirror map of ``env_id`` (built once per process from the model)."""
     if env_id not in _BUILDERS:
-        raise ValueError(f"no mirror map for '{env_id}': choose one of {', '.join(_BUILDERS)}")
+        why = ("its clip is not its own mirror image" if env_id in SKILL_FOR_ENV
+               else f"choose one of {', '.join(_BUILDERS)}")  # fmt: skip
+        raise ValueError(f"no mirror map for '{env_id}': {why}")
     return _BUILDERS[env_id]()
+
+
+def action_names(env_id: str) -> tuple[str, ...]:
+    """A label per action entry of ``env_id`` (e.g. ``right_knee.angle``), read from the
+    loaded model as the mirror maps are; every DeepMimic skill drives the walk's body."""
+    if env_id in SKILL_FOR_ENV:
+        env_id = WALK.env_id
+    return mirror_spec(env_id).act_names

@@ -1,4 +1,4 @@
-"""The DeepMimic walk clip: loading, the reference pose at any time, PD targets from actions.
+"""DeepMimic motion clips: loading, the reference pose at any time, PD targets from actions.
 
 A clip file (``pybullet_data/data/motions/*.txt``) is JSON with ``"Frames"``: one row of
 44 numbers per key frame::
@@ -30,7 +30,6 @@ import pybullet as p
 
 from sim.errors import AssetError
 
-WALK_CLIP = "data/motions/humanoid3d_walk.txt"
 FRAME_WIDTH = 44
 
 
@@ -159,10 +158,12 @@ class MotionClip:
         return cls(frames, source=str(path))
 
     @property
-    def walking_direction(self) -> np.ndarray:
-        """Unit horizontal (x, z) direction of the root's displacement over one cycle."""
+    def travel_direction(self) -> np.ndarray:
+        """Unit horizontal (x, z) direction of the root's displacement over one cycle
+        (+x for a clip that ends where it starts)."""
         d = np.array([self.cycle_offset[0], 0.0, self.cycle_offset[2]])
-        return d / np.linalg.norm(d)
+        norm = np.linalg.norm(d)
+        return d / norm if norm > 1e-9 else np.array([1.0, 0.0, 0.0])
 
     def phase(self, time: float) -> float:
         """Fraction of the cycle elapsed at clip time ``time``, in [0, 1)."""

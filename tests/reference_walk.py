@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pybullet as p
 
 TICK = 1.0 / 240.0
 
@@ -84,14 +85,15 @@ def _capture_locals(bound_method: Any, *args: Any) -> tuple[Any, dict[str, Any]]
 
 
 class ReferenceWalk:
-    """The original ``PyBulletDeepMimicEnv`` (walk clip) behind a small control-step API."""
+    """The original ``PyBulletDeepMimicEnv`` behind a small control-step API, loaded with
+    a skill's args file (``run_humanoid3d_<skill>_args.txt``: its clip and checkpoint)."""
 
-    def __init__(self, start_phase: float = 0.0) -> None:
+    def __init__(self, start_phase: float = 0.0, skill: str = "walk") -> None:
         deep_mimic_env, ArgParser = _reference_modules()
         import pybullet_data
 
         args = ArgParser()
-        args_file = Path(pybullet_data.getDataPath()) / "args" / "run_humanoid3d_walk_args.txt"
+        args_file = Path(pybullet_data.getDataPath()) / "args" / f"run_humanoid3d_{skill}_args.txt"
         if not args.load_file(str(args_file)):
             raise RuntimeError(f"{args_file}: cannot load")
         # The reference prints progress on construction; keep test output clean.
@@ -163,3 +165,11 @@ class ReferenceWalk:
 
     def close(self) -> None:
         self.client.disconnect()
+
+
+def physics_state(client: int, body: int) -> np.ndarray:
+    """Every number PyBullet integrates for ``body``: base pose, velocities, joint states."""
+    pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=client)
+    lin, ang = p.getBaseVelocity(body, physicsClientId=client)
+    joints = p.getJointStatesMultiDof(body, list(range(15)), physicsClientId=client)
+    return np.array([*pos, *orn, *lin, *ang, *(x for s in joints for x in (*s[0], *s[1]))])

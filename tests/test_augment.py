@@ -13,7 +13,10 @@ import pytest
 from datasets.training.augment import Augmenter, feature_dropout, gaussian_noise, mirror_batch
 from datasets.training.stats import FeatureStats
 from sim import EXPERT_FOR_ENV, load_expert
-from sim.mirror import RUN_ENV_ID, WALK_ENV_ID, MirrorSpec, mirror_spec
+from sim.mirror import RUN_ENV_ID, MirrorSpec, mirror_spec
+from sim.skills import WALK
+
+WALK_ENV_ID = WALK.env_id
 
 N, D, A = 40_000, 4, 3
 # Expert rollouts for the mirror tests: per env, a few episodes of a few steps.

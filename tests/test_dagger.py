@@ -188,7 +188,7 @@ def test_learner_only_episode_is_labelled_by_the_expert(run):
         (["--episodes-per-iteration", "0"], "--episodes-per-iteration: "),
         (["--env", "sim/HumanoidWalk-v0"], "recorded in sim/HumanoidRun-v0, not --env"),
         (["--max-labels", "10"], "--max-labels 10: below the"),
-        (["--episode-seconds", "3"], "--episode-seconds: applies only to sim/HumanoidWalk-v0"),
+        (["--episode-seconds", "3"], "--episode-seconds: applies only to the motion-imitation"),
         (["--episode-seconds", "0"], "--episode-seconds: "),
         (["--out", "{existing}"], "already exists"),
         (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),

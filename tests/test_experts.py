@@ -10,7 +10,10 @@ import pytest
 
 import sim.assets
 from sim import AssetError, UnknownExpertError, expert_names, load_expert
-from sim.experts import RUN_WEIGHTS_SCRIPT, WALK_CHECKPOINT
+from sim.experts import RUN_WEIGHTS_SCRIPT
+from sim.skills import WALK
+
+WALK_CHECKPOINT = WALK.checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,7 @@ def walk_expert():
 
 
 def test_names():
-    assert expert_names() == ["humanoid_run", "humanoid_walk"]
+    assert expert_names() == ["humanoid_backflip", "humanoid_jump", "humanoid_run", "humanoid_walk"]
     with pytest.raises(UnknownExpertError, match="unknown expert 'nope'"):
         load_expert("nope")
 

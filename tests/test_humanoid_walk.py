@@ -20,14 +20,15 @@ from gymnasium.utils.env_checker import check_env
 
 from sim import load_expert
 from sim.errors import AssetError
-from sim.humanoid_walk import ACTION_HIGH, ACTION_LOW, ACTION_OFFSET, ACTION_SCALE, HumanoidWalkEnv
+from sim.humanoid_walk import HumanoidWalkEnv
 from sim.mocap import JOINTS, MotionClip, action_to_targets
+from sim.motion_imitation import ACTION_HIGH, ACTION_LOW, ACTION_OFFSET, ACTION_SCALE
 from sim.walk_reward import imitation_reward
 
 try:
-    from tests.reference_walk import ReferenceWalk
+    from tests.reference_walk import ReferenceWalk, physics_state
 except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    from reference_walk import ReferenceWalk
+    from reference_walk import ReferenceWalk, physics_state
 
 REWARD_KEYS = ("reward_pose", "reward_velocity", "reward_end_effector", "reward_root")
 INFO_KEYS = (*REWARD_KEYS, "distance", "fell", "sim_time", "phase")
@@ -65,14 +66,6 @@ def rollout(env: gym.Env, seed: int, policy: Policy, steps: int) -> tuple[np.nda
         if terminated or truncated:
             break
     return np.array(observations), outcomes
-
-
-def physics_state(client: int, body: int) -> np.ndarray:
-    """Every number PyBullet integrates for ``body``: base pose, velocities, joint states."""
-    pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=client)
-    lin, ang = p.getBaseVelocity(body, physicsClientId=client)
-    joints = p.getJointStatesMultiDof(body, list(range(15)), physicsClientId=client)
-    return np.array([*pos, *orn, *lin, *ang, *(x for s in joints for x in (*s[0], *s[1]))])
 
 
 # -- API -------------------------------------------------------------------------------
@@ -334,7 +327,7 @@ def test_clip_interpolates_and_loops() -> None:
     clip = env.clip
     env.close()
     assert clip.num_frames == 39 and clip.cycle_time == pytest.approx(38 * 0.033332)
-    np.testing.assert_allclose(clip.walking_direction, [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(clip.travel_direction, [1.0, 0.0, 0.0])
     frame0 = clip.frames[0]
     pose = clip.pose_at(0.0)
     np.testing.assert_allclose(pose.base_position, frame0[1:4])

@@ -44,9 +44,12 @@ import pytest
 from sim import MLPExpert, load_expert  # importing sim registers the env ids
 from sim.humanoid_run import HumanoidRunEnv
 from sim.humanoid_walk import HumanoidWalkEnv
-from sim.mirror import RUN_ENV_ID, WALK_ENV_ID, mirror_spec, partner_name
+from sim.mirror import RUN_ENV_ID, mirror_spec, partner_name
 from sim.mocap import JOINT_LINKS, JOINTS, action_to_targets
 from sim.run_robot import FEET, MOTORS
+from sim.skills import WALK
+
+WALK_ENV_ID = WALK.env_id
 
 ENV_IDS = (WALK_ENV_ID, RUN_ENV_ID)
 

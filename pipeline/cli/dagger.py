@@ -136,7 +136,7 @@ def dagger_command(
     episode_seconds: Annotated[
         float | None,
         typer.Option(
-            help="Walk only: length of the mixture episodes in simulated seconds "
+            help="Motion envs only: length of the mixture episodes in simulated seconds "
             "(evaluation keeps 20 s)."
         ),
     ] = None,

@@ -29,20 +29,24 @@ def list_envs(console: Console, json_path: Path | None, overwrite: bool = False)
     for env_id in sim.ENV_IDS:
         env = gym.make(env_id)
         try:
+            skill = sim.SKILL_FOR_ENV.get(env_id)
             rows.append({
                 "env_id": env_id,
                 "observation_dim": int(env.observation_space.shape[0]),
                 "action_dim": int(env.action_space.shape[0]),
                 "expert": sim.EXPERT_FOR_ENV.get(env_id),
+                "episode": (f"{env.unwrapped.episode_seconds:g} s" if skill is not None
+                            else f"{env.unwrapped.max_steps} steps"),
+                "what": skill.summary if skill is not None else "a fast crouched run",
             })  # fmt: skip
         finally:
             env.close()
     table = Table(title="environments")
-    for column in ("env id", "observation", "action", "expert"):
+    for column in ("env id", "observation", "action", "episode", "expert", "what"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["env_id"], str(row["observation_dim"]), str(row["action_dim"]),
-                      str(row["expert"]))  # fmt: skip
+                      row["episode"], str(row["expert"]), row["what"])  # fmt: skip
     console.print(table)
     if json_path is not None:
         write_json(json_path, {"command": "envs", "environments": rows})

@@ -75,10 +75,11 @@ def evaluate_command(
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 2,
     start_phase: Annotated[
         str | None,
-        typer.Option(help="Walk only: 'random' (default), '0' or a phase in [0, 1)."),
+        typer.Option(help="Motion envs only: 'random' (default), '0' or a phase in [0, 1)."),
     ] = None,
     episode_seconds: Annotated[
-        float | None, typer.Option(help="Walk only: episode time limit in simulated seconds.")
+        float | None,
+        typer.Option(help="Motion envs only: episode limit, simulated seconds."),
     ] = None,
     compare_expert: Annotated[
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")

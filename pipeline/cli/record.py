@@ -139,14 +139,15 @@ def record_command(
     start_phase: Annotated[
         str | None,
         typer.Option(
-            help="Walk only: 'random' (diverse demos), '0' or a phase in [0, 1).",
+            help="Motion envs only: 'random' (diverse demos), '0' or a phase in [0, 1).",
             show_default="random",
         ),
     ] = None,
     episode_seconds: Annotated[
         float | None,
         typer.Option(
-            help="Walk only: episode length in simulated seconds.", show_default="the env's, 20"
+            help="Motion envs only: episode length, simulated s.",
+            show_default="the skill's",
         ),
     ] = None,
     noise: Annotated[

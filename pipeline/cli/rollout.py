@@ -30,9 +30,9 @@ class RolloutRequest:
     seed: int
     """Episode i is reset with seed + i."""
     start_phase: str | None = None
-    """Walk only: '0', 'random' or a float in [0, 1)."""
+    """Motion envs only: '0', 'random' or a float in [0, 1)."""
     episode_seconds: float | None = None
-    """Walk only: time limit in simulated seconds."""
+    """Motion envs only: time limit in simulated seconds."""
     workers: int = 1
     """Worker processes."""
     video: Path | None = None
@@ -130,10 +130,11 @@ def rollout_command(
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     start_phase: Annotated[
         str | None,
-        typer.Option(help="Walk only: '0' (default), 'random', or a phase in [0, 1)."),
+        typer.Option(help="Motion envs only: '0' (default), 'random', or a phase in [0, 1)."),
     ] = None,
     episode_seconds: Annotated[
-        float | None, typer.Option(help="Walk only: episode time limit in simulated seconds.")
+        float | None,
+        typer.Option(help="Motion envs only: episode limit, simulated seconds."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     video: Annotated[

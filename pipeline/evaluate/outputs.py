@@ -34,7 +34,7 @@ def _joint_indices(names: tuple[str, ...], count: int = 4) -> list[int]:
 
 def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
     """Write the evaluation's PNGs under ``out/plots``; returns their paths."""
-    from sim.mirror import mirror_spec
+    from sim.mirror import action_names
 
     plots = out / PLOTS_DIR
     plots.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def make_plots(report: EvaluateReport, out: Path) -> list[Path]:
     if shown and LEARNER in traced:
         first = traced[LEARNER]
         dt = first.survived_s / first.steps if first.steps else 1.0
-        names = mirror_spec(report.env_id).act_names
+        names = action_names(report.env_id)
         written.append(plots / "trajectories.png")
         title = f"joint commands, seed {shown.seed}: {shown.reason}"
         plot_trajectories({k: r.actions for k, r in traced.items()}, list(names),

@@ -16,10 +16,10 @@ from pipeline.core.outputs import check_output_dir, check_output_path
 from pipeline.rollout.episodes import EpisodeResult
 from pipeline.rollout.filming import Filmed, VideoChoice, choose_video_episode
 from pipeline.rollout.options import (
-    WALK_ENV,
     check_episode_options,
     check_episode_seconds,
     env_kwargs,
+    is_motion_env,
     parse_push,
     parse_start_phase,
 )
@@ -48,9 +48,9 @@ class EvaluateRequest:
     workers: int = 2
     """Worker processes running whole episodes."""
     start_phase: str | None = None
-    """Walk only: '0', 'random' (None: random) or a phase in [0, 1)."""
+    """Motion envs only: '0', 'random' (None: random) or a phase in [0, 1)."""
     episode_seconds: float | None = None
-    """Walk only: episode time limit in simulated seconds."""
+    """Motion envs only: episode time limit in simulated seconds."""
     compare_expert: bool = False
     """Also run the expert and a random policy on the same seeds."""
     push: str | None = None
@@ -157,7 +157,7 @@ def env_for(request: EvaluateRequest, resolved: ResolvedPolicy) -> EvalEnv:
     spec = resolved.loaded.spec
     env_id = request.env_id or spec.env_id
     start_phase = request.start_phase
-    if start_phase is None and env_id == WALK_ENV:
+    if start_phase is None and is_motion_env(env_id):
         start_phase = "random"
     kwargs = env_kwargs(env_id, start_phase, request.episode_seconds, request.push)
     env = gym.make(env_id)

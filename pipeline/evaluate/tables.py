@@ -61,10 +61,11 @@ def summary_lines(report: EvaluateReport) -> list[str]:
         lines.append(f"pushed: {describe_push(push)}")
     scores = report.scores
     if scores:
-        lines.append(
-            f"expert-normalized score (0 = random, 1 = expert): return "
-            f"{scores['normalized_return']:.2f}, distance {scores['normalized_distance']:.2f}"
-        )
+        shown = [f"{name} {scores[f'normalized_{key}']:.2f}"
+                 for name, key in (("return", "return"), ("distance", "distance"),
+                                   ("pose reward", "pose_reward"))
+                 if math.isfinite(scores.get(f"normalized_{key}", math.nan))]  # fmt: skip
+        lines.append(f"expert-normalized score (0 = random, 1 = expert): {', '.join(shown)}")
         low, high = scores["survival_on_expert_surviving_starts_ci95"]
         rate = scores["survival_on_expert_surviving_starts"]
         lines.append(

@@ -33,7 +33,7 @@ class EpisodeResult:
     ret: float
     """Undiscounted return."""
     pose_reward: float | None
-    """Mean pose-tracking reward per step (walk only)."""
+    """Mean pose-tracking reward per step (motion-imitation envs only)."""
     wall_s: float
     """Wall-clock seconds the episode took (including rendering when recording video)."""
     action_error: float | None = None

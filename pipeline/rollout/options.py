@@ -13,8 +13,12 @@ from pipeline.core.outputs import check_output_path
 from pipeline.rollout.filming import first_fall_path
 from pipeline.rollout.video import VIDEO_SUFFIXES
 
-WALK_ENV = "sim/HumanoidWalk-v0"
-"""The environment whose start phase and episode length are options."""
+
+def is_motion_env(env_id: str) -> bool:
+    """Whether ``env_id`` imitates a motion clip: start phase and episode length are
+    options of these (:data:`sim.MOTION_ENV_IDS`), and they start at a random phase by
+    default."""
+    return env_id in sim.MOTION_ENV_IDS
 
 
 def parse_start_phase(value: str) -> float | str:
@@ -71,8 +75,11 @@ def env_kwargs(
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
     for option, value in (("--start-phase", start_phase),
                           ("--episode-seconds", episode_seconds)):  # fmt: skip
-        if value is not None and env_id != WALK_ENV:
-            raise PipelineError(f"{option}: applies only to {WALK_ENV}, not {env_id}")
+        if value is not None and not is_motion_env(env_id):
+            raise PipelineError(
+                f"{option}: applies only to the motion-imitation environments "
+                f"({', '.join(sim.MOTION_ENV_IDS)}), not {env_id}"
+            )
     if start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(start_phase)
     if episode_seconds is not None:
@@ -83,7 +90,7 @@ def env_kwargs(
 
 
 def check_episode_seconds(value: float) -> float:
-    """A walk episode's time limit: finite and > 0."""
+    """A motion-imitation episode's time limit: finite and > 0."""
     if not (math.isfinite(value) and value > 0):
         raise PipelineError(f"--episode-seconds: {value} must be > 0")
     return value

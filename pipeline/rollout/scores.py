@@ -1,5 +1,6 @@
 """Closed-loop scores of a policy against the expert and a random policy on the same seeds:
-expert-normalized return and distance, and survival on the starts the expert survives.
+expert-normalized return, distance and pose reward, and survival on the starts the expert
+survives.
 
 One implementation for everything that ranks policies by their rollouts: ``pipeline
 evaluate``, ``pipeline compare``, DAgger's per-iteration evaluation and the closed-loop
@@ -30,10 +31,11 @@ def mean_of(summary: dict[str, Any], key: str) -> float:
 def normalized_scores(
     learner: list[EpisodeResult], expert: list[EpisodeResult], random: list[EpisodeResult]
 ) -> dict[str, Any]:
-    """Expert-normalized return and distance; survival on the expert's surviving starts."""
+    """Expert-normalized return, distance and pose reward (NaN where the env has none);
+    survival on the expert's surviving starts."""
     summaries = [summarize(results) for results in (learner, expert, random)]
     scores: dict[str, Any] = {}
-    for key in ("return", "distance"):
+    for key in ("return", "distance", "pose_reward"):
         scores[f"normalized_{key}"] = normalized(*(mean_of(s, key) for s in summaries))
     expert_survived = {r.seed for r in expert if not r.fell}
     on_those = [r for r in learner if r.seed in expert_survived]

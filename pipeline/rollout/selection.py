@@ -4,7 +4,8 @@ Validation loss is a poor model-selection signal for behaviour cloning: on-polic
 error was 5-575x the validation error here, and one config gave 5% and 98% survival with
 two training seeds. :class:`ClosedLoopJudge` rolls a policy out on its own block of seeds
 (kept apart from evaluation seeds) next to the expert and a random policy, which run once,
-and scores it by survival, then expert-normalized distance.
+and scores it by survival, then expert-normalized distance (pose reward for a skill
+that does not travel).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from pipeline.rollout.episodes import EpisodeResult, summarize
-from pipeline.rollout.options import WALK_ENV
+from pipeline.rollout.options import is_motion_env
 from pipeline.rollout.policies import ExpertPolicy, LearnedPolicy, RandomPolicy
 from pipeline.rollout.scores import mean_of, normalized_scores
 from pipeline.rollout.workers import EpisodeTask, run_episodes
@@ -23,13 +24,17 @@ if TYPE_CHECKING:
 
 
 def score_key(score: dict[str, float]) -> tuple[float, float]:
-    """The order of closed-loop scores: survival first, then normalized distance (NaN
-    counts as the worst)."""
+    """The order of closed-loop scores: survival first, then normalized distance, or for a
+    skill that does not travel (no distance, so NaN) the normalized pose reward; NaN
+    counts as the worst."""
 
     def finite(value: float) -> float:
         return value if math.isfinite(value) else -math.inf
 
-    return finite(score["survival"]), finite(score["normalized_distance"])
+    second = score["normalized_distance"]
+    if not math.isfinite(second):
+        second = score.get("normalized_pose_reward", math.nan)
+    return finite(score["survival"]), finite(second)
 
 
 class ClosedLoopJudge:
@@ -51,7 +56,7 @@ class ClosedLoopJudge:
         self.history = spec.history
         self.seeds = list(range(seed, seed + episodes))
         self.workers = workers
-        self.env_kwargs: dict[str, Any] = {"start_phase": "random"} if env_id == WALK_ENV else {}
+        self.env_kwargs: dict[str, Any] = {"start_phase": "random"} if is_motion_env(env_id) else {}
         env = gym.make(env_id)
         try:
             self._low, self._high = env.action_space.low, env.action_space.high
@@ -83,10 +88,12 @@ class ClosedLoopJudge:
         learner = self._run(LearnedPolicy(forward, self.history), workers)
         expert, random = self.baselines()
         summary = summarize(learner)
-        return {
+        scores = normalized_scores(learner, expert, random)
+        score = {
             "survival": float(summary["survival_rate"]),
-            "normalized_distance": float(
-                normalized_scores(learner, expert, random)["normalized_distance"]
-            ),
+            "normalized_distance": float(scores["normalized_distance"]),
             "distance": mean_of(summary, "distance"),
         }
+        if math.isfinite(scores["normalized_pose_reward"]):  # the motion-imitation envs
+            score["normalized_pose_reward"] = float(scores["normalized_pose_reward"])
+        return score

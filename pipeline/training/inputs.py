@@ -102,19 +102,25 @@ def build_spec(
     ), stats
 
 
+def mirror_map(config: TrainConfig, env_id: str) -> Any:
+    """The env's mirror map when the config mirrors samples, else None; one line naming
+    ``data.augment.mirror_prob`` for an env that has none (checked before any output)."""
+    if config.data.augment.mirror_prob <= 0:
+        return None
+    from sim.mirror import mirror_spec
+
+    try:
+        return mirror_spec(env_id)
+    except ValueError as exc:
+        raise PipelineError(f"data.augment.mirror_prob: {exc}") from None
+
+
 def make_augmenter(config: TrainConfig, stats: NormalizationStats, env_id: str) -> Any:
     """The configured augmentation of training observations, or None when it does nothing."""
     from datasets.training.augment import Augmenter
 
     aug = config.data.augment
-    mirror = None
-    if aug.mirror_prob > 0:
-        from sim.mirror import mirror_spec
-
-        try:
-            mirror = mirror_spec(env_id)
-        except ValueError as exc:
-            raise PipelineError(f"data.augment.mirror_prob: {exc}") from None
+    mirror = mirror_map(config, env_id)
     augmenter = Augmenter.from_stats(
         stats.observations,
         noise_std=aug.obs_noise,

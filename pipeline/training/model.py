@@ -34,6 +34,7 @@ def build_model(
     with distribution_scope(config):
         built = build_policy(config.model, spec, seed=config.seed)
         if source is not None:
+            check_source_spaces(spec, source.spec, config.init.from_policy or "")
             copy_weights(source, built.policy, config.init.from_policy or "")
             freeze_blocks(built.policy, config.init.freeze)
         built.train_model.compile(
@@ -101,13 +102,19 @@ def freeze_blocks(policy: Any, count: int) -> None:
             layer.trainable = False
 
 
-def keep_source_normalization(spec: PolicySpec, source: PolicySpec, where: str) -> PolicySpec:
-    """``spec`` with ``source``'s observation and action normalization."""
+def check_source_spaces(spec: PolicySpec, source: PolicySpec, where: str) -> None:
+    """One line naming ``--init-from`` when the source policy reads other observations or
+    writes other actions than this data has (another task: transfer needs the same body)."""
     if (spec.obs_shape, spec.act_dim) != (source.obs_shape, source.act_dim):
         raise PipelineError(
             f"--init-from {where}: the source policy maps observations {source.obs_shape} to "
             f"{source.act_dim} actions; this data has {spec.obs_shape} and {spec.act_dim}"
         )
+
+
+def keep_source_normalization(spec: PolicySpec, source: PolicySpec, where: str) -> PolicySpec:
+    """``spec`` with ``source``'s observation and action normalization."""
+    check_source_spaces(spec, source, where)
     return dataclasses.replace(spec, obs_norm=source.obs_norm, obs_mean=source.obs_mean,
                                obs_variance=source.obs_variance, act_mean=source.act_mean,
                                act_variance=source.act_variance)  # fmt: skip

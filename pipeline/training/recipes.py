@@ -9,6 +9,8 @@ test keeps them equal); a config file replaces the recipe as a whole.
 
 from __future__ import annotations
 
+from sim import MOTION_ENV_IDS
+
 WALK_RECIPE = [
     "model.name=mlp",
     "model.hidden_sizes=[512,512]",
@@ -40,7 +42,8 @@ seeds 1000-1039 (3 training seeds; normalized distance 0.77) against the typed d
 44% (0.48) and the min-max batch-256 walk recipe's 52% (0.55) (BENCHMARKS.md)."""
 
 RECIPES: dict[str, list[str]] = {
-    "sim/HumanoidWalk-v0": WALK_RECIPE,
+    # Every skill drives the same body from the same 197 observations.
+    **dict.fromkeys(MOTION_ENV_IDS, WALK_RECIPE),
     "sim/HumanoidRun-v0": RUN_RECIPE,
 }
 """Environment id -> config overrides (applied to the typed defaults)."""
