@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_skills.json"
 DATA = ROOT / "benchmarks" / "results" / "data"
 SEED0 = 1000
+DEFAULT_SKILLS = "walk,backflip,jump"
 
 
 def spinkick():
@@ -153,7 +154,7 @@ def behaviour_cloning(name: str, demos: int, seed: int, epochs: int | None, seed
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 seeds, 3 demos, 1 training seed")
-    parser.add_argument("--skills", default="walk,backflip,jump")
+    parser.add_argument("--skills", default=DEFAULT_SKILLS)
     parser.add_argument("--no-bc", action="store_true", help="Experts only.")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -167,7 +168,9 @@ def main() -> int:
         f"Python {platform.python_version()}",
         "seeds": [seeds[0], seeds[-1]], "demos": demos, "skills": {},
     }  # fmt: skip
-    out = RESULTS if not args.quick else RESULTS.with_name("bench_skills_quick.json")
+    # Another selection of skills (e.g. the spinkick probe) keeps the main results.
+    suffix = "" if args.skills == DEFAULT_SKILLS else "_" + args.skills.replace(",", "_")
+    out = RESULTS.with_name(f"bench_skills{suffix}{'_quick' if args.quick else ''}.json")
     with tempfile.TemporaryDirectory() as tmp_dir:
         for name in args.skills.split(","):
             entry, base = experts(name, seeds, args.workers)

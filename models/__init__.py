@@ -23,6 +23,7 @@ from models.config import (
     LayerOptions,
     MLPConfig,
     ModelConfig,
+    MotionNetConfig,
     PolicyConfig,
     StrictConfig,
     format_validation_error,
@@ -43,6 +44,7 @@ _LAZY = {
     "PolicySaveError": "models.saving",
     "load_policy": "models.saving",
     "save_policy": "models.saving",
+    "build_motion_net": "models.motion_net",
 }
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "LoadedPolicy",
     "MLPConfig",
     "ModelConfig",
+    "MotionNetConfig",
     "PolicyConfig",
     "PolicyLoadError",
     "PolicyModels",
@@ -69,6 +72,7 @@ __all__ = [
     "UnknownPolicyError",
     "available_policies",
     "build_loss",
+    "build_motion_net",
     "build_policy",
     "format_validation_error",
     "load_policy",

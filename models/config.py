@@ -183,6 +183,23 @@ class CNN1DConfig(LayerOptions):
         return self
 
 
+class MotionNetConfig(LayerOptions):
+    """A network from the time within a motion's cycle (one input, the phase in [0, 1]) to the
+    joint angles of the pose at that time: the course's motion-imitation lab.
+
+    The defaults are the lab's: Dense 75 and 50 with leaky ReLU (slope 0.01), a linear output,
+    Keras' default Glorot-uniform initialization."""
+
+    hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [75, 50])
+    """Units of each hidden layer, input side first; at least one layer."""
+    activation: Activation = "leaky_relu"
+    """Nonlinearity of the hidden layers; the output layer is always linear."""
+    leaky_relu_slope: float = Field(0.01, gt=0.0, lt=1.0)
+    """Slope for negative inputs when ``activation`` is ``leaky_relu`` (the lab's 0.01)."""
+
+    _check_hidden_sizes = field_validator("hidden_sizes")(_non_empty)
+
+
 PolicyConfig = MLPConfig | CNN1DConfig
 """Any architecture's config object."""
 ModelConfig = Annotated[PolicyConfig, Field(discriminator="name")]

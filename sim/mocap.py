@@ -148,13 +148,37 @@ class MotionClip:
 
     @classmethod
     def load(cls, path: str | Path) -> MotionClip:
-        """Read a DeepMimic clip file; raises AssetError naming the file if it is invalid."""
+        """Read a DeepMimic clip file; raises AssetError naming the file, and the line and
+        column where it can, if it is missing or invalid."""
         try:
-            with open(path) as f:
-                data = json.load(f)
-            frames = [[float(x) for x in row] for row in data["Frames"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise AssetError(f"{path}: not a readable motion clip ({exc})") from exc
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise AssetError(f"{path}: cannot read the motion clip ({exc.strerror})") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AssetError(
+                f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})"
+            ) from exc
+        rows = data.get("Frames") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise AssetError(f'{path}: no "Frames" list of key frames')
+        frames = []
+        for k, row in enumerate(rows):
+            if (
+                not isinstance(row, list)
+                or len(row) != FRAME_WIDTH
+                or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                    for x in row
+                )
+            ):
+                line, column = _frame_position(text, k)
+                raise AssetError(
+                    f"{path}: line {line} column {column}: key frame {k} is not "
+                    f"{FRAME_WIDTH} finite numbers"
+                )
+            frames.append([float(x) for x in row])
         return cls(frames, source=str(path))
 
     @property
@@ -207,6 +231,24 @@ class MotionClip:
         )
 
 
+def _frame_position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of the ``[`` opening key frame ``index`` of ``"Frames"``."""
+    start = text.find('"Frames"')
+    depth, seen = 0, -1
+    for offset in range(max(start, 0), len(text)):
+        char = text[offset]
+        if char == "[":
+            depth += 1
+            if depth == 2:
+                seen += 1
+                if seen == index:
+                    line = text.count("\n", 0, offset) + 1
+                    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+        elif char == "]":
+            depth -= 1
+    return 1, 1
+
+
 def action_to_targets(action: np.ndarray | list[float]) -> list[Rotation]:
     """PD targets, one per joint of JOINTS, from a raw 36-dim action.
 
@@ -222,3 +264,69 @@ def action_to_targets(action: np.ndarray | list[float]) -> list[Rotation]:
         else:
             targets.append((a[col],))
     return targets
+
+
+JOINT_VECTOR_NAMES = tuple(
+    name
+    for joint in JOINTS
+    for name in (
+        [f"{joint.name}.q{c}" for c in "wxyz"] if joint.spherical else [f"{joint.name}.angle"]
+    )
+)
+"""Labels of a joint vector: the clip frame's joint columns (8-43), in JOINTS order."""
+
+
+JOINT_VECTOR_COLUMNS = tuple(
+    (joint.name, slice(col, col + (4 if joint.spherical else 1)), joint.spherical)
+    for joint, col in zip(JOINTS, _ACTION_COLUMNS, strict=True)
+)
+"""(joint name, its columns in a joint vector or an action, spherical?) in JOINTS order."""
+
+
+def joint_vector(pose: ClipPose) -> np.ndarray:
+    """The 36 joint numbers of a pose in the clip's frame layout: a quaternion (w, x, y, z)
+    per spherical joint, an angle per revolute one."""
+    values: list[float] = []
+    for joint, rotation in zip(JOINTS, pose.joint_positions, strict=True):
+        if joint.spherical:
+            x, y, z, w = rotation
+            values += [w, x, y, z]
+        else:
+            values.append(rotation[0])
+    return np.array(values)
+
+
+def joint_rotations(vector: np.ndarray) -> tuple[Rotation, ...]:
+    """Per joint of JOINTS, the rotation of a joint vector (:func:`joint_vector`'s layout),
+    quaternions normalized (a learned vector's need not be) and in PyBullet's (x, y, z, w)."""
+    v = np.asarray(vector, dtype=np.float64)
+    if v.shape != (ACTION_DIM,):
+        raise ValueError(f"a joint vector has {ACTION_DIM} numbers, got shape {v.shape}")
+    rotations: list[Rotation] = []
+    for joint, col in zip(JOINTS, _ACTION_COLUMNS, strict=True):
+        if joint.spherical:
+            w, x, y, z = v[col : col + 4]
+            norm = math.sqrt(w * w + x * x + y * y + z * z) or 1.0
+            rotations.append((x / norm, y / norm, z / norm, w / norm))
+        else:
+            rotations.append((float(v[col]),))
+    return tuple(rotations)
+
+
+def rotations_to_action(rotations: tuple[Rotation, ...]) -> np.ndarray:
+    """The raw action whose PD targets are ``rotations`` (the inverse of
+    :func:`action_to_targets`): angle and unit axis per spherical joint, the angle per
+    revolute one."""
+    action: list[float] = []
+    for joint, rotation in zip(JOINTS, rotations, strict=True):
+        if joint.spherical:
+            x, y, z, w = rotation
+            sin_half = math.sqrt(x * x + y * y + z * z)
+            if sin_half < 1e-12:
+                action += [0.0, 1.0, 0.0, 0.0]  # no rotation: any axis; x as PyBullet's
+            else:
+                action += [2.0 * math.atan2(sin_half, w), x / sin_half, y / sin_half,
+                           z / sin_half]  # fmt: skip
+        else:
+            action.append(rotation[0])
+    return np.array(action)

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from sim.assets import pybullet_data_path
 from sim.camera import FollowCamera, paint_links
 from sim.mirror import MirrorSpec, mirror_spec
-from sim.mocap import ACTION_DIM, MotionClip, action_to_targets
+from sim.mocap import ACTION_DIM, ClipPose, MotionClip, action_to_targets
 from sim.push import Push, PushPlan
 from sim.skills import WALK, Skill
 from sim.walk_character import (
@@ -291,6 +291,11 @@ class MotionImitationEnv(gym.Env):
     def mirror(self) -> MirrorSpec:
         """Left/right mirror map of observations and actions (see :mod:`sim.mirror`)."""
         return mirror_spec(self.skill.env_id)
+
+    def show_pose(self, pose: ClipPose) -> None:
+        """Put the humanoid into ``pose`` kinematically (no physics step, no episode
+        change): to render a motion frame by frame, e.g. a learned one beside the clip."""
+        self._character.reset(pose)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -9,7 +9,18 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pipeline.cli import compare, dagger, data, envs, evaluate, quickstart, record, rollout, train
+from pipeline.cli import (
+    compare,
+    dagger,
+    data,
+    envs,
+    evaluate,
+    motion,
+    quickstart,
+    record,
+    rollout,
+    train,
+)
 from pipeline.core.errors import PipelineError
 
 app = typer.Typer(
@@ -51,6 +62,7 @@ app.command(name="evaluate")(evaluate.evaluate_command)
 app.command(name="quickstart")(quickstart.quickstart_command)
 app.command(name="dagger")(dagger.dagger_command)
 app.command(name="compare")(compare.compare_command)
+app.add_typer(motion.motion_app, name="motion")
 app.command(name="inspect")(data.inspect_command)
 app.command(name="export")(data.export_command)
 app.command(name="import")(data.import_command)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from models.config import UNKNOWN_KEY, ModelConfig, StrictConfig, format_validation_error
 from pipeline.core.errors import PipelineError
+
+Config = TypeVar("Config", bound=StrictConfig)
 
 
 class AugmentConfig(StrictConfig):
@@ -248,10 +250,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise PipelineError(f"override '{text}': value is not valid YAML") from None
 
 
-def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read ``path`` (YAML, optional), apply overrides, validate; one-line errors."""
+def read_config_tree(path: Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The YAML mapping at ``path`` (optional) with ``key.sub=value`` overrides applied;
+    one-line errors naming ``--config`` or the override."""
     tree: dict[str, Any] = {}
-    where = str(path) if path else "config"
     if path is not None:
         if not path.is_file():
             raise PipelineError(f"--config {path}: file not found")
@@ -267,14 +269,26 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
     for text in overrides or []:
         key, value = parse_override(text)
         _set_dotted(tree, key, value, f"override '{text}'")
+    return tree
+
+
+def validate_config(cls: type[Config], tree: dict[str, Any], path: Path | None,
+                    overrides: list[str] | None = None) -> Config:  # fmt: skip
+    """``cls`` validated from ``tree``; one line naming the override or file at fault."""
+    try:
+        return cls.model_validate(tree)
+    except ValidationError as exc:
+        source = _override_at_fault(exc, overrides or []) or (str(path) if path else "config")
+        raise PipelineError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read ``path`` (YAML, optional), apply overrides, validate; one-line errors."""
+    tree = read_config_tree(path, overrides)
     model = tree.get("model")
     if isinstance(model, dict) and "name" not in model:
         model["name"] = "mlp"  # the default architecture, also when only options are given
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValidationError as exc:
-        source = _override_at_fault(exc, overrides or []) or where
-        raise PipelineError(f"{source}: {format_validation_error(exc)}") from None
+    return validate_config(TrainConfig, tree, path, overrides)
 
 
 def _override_at_fault(exc: ValidationError, overrides: list[str]) -> str | None:
@@ -306,12 +320,12 @@ def config_differences(saved: TrainConfig, other: TrainConfig) -> list[tuple[str
     return walk(config_to_dict(saved), config_to_dict(other), "")
 
 
-def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+def config_to_dict(config: StrictConfig) -> dict[str, Any]:
     """Plain, JSON/YAML-ready dict of the resolved config."""
     return config.model_dump(mode="json")
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
+def save_config(config: StrictConfig, path: Path) -> None:
     """Write the resolved config as YAML."""
     path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
