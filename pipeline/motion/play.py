@@ -11,6 +11,7 @@ targets shows what a perfect fit of the motion would do.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -162,7 +163,7 @@ def play_motion(request: PlayRequest) -> PlayReport:
     if request.out is not None:
         request.out.mkdir(parents=True, exist_ok=True)
         report.videos = _videos(motion, clip, request, kwargs, learned)
-        (request.out / "play.json").write_text(_json(report))
+        (request.out / "play.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report
 
 
@@ -174,12 +175,6 @@ def _closed_loop_policy(path: Path, env_id: str) -> Any:
     if loaded.spec.env_id != env_id:
         raise PipelineError(f"--policy {path}: drives {loaded.spec.env_id}, the motion {env_id}")
     return LearnedPolicy.from_loaded(loaded)
-
-
-def _json(report: PlayReport) -> str:
-    import json
-
-    return json.dumps(report.to_dict(), indent=2) + "\n"
 
 
 def _videos(motion: LoadedMotion, clip: Any, request: PlayRequest, kwargs: dict[str, Any],
