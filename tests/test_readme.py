@@ -68,6 +68,8 @@ def scaled(command: str) -> str:
         command += " training.epochs=1"
     if words[:2] == ["pipeline", "quickstart"]:
         command += " --epochs 1"
+    if words[:3] == ["pipeline", "motion", "fit"]:
+        command += " steps=300"
     walk = "HumanoidRun" not in command and "run" not in Path(_policy_arg(words)).name
     if words[:2] in (["pipeline", "rollout"], ["pipeline", "record"],
                      ["pipeline", "evaluate"]) and walk:  # fmt: skip
@@ -99,6 +101,7 @@ def test_scaling_rules():
     assert scaled("pipeline rollout --env sim/HumanoidRun-v0 --episodes 20") == (
         "pipeline rollout --env sim/HumanoidRun-v0 --episodes 2"
     )
+    assert scaled("pipeline motion fit --skill walk --out m").endswith(" steps=300")
 
 
 def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

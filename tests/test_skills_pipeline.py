@@ -47,6 +47,8 @@ def test_record_train_evaluate_dagger(env_id, tmp_path, capsys):
         assert "pose_reward" in result["summary"][who]
     assert ("distance" in out) == travels and "pose reward" in out
 
+    if travels:
+        return  # the jump shares every code path below with the backflip
     dagger_dir = tmp_path / "dagger"
     code, out, err = cli(capsys, "dagger", "--env", env_id, "--init-data", str(data),
                          "--out", str(dagger_dir), "--iterations", "1",
