@@ -128,6 +128,7 @@ def train(
     resume: bool = False,
     tracking_uri: str | None = None,
     on_epoch: EpochCallback | None = None,
+    parent_run_id: str | None = None,
 ) -> TrainResult:
     """Train a policy on ``data`` into ``out``; see the module docstring.
 
@@ -138,12 +139,13 @@ def train(
     ``config.yaml``, and nothing in ``out`` or in MLflow changes before the checkpoint has
     loaded; the MLflow run recorded in ``run_start.json`` is continued. The process-wide
     TensorFlow and MLflow settings a run changes are restored when it ends, so several
-    trainings can run in one process.
+    trainings can run in one process. ``parent_run_id`` nests the MLflow run under another
+    (a search trial under its study).
     """
     if not isinstance(data, Dataset):
         with open_training_data(Path(data)) as ds:
             return train(ds, config, out, resume=resume, tracking_uri=tracking_uri,
-                         on_epoch=on_epoch)  # fmt: skip
+                         on_epoch=on_epoch, parent_run_id=parent_run_id)  # fmt: skip
     start = time.perf_counter()
     ds = data
     mirror_map(config, ds.metadata.env_id)  # refused before anything is written
@@ -162,7 +164,8 @@ def train(
             inputs.spec = keep_source_normalization(inputs.spec, source.loaded.spec,
                                                     source.source)  # fmt: skip
         result = _train_on(inputs, config, out, device=device, resume=resume, uri=uri,
-                           record=record, on_epoch=on_epoch, source=source)  # fmt: skip
+                           record=record, on_epoch=on_epoch, source=source,
+                           parent_run_id=parent_run_id)  # fmt: skip
     result.wall_s = time.perf_counter() - start
     return result
 
@@ -198,7 +201,7 @@ def _provenance(config: TrainConfig, source: ResolvedPolicy | None) -> dict[str,
 def _train_on(
     inputs: TrainingInputs, config: TrainConfig, out: Path, *, device: str, resume: bool,
     uri: str | None, record: dict[str, Any], on_epoch: EpochCallback | None,
-    source: ResolvedPolicy | None,
+    source: ResolvedPolicy | None, parent_run_id: str | None = None,
 ) -> TrainResult:  # fmt: skip
     plan = FitPlan(
         epochs=config.training.epochs, steps_per_epoch=inputs.steps_per_epoch,
@@ -225,6 +228,7 @@ def _train_on(
         tags["init_from"] = source.source
     name = run_name("train", env_id, config.model.name, f"seed{config.seed}")
     with open_tracker(uri, config.tracking.experiment, name, tags=tags,
+                      parent_run_id=parent_run_id,
                       resume_run_id=record.get("run_id") if uri else None) as tracker:  # fmt: skip
         result.run_id = tracker.run_id
         if tracker.run_id is None or tracker.run_id != record.get("run_id"):

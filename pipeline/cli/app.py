@@ -20,6 +20,7 @@ from pipeline.cli import (
     record,
     rollout,
     train,
+    tune,
 )
 from pipeline.core.errors import PipelineError
 
@@ -62,6 +63,7 @@ app.command(name="evaluate")(evaluate.evaluate_command)
 app.command(name="quickstart")(quickstart.quickstart_command)
 app.command(name="dagger")(dagger.dagger_command)
 app.command(name="compare")(compare.compare_command)
+app.command(name="tune")(tune.tune_command)
 app.add_typer(motion.motion_app, name="motion")
 app.command(name="inspect")(data.inspect_command)
 app.command(name="export")(data.export_command)
