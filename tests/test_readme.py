@@ -35,6 +35,9 @@ SCALE = [
     (r"--episodes-per-iteration \d+", "--episodes-per-iteration 1"),
     (r"--workers \d+", "--workers 1"),
     (r"training.rollout_episodes=\d+", "training.rollout_episodes=2"),
+    (r"--trials \d+", "--trials 2"),
+    (r"--fine-trials \d+", "--fine-trials 1"),
+    (r"--rollout-episodes \d+", "--rollout-episodes 1"),
 ]
 WALK_SECONDS = "--episode-seconds 1"
 """Walk rollouts, recordings and evaluations run 1 simulated second instead of 20."""
@@ -62,7 +65,7 @@ def scaled(command: str) -> str:
     for pattern, replacement in SCALE:
         command = re.sub(pattern, replacement, command)
     words = command.split()
-    if words[:2] in (["pipeline", "train"], ["pipeline", "dagger"]) and (
+    if words[:2] in (["pipeline", "train"], ["pipeline", "dagger"], ["pipeline", "tune"]) and (
         "--overfit-batch" not in words
     ):
         command += " training.epochs=1"
@@ -89,7 +92,7 @@ def test_readme_commands_are_found():
     verbs = {c.split()[1] for c in commands if c.startswith("pipeline ") and len(c.split()) > 1}
     # Each command of the product appears at least once in the README.
     assert {"rollout", "record", "inspect", "export", "import", "train", "evaluate",
-            "quickstart", "envs", "dagger", "compare"} <= verbs  # fmt: skip
+            "quickstart", "envs", "dagger", "compare", "tune", "motion"} <= verbs  # fmt: skip
     assert any(c.startswith("mlflow ui") for c in commands)
 
 
@@ -109,6 +112,9 @@ def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
                           text=True, timeout=600)  # fmt: skip
 
 
+# Every README command in one test: about 5 minutes alone on 2 cores, twice that when the
+# machine is shared, so it gets more than the suite's 600-s per-test limit.
+@pytest.mark.timeout(1500)
 def test_readme_runs_in_order(tmp_path):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
