@@ -250,22 +250,26 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise PipelineError(f"override '{text}': value is not valid YAML") from None
 
 
+def read_yaml_mapping(path: Path, option: str, what: str) -> dict[str, Any]:
+    """The YAML mapping in ``path`` ({} for an empty file); one line naming ``option`` and
+    the file if it is missing, not YAML (with the line) or not a mapping of ``what``."""
+    if not path.is_file():
+        raise PipelineError(f"{option} {path}: file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise PipelineError(f"{option} {path}: not valid YAML{line}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise PipelineError(f"{option} {path}: expected a mapping of {what}")
+    return loaded or {}
+
+
 def read_config_tree(path: Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
     """The YAML mapping at ``path`` (optional) with ``key.sub=value`` overrides applied;
     one-line errors naming ``--config`` or the override."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        if not path.is_file():
-            raise PipelineError(f"--config {path}: file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" (line {mark.line + 1})" if mark else ""
-            raise PipelineError(f"--config {path}: not valid YAML{line}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise PipelineError(f"--config {path}: expected a mapping of sections at the top")
-        tree = loaded or {}
+    tree = read_yaml_mapping(path, "--config", "sections at the top") if path else {}
     for text in overrides or []:
         key, value = parse_override(text)
         _set_dotted(tree, key, value, f"override '{text}'")

@@ -133,17 +133,13 @@ def load_space(
     path: Path, base: Path | None = None, overrides: list[str] | None = None
 ) -> list[Param]:
     """Read and check ``--space``; one line naming the file (and key) for anything wrong."""
+    from pipeline.training.config import read_yaml_mapping
+
     where = f"--space {path}"
-    if not path.is_file():
-        raise PipelineError(f"{where}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise PipelineError(f"{where}: not valid YAML{line}") from None
-    if not isinstance(raw, dict) or not raw:
-        raise PipelineError(f"{where}: expected a mapping of config keys to distributions")
+    what = "config keys to distributions"
+    raw = read_yaml_mapping(path, "--space", what)
+    if not raw:
+        raise PipelineError(f"{where}: expected a mapping of {what}")
     params = [parse_param(str(key), spec, where) for key, spec in raw.items()]
     _check_against_config(params, base, overrides or [], where)
     return params
