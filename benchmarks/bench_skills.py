@@ -133,22 +133,28 @@ def train_policy(data: Path, env_id: str, n: int, seed: int, source: Path | None
     return out, time.perf_counter() - start
 
 
+def score(policy: Path, seeds: list[int], base: dict) -> dict:
+    """A trained policy on ``seeds`` beside the expert and random runs in ``base``."""
+    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
+
+    report = evaluate(EvaluateRequest(policy=str(policy), episodes=len(seeds), seed=seeds[0]),
+                      None)  # fmt: skip
+    learner = report.results["learner"]
+    scores = expert_normalized_scores({"learner": learner, **base})
+    return {
+        **summary_row(learner), "normalized_pose_reward": scores["normalized_pose_reward"],
+        "survival_on_expert_surviving_starts": scores["survival_on_expert_surviving_starts"],
+    }  # fmt: skip
+
+
 def behaviour_cloning(name: str, demos: int, seed: int, epochs: int | None, seeds: list[int],
                       base: dict, tmp: Path) -> dict:  # fmt: skip
     import sim
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
 
     data = demonstrations(name, demos + validation_episodes(demos))
     out, train_s = train_policy(data, sim.SKILLS[name].env_id, demos, seed, None, 0, epochs,
                                 tmp / f"{name}-bc-seed{seed}")  # fmt: skip
-    report = evaluate(EvaluateRequest(policy=str(out), episodes=len(seeds), seed=seeds[0]), None)
-    learner = report.results["learner"]
-    scores = expert_normalized_scores({"learner": learner, **base})
-    return {
-        **summary_row(learner), "training_seed": seed, "train_s": train_s,
-        "normalized_pose_reward": scores["normalized_pose_reward"],
-        "survival_on_expert_surviving_starts": scores["survival_on_expert_surviving_starts"],
-    }  # fmt: skip
+    return {**score(out, seeds, base), "training_seed": seed, "train_s": train_s}
 
 
 def main() -> int:

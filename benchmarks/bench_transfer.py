@@ -38,20 +38,8 @@ VARIANTS = {"scratch": None, "fine-tune": 0, "freeze 1": 1, "freeze 2": 2}
 """Variant -> frozen hidden blocks when starting from the walk policy (None: from scratch)."""
 
 
-def score(policy: Path, seeds: list[int], base: dict) -> dict:
-    from bench_skills import summary_row
-
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
-
-    report = evaluate(EvaluateRequest(policy=str(policy), episodes=len(seeds), seed=seeds[0]),
-                      None)  # fmt: skip
-    learner = report.results["learner"]
-    scores = expert_normalized_scores({"learner": learner, **base})
-    return {**summary_row(learner), "normalized_pose_reward": scores["normalized_pose_reward"]}
-
-
 def main() -> int:
-    from bench_skills import demonstrations, experts, train_policy, validation_episodes
+    from bench_skills import demonstrations, experts, score, train_policy, validation_episodes
 
     import sim
 

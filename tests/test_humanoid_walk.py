@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
 import pybullet as p
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 from sim import load_expert
 from sim.errors import AssetError
@@ -69,21 +67,6 @@ def rollout(env: gym.Env, seed: int, policy: Policy, steps: int) -> tuple[np.nda
 
 
 # -- API -------------------------------------------------------------------------------
-
-
-def test_check_env_passes_with_only_the_expected_warning() -> None:
-    env = gym.make("sim/HumanoidWalk-v0", start_phase="random", render_mode="rgb_array")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            check_env(env.unwrapped)
-        # The action box is DeepMimic's raw PD-target range, deliberately not [-1, 1].
-        unexpected = [
-            str(w.message) for w in caught if "symmetric and normalized" not in str(w.message)
-        ]
-        assert unexpected == []
-    finally:
-        env.close()
 
 
 def test_spaces_and_info_keys(make_env: Callable[..., HumanoidWalkEnv]) -> None:

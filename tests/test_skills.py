@@ -62,7 +62,7 @@ def test_every_skill_is_registered_with_its_expert() -> None:
     assert not np.allclose(firsts[0], firsts[1]) and not np.allclose(firsts[1], firsts[2])
 
 
-@pytest.mark.parametrize("skill", NEW_SKILLS, ids=lambda s: s.name)
+@pytest.mark.parametrize("skill", SKILLS.values(), ids=lambda s: s.name)
 def test_check_env_passes_with_only_the_expected_warning(skill) -> None:
     env = gym.make(skill.env_id, start_phase="random", render_mode="rgb_array")
     try:

@@ -27,6 +27,7 @@ from pipeline.motion.clip_data import interpolated, rmse_table
 from pipeline.motion.files import LoadedMotion, check_motion_path, clip_path, load_motion
 from pipeline.rollout.episodes import EpisodeResult
 from pipeline.rollout.options import check_episode_seconds, env_kwargs, parse_start_phase
+from sim.mocap import MotionClip, joint_rotations, joint_vector, rotations_to_action
 
 LEARNED = "learned motion, open loop"
 CLIP = "clip, open loop"
@@ -88,8 +89,6 @@ class OpenLoopMotion:
         del seed  # deterministic
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        from sim.mocap import MotionClip, joint_rotations, joint_vector, rotations_to_action
-
         phase = float(obs[0])
         if isinstance(self.joints, MotionClip):
             vector = joint_vector(self.joints.pose_at(phase * self.cycle_time))
@@ -137,7 +136,6 @@ def play_motion(request: PlayRequest) -> PlayReport:
     from models.inference import NumpyForward
     from pipeline.rollout.policies import ExpertPolicy
     from pipeline.rollout.workers import EpisodeTask, run_episodes
-    from sim.mocap import MotionClip
 
     check_play_request(request)
     motion = load_motion(request.motion)
@@ -184,7 +182,6 @@ def _videos(motion: LoadedMotion, clip: Any, request: PlayRequest, kwargs: dict[
 
     from pipeline.rollout.video import Filming, VideoWriter, side_by_side
     from pipeline.rollout.workers import EpisodeTask, run_episodes
-    from sim.mocap import joint_rotations
 
     assert request.out is not None
     env = gym.make(motion.spec.env_id, render_mode="rgb_array")
