@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
+# The tests start real Ray clusters on this machine (tests/test_ray_backend.py).
+TEST_EXTRAS = "dev,ray"
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
@@ -54,14 +56,14 @@ def demo() -> int:
 
 
 def lint() -> int:
-    ensure_venv("dev")
+    ensure_venv(TEST_EXTRAS)
     rc = run(BIN / "ruff", "check", ".")
     rc = rc or run(BIN / "ruff", "format", "--check", ".")
     return rc or run(BIN / "lint-imports")
 
 
 def test() -> int:
-    ensure_venv("dev")
+    ensure_venv(TEST_EXTRAS)
     rc = lint()
     if rc:
         return rc
@@ -70,7 +72,7 @@ def test() -> int:
 
 
 def bench() -> int:
-    ensure_venv("dev")
+    ensure_venv(TEST_EXTRAS)
     rc = run(PY, "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider")
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         rc = run(PY, script) or rc

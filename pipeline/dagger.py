@@ -46,6 +46,7 @@ from pipeline.evaluate import (
     run_evaluation,
 )
 from pipeline.record import RecordConfig, record
+from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.options import env_kwargs
 from pipeline.rollout.policy_source import resolve_policy_source
@@ -89,6 +90,9 @@ class DaggerConfig(StrictConfig):
     """First evaluation seed (the rollouts use seeds derived from ``seed``)."""
     workers: int = Field(2, ge=1)
     """Worker processes for rollouts and evaluation."""
+    backend: Backend = Field(LOCAL, exclude=True)
+    """Where the workers run: local processes or Ray actors. Left out of the saved config
+    and of what a resume compares: the episodes are the same on either."""
     seed: int = 0
     """Seeds the rollouts (the training seed is the TrainConfig's)."""
 
@@ -369,7 +373,7 @@ def _roll_out(
         sessions = [s for s in ds.sessions if s.get("kind") in ("create", "append")]
         before = len(ds)
     args = sessions[-1].get("recording_args") or {}
-    common = {"out": aggregate, "workers": config.workers}
+    common = {"out": aggregate, "workers": config.workers, "backend": config.backend}
     if args.get("dagger_iteration") == iteration:  # started before a kill
         summary = record(RecordConfig(**common, mode="resume"))
         before = int(args["target_episodes"]) - episodes
@@ -394,6 +398,7 @@ def _evaluate(
     only, their episodes kept in ``baselines`` for the scores of later iterations."""
     request = EvaluateRequest(policy=str(policy_dir), episodes=config.eval_episodes,
                               seed=config.eval_seed, workers=config.workers,
+                              backend=config.backend,
                               compare_expert=not baselines)  # fmt: skip
     report = run_evaluation(request, resolve_policy_source(str(policy_dir), None))
     if not baselines:

@@ -22,6 +22,7 @@ import gymnasium as gym
 import sim
 from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
 from pipeline.core.errors import PipelineError
+from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.demonstration import DemoTask
 from pipeline.rollout.options import is_motion_env, parse_start_phase
 from pipeline.rollout.policies import LearnedPolicy
@@ -49,6 +50,8 @@ class RecordConfig:
     """Base seed; attempt n resets with a seed derived from (seed, n)."""
     workers: int = 1
     """Worker processes that run whole episodes."""
+    backend: Backend = LOCAL
+    """Where the workers run: local processes or Ray actors (the episodes are the same)."""
     start_phase: str | None = None
     """Motion envs only: '0', 'random' or a phase in [0, 1); None means 'random' for these
     (from phase 0 every episode of a deterministic expert would be the same)."""
@@ -264,7 +267,8 @@ def _record_into(
     budget = config.max_attempts or 10 * max(target - writer.episode_count, 1) + 10
     first = writer.next_attempt
     tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta) for n in count(first))
-    with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner) as pool:
+    with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner,
+                   config.backend) as pool:  # fmt: skip
         for episode in pool.imap(tasks):
             summary.attempts += 1
             summary.rollout_s += episode.timings.get("rollout", 0.0)

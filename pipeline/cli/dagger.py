@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import BackendKind, Overwrite, RayAddress, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
@@ -71,6 +71,7 @@ def run_dagger_command(
     (``--no-track``, ``--tracking-uri``)."""
     from pipeline.cli.train import recorded_env, resolve_train_config
     from pipeline.dagger import check_request, config_warnings, dagger
+    from pipeline.rollout.cluster import cluster_session
     from pipeline.tracking import prepare
 
     if json_path is not None:
@@ -90,8 +91,9 @@ def run_dagger_command(
     def on_iteration(row: IterationRow) -> None:
         console.print(iteration_line(row), highlight=False)
 
-    result = dagger(init_data, out, config, train_config, env_id=env_id, tracking_uri=uri,
-                    resume=resume, on_iteration=on_iteration)  # fmt: skip
+    with cluster_session(config.backend, uri):
+        result = dagger(init_data, out, config, train_config, env_id=env_id, tracking_uri=uri,
+                        resume=resume, on_iteration=on_iteration)  # fmt: skip
     console.print(iterations_table(result, config.eval_episodes))
     console.print(f"policy: {result.policy_dir}")
     console.print(f"data: {Path(result.out_dir) / 'aggregate.h5'}")
@@ -143,6 +145,8 @@ def dagger_command(
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    backend: BackendKind = "local",
+    ray_address: RayAddress = None,
     seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
     resume: Annotated[
         bool,
@@ -160,6 +164,7 @@ def dagger_command(
     from pydantic import ValidationError
 
     from pipeline.dagger import DaggerConfig
+    from pipeline.rollout.cluster import parse_backend
 
     values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
               "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
@@ -172,6 +177,7 @@ def dagger_command(
         raise PipelineError(_option_error(exc)) from None
     if not init_data.exists():
         raise PipelineError(f"--init-data {init_data}: file not found")
+    cfg = cfg.model_copy(update={"backend": parse_backend(backend, ray_address)})
     run_dagger_command(init_data, out, cfg, (config, overrides or []), env,
                        (no_track, tracking_uri), json_out, make_console(), overwrite,
                        resume)  # fmt: skip

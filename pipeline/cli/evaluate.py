@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import Overwrite, Push, TrackingUri
+from pipeline.cli.options import BackendKind, Overwrite, Push, RayAddress, TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def run_evaluate_command(
     """Validate, run with a progress bar per policy, print the table and where things went."""
     from pipeline.evaluate import EXPERT, LEARNER, RANDOM, check_request, evaluate
     from pipeline.evaluate.tables import results_table, summary_lines, video_lines
+    from pipeline.rollout.cluster import cluster_session
 
     check_request(request)
     runs = (LEARNER, EXPERT, RANDOM) if request.compare_expert else (LEARNER,)
@@ -41,7 +42,8 @@ def run_evaluate_command(
             falls[name] += result.fell
             progress.update(bars[name], advance=1, note=f"falls {falls[name]}")
 
-        report = evaluate(request, tracking_uri, advance, lookup_uri)
+        with cluster_session(request.backend, tracking_uri):
+            report = evaluate(request, tracking_uri, advance, lookup_uri)
     console.print(results_table(report))
     for line in summary_lines(report):
         console.print(line)
@@ -73,6 +75,8 @@ def evaluate_command(
     episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 2,
+    backend: BackendKind = "local",
+    ray_address: RayAddress = None,
     start_phase: Annotated[
         str | None,
         typer.Option(help="Motion envs only: 'random' (default), '0' or a phase in [0, 1)."),
@@ -104,10 +108,12 @@ def evaluate_command(
 ) -> None:
     """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
     from pipeline.evaluate import EvaluateRequest, check_request
+    from pipeline.rollout.cluster import parse_backend
     from pipeline.tracking import prepare
 
     request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
                               workers=workers, start_phase=start_phase,
+                              backend=parse_backend(backend, ray_address),
                               episode_seconds=episode_seconds, compare_expert=compare_expert,
                               push=push, video=video, out=out, json_path=json_out,
                               overwrite=overwrite)  # fmt: skip

@@ -32,3 +32,23 @@ def from_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the option ``name`` was given rather than left at its default."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name != "DEFAULT"
+
+
+BackendKind = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Where the work runs: local processes, or ray (an existing Ray cluster at "
+        "--ray-address; pip install '.[ray]'). Results are the same.",
+    ),
+]
+"""The ``--backend`` option of the commands that run episodes or trials."""
+
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="--backend ray: the cluster's head, HOST:PORT (default: RAY_ADDRESS), "
+        "ray://HOST:PORT or auto.",
+    ),
+]
+"""The ``--ray-address`` option that goes with ``--backend``."""

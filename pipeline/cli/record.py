@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import from_command_line
+from pipeline.cli.options import BackendKind, RayAddress, from_command_line
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import OVERWRITE_HINT, check_output_path, make_parent, write_json
@@ -70,6 +70,7 @@ def run_record_command(
 ) -> RecordSummary:
     """Run ``pipeline record`` with a progress bar and print a summary table."""
     from pipeline.record import record
+    from pipeline.rollout.cluster import cluster_session
 
     validate_config(config)
     if json_path is not None:
@@ -88,7 +89,8 @@ def run_record_command(
                 note=f"{rate:.0f} steps/s, falls {falls}",
             )
 
-        summary = record(config, given, advance)
+        with cluster_session(config.backend):
+            summary = record(config, given, advance)
     console.print(summary_table(summary))
     console.print(f"dataset: {summary.path}")
     if summary.interrupted:
@@ -136,6 +138,8 @@ def record_command(
         int, typer.Option(help="Base seed: attempt n uses a seed derived from (seed, n).")
     ] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
+    backend: BackendKind = "local",
+    ray_address: RayAddress = None,
     start_phase: Annotated[
         str | None,
         typer.Option(
@@ -177,6 +181,7 @@ def record_command(
 ) -> None:
     """Record expert demonstrations into a crash-safe HDF5 file."""
     from pipeline.record import RecordConfig
+    from pipeline.rollout.cluster import parse_backend
 
     modes = [name for name, on in (("append", append), ("overwrite", overwrite),
                                    ("resume", resume)) if on]  # fmt: skip
@@ -193,6 +198,7 @@ def record_command(
         out=out,
         episodes=episodes,
         workers=workers,
+        backend=parse_backend(backend, ray_address),
         mode=modes[0] if modes else "create",  # type: ignore[arg-type]
         compression=compression,
         max_attempts=max_attempts,

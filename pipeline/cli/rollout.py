@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import Overwrite
+from pipeline.cli.options import BackendKind, Overwrite, RayAddress
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.outputs import make_parent, write_json
+from pipeline.rollout.cluster import LOCAL, Backend
 
 if TYPE_CHECKING:
     from pipeline.rollout.episodes import EpisodeResult
@@ -35,6 +36,8 @@ class RolloutRequest:
     """Motion envs only: time limit in simulated seconds."""
     workers: int = 1
     """Worker processes."""
+    backend: Backend = LOCAL
+    """Where the workers run: local processes or Ray actors (the episodes are the same)."""
     video: Path | None = None
     """Video of the first episode the policy survives (the first if it falls in all); when
     it fell anywhere also ``<stem>_first_fall<suffix>``, the seconds before its first fall."""
@@ -68,6 +71,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     import gymnasium as gym
 
     from pipeline.reports.tables import episode_table
+    from pipeline.rollout.cluster import cluster_session
     from pipeline.rollout.episodes import summarize
     from pipeline.rollout.filming import choose_video_episode, film_policy, no_fall_line
     from pipeline.rollout.policies import resolve_policy
@@ -91,7 +95,9 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
             falls += result.fell
             progress.update(bar, advance=1, note=f"falls {falls}")
 
-        results = run_episodes(request.env_id, env_kwargs, policy, tasks, request.workers, advance)
+        with cluster_session(request.backend):
+            results = run_episodes(request.env_id, env_kwargs, policy, tasks, request.workers,
+                                   advance, backend=request.backend)  # fmt: skip
     summary = summarize(results)
     console.print(episode_table(f"{request.env_id}, policy {request.policy}", results, summary))
     filmed = []
@@ -137,6 +143,8 @@ def rollout_command(
         typer.Option(help="Motion envs only: episode limit, simulated seconds."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
+    backend: BackendKind = "local",
+    ray_address: RayAddress = None,
     video: Annotated[
         Path | None,
         typer.Option(
@@ -150,6 +158,7 @@ def rollout_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Roll a policy out in a simulated humanoid and report how it walks."""
+    from pipeline.rollout.cluster import parse_backend
 
     request = RolloutRequest(
         env_id=env,
@@ -159,6 +168,7 @@ def rollout_command(
         start_phase=start_phase,
         episode_seconds=episode_seconds,
         workers=workers,
+        backend=parse_backend(backend, ray_address),
         video=video,
         json_path=json_out,
         overwrite=overwrite,

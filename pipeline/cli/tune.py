@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import BackendKind, Overwrite, RayAddress, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.outputs import check_output_path, write_json
 
@@ -40,6 +40,8 @@ def tune_command(
         int, typer.Option(help="closed_loop: episodes per trial, on seeds evaluation never uses.")
     ] = 10,
     workers: Annotated[int, typer.Option(help="Trials at a time, each in its own process.")] = 1,
+    backend: BackendKind = "local",
+    ray_address: RayAddress = None,
     study: Annotated[str, typer.Option(help="Study name inside study.db.")] = "tune",
     seed: Annotated[int, typer.Option(help="Seed of the parameter draws.")] = 0,
     resume: Annotated[
@@ -52,6 +54,7 @@ def tune_command(
 ) -> None:
     """Search the training config (Optuna random search, coarse then fine); every trial is a
     real `pipeline train` run in its own process, the study resumable, MLflow runs nested."""
+    from pipeline.rollout.cluster import cluster_session, parse_backend
     from pipeline.tune.study import TuneRequest, check_tune_request, run_tune
 
     request = TuneRequest(data=data, space=space, out=out, trials=trials,
@@ -60,6 +63,7 @@ def tune_command(
                           overrides=list(overrides or []), workers=workers, study=study,
                           resume=resume, seed=seed)  # fmt: skip
     check_tune_request(request)
+    request.backend = parse_backend(backend, ray_address)
     if json_out is not None:
         check_output_path(json_out, "--json", (".json",), overwrite=overwrite)
     if not no_track:
@@ -73,8 +77,10 @@ def tune_command(
         console.print(f"trial {result.number} ({result.stage}): {objective} "
                       f"{result.value:.4g}, {result.train_s:.0f} s", highlight=False)  # fmt: skip
 
-    console.print(f"tune: {total} trials, {workers} at a time, study {out / 'study.db'}")
-    result = run_tune(request, on_trial)
+    console.print(f"tune: {total} trials, {workers} at a time on {request.backend.describe()}, "
+                  f"study {out / 'study.db'}")  # fmt: skip
+    with cluster_session(request.backend, request.tracking_uri):
+        result = run_tune(request, on_trial)
     for stage, ranges in result.stages.items():
         console.print(f"{stage} ranges: " + "; ".join(
             f"{k} {v}" for item in ranges for k, v in item.items()), highlight=False)  # fmt: skip

@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, check_output_path
+from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult
 from pipeline.rollout.filming import Filmed, VideoChoice, choose_video_episode
 from pipeline.rollout.options import (
@@ -47,6 +48,8 @@ class EvaluateRequest:
     """Episode i is reset with seed + i (held out: demonstrations use seeds from 0)."""
     workers: int = 2
     """Worker processes running whole episodes."""
+    backend: Backend = LOCAL
+    """Where the workers run: local processes or Ray actors (the episodes are the same)."""
     start_phase: str | None = None
     """Motion envs only: '0', 'random' (None: random) or a phase in [0, 1)."""
     episode_seconds: float | None = None

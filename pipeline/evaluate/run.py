@@ -81,7 +81,7 @@ def run_evaluation(
         # only once every episode has run.
         tasks = [EpisodeTask(seed, trace=name != RANDOM) for seed in seeds]
         return run_episodes(env_id, kwargs, policy, tasks, request.workers, on_result,
-                            relabeller)  # fmt: skip
+                            relabeller, request.backend)  # fmt: skip
 
     policies: dict[str, Any] = {LEARNER: learner_policy(resolved)}
     results = {LEARNER: run(LEARNER, policies[LEARNER], relabel)}

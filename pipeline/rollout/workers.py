@@ -5,7 +5,8 @@ gives ~1.0x; a pool whose workers each own an environment and run complete episo
 gives 1.6-1.9x. A worker is any object with ``run(task)`` and ``close()``, built in its
 process by a picklable factory; :class:`RolloutWorker` and :class:`DemoWorker` hold no
 process logic (constructor arguments picklable, methods return plain data), so the same
-classes can later run as Ray actors for multi-machine rollouts.
+classes run as Ray actors on a cluster (:mod:`pipeline.rollout.ray_pool`, chosen by
+:func:`make_pool`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any, Protocol
 import gymnasium as gym
 
 from datasets import Episode
+from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.demonstration import DemoTask, record_demonstration
 from pipeline.rollout.episodes import EpisodeResult, Relabeller, run_episode
 from pipeline.rollout.policies import Policy
+from pipeline.rollout.pool_base import Pool
 from pipeline.rollout.video import Filming
 from sim import MLPExpert
 
@@ -139,7 +142,7 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
-class WorkerPool:
+class WorkerPool(Pool):
     """Long-lived workers: ``workers=1`` runs in this process, more in a spawn pool.
 
     Each worker is built once by ``factory`` and keeps its environment for every task it
@@ -166,11 +169,6 @@ class WorkerPool:
                 self._pool = ctx.Pool(self.workers, _init_process, (factory,))
 
     def imap(self, tasks: Iterable[Any], window: int | None = None) -> Iterator[Any]:
-        """Results of ``tasks`` in task order, with at most ``window`` tasks in flight.
-
-        ``tasks`` may be endless: tasks are taken from it only as results are consumed, so
-        a caller can stop whenever it has enough (unfinished tasks are simply dropped).
-        """
         if self._local is not None:
             yield from map(self._local.run, tasks)
             return
@@ -188,17 +186,6 @@ class WorkerPool:
                 break
             yield result
 
-    def run(
-        self, tasks: Sequence[Any], on_result: Callable[[Any], None] | None = None
-    ) -> list[Any]:
-        """Run ``tasks`` and return their results in task order."""
-        results = []
-        for result in self.imap(tasks):
-            results.append(result)
-            if on_result:
-                on_result(result)
-        return results
-
     def close(self) -> None:
         if self._local is not None:
             self._local.close()
@@ -209,11 +196,14 @@ class WorkerPool:
             self._pool.terminate()
             self._pool.join()
 
-    def __enter__(self) -> WorkerPool:
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def make_pool(factory: Callable[[], Worker], workers: int, backend: Backend = LOCAL) -> Pool:
+    """Workers built by ``factory``: local processes, or Ray actors on ``backend``'s cluster."""
+    if not backend.is_ray:
+        return WorkerPool(factory, workers)
+    from pipeline.rollout.ray_pool import RayWorkerPool
+
+    return RayWorkerPool(factory, workers, backend, WORKER_THREAD_ENV)
 
 
 def rollout_pool(
@@ -222,9 +212,11 @@ def rollout_pool(
     policy: Policy,
     workers: int = 1,
     relabel: Relabeller | None = None,
-) -> WorkerPool:
+    backend: Backend = LOCAL,
+) -> Pool:
     """A pool of :class:`RolloutWorker`."""
-    return WorkerPool(partial(RolloutWorker, env_id, env_kwargs, policy, relabel), workers)
+    factory = partial(RolloutWorker, env_id, env_kwargs, policy, relabel)
+    return make_pool(factory, workers, backend)
 
 
 def demo_pool(
@@ -233,9 +225,10 @@ def demo_pool(
     expert: MLPExpert,
     workers: int = 1,
     learner: Policy | None = None,
-) -> WorkerPool:
+    backend: Backend = LOCAL,
+) -> Pool:
     """A pool of :class:`DemoWorker` (with ``learner``: DAgger's mixture rollouts)."""
-    return WorkerPool(partial(DemoWorker, env_id, env_kwargs, expert, learner), workers)
+    return make_pool(partial(DemoWorker, env_id, env_kwargs, expert, learner), workers, backend)
 
 
 def run_episodes(
@@ -246,8 +239,9 @@ def run_episodes(
     workers: int = 1,
     on_result: Callable[[EpisodeResult], None] | None = None,
     relabel: Relabeller | None = None,
+    backend: Backend = LOCAL,
 ) -> list[EpisodeResult]:
     """Run ``tasks`` on a fresh rollout pool and return results in task order."""
     workers = min(workers, len(tasks))
-    with rollout_pool(env_id, env_kwargs, policy, workers, relabel) as pool:
+    with rollout_pool(env_id, env_kwargs, policy, workers, relabel, backend) as pool:
         return pool.run(tasks, on_result)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir
+from pipeline.rollout.cluster import LOCAL, Backend
+from pipeline.tracking.store import portable_uri
+from pipeline.tune.executors import run_trials
 from pipeline.tune.space import Param, load_space, narrow
-from pipeline.tune.trial import OBJECTIVES, TrialResult, TrialTask, overrides_of, run_trial
+from pipeline.tune.trial import OBJECTIVES, TrialResult, TrialTask, overrides_of
 
 STUDY_FILE = "study.db"
 BEST_CONFIG = "best_config.yaml"
@@ -52,6 +53,7 @@ class TuneRequest:
     seed: int = 0
     tracking_uri: str | None = None
     experiment: str = "humanoid-imitation"
+    backend: Backend = LOCAL
 
 
 @dataclass
@@ -197,32 +199,25 @@ def _run_stage(study: Any, request: TuneRequest, space: list[Param], coarse: lis
                        base_overrides=tuple(request.overrides),
                        out=str((request.out / "trials" / f"trial-{trial.number:03d}").resolve()),
                        objective=request.objective, rollout_episodes=request.rollout_episodes,
-                       tracking_uri=request.tracking_uri, parent_run_id=parent_run_id,
+                       tracking_uri=portable_uri(request.tracking_uri) if request.tracking_uri
+                       else None, parent_run_id=parent_run_id,
                        threads=max(1, 2 // request.workers))
              for trial, params in asked.values()]  # fmt: skip
-    # A fresh process per trial (max_tasks_per_child=1): nothing of TensorFlow's or MLflow's
-    # process-wide state passes from one trial to the next.
-    with ProcessPoolExecutor(max_workers=request.workers, mp_context=get_context("spawn"),
-                             max_tasks_per_child=1) as pool:  # fmt: skip
-        futures = {pool.submit(run_trial, task): task for task in tasks}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # a trial that crashes fails alone; the study goes on
-                study.tell(task.number, state=TrialState.FAIL)
-                study.set_user_attr(f"error_{task.number}", f"{type(exc).__name__}: {exc}"[:500])
-                continue
-            trial = next(t for t in trials.values() if t.number == task.number)
-            for key, value in (("val_loss", result.val_loss), ("train_s", result.train_s),
-                               ("eval_s", result.eval_s), ("run_id", result.run_id),
-                               ("closed_loop", result.closed_loop)):  # fmt: skip
-                trial.set_user_attr(key, value)
-            study.tell(task.number, result.value)
-            tracker.log_metrics({"trial/objective": result.value,
-                                 "trial/val_loss": result.val_loss}, step=task.number)  # fmt: skip
-            if on_trial is not None:
-                on_trial(result)
+    for task, result in run_trials(tasks, request.workers, request.backend):
+        if isinstance(result, BaseException):
+            study.tell(task.number, state=TrialState.FAIL)
+            study.set_user_attr(f"error_{task.number}", f"{type(result).__name__}: {result}"[:500])
+            continue
+        trial = next(t for t in trials.values() if t.number == task.number)
+        for key, value in (("val_loss", result.val_loss), ("train_s", result.train_s),
+                           ("eval_s", result.eval_s), ("run_id", result.run_id),
+                           ("closed_loop", result.closed_loop)):  # fmt: skip
+            trial.set_user_attr(key, value)
+        study.tell(task.number, result.value)
+        tracker.log_metrics({"trial/objective": result.value,
+                             "trial/val_loss": result.val_loss}, step=task.number)  # fmt: skip
+        if on_trial is not None:
+            on_trial(result)
 
 
 def _trial_rows(study: Any) -> list[dict[str, Any]]:
