@@ -6,6 +6,7 @@ nested; bad addresses and a SQLite store on several nodes are one line each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,9 +59,9 @@ def _wait_for(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"the Ray head did not open port {port} within {timeout_s} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
-    """A one-node Ray cluster on this machine for the session: ``HOST:PORT`` of its head."""
+    """A one-node Ray cluster on this machine for these tests: ``HOST:PORT`` of its head."""
     port = _free_port()
     # Short: Ray's socket paths inside it must stay under the OS limit.
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
@@ -74,7 +75,9 @@ def ray_head() -> Iterator[str]:
         _wait_for(port, 60)
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
+        # The head's daemons share its process group; a SIGTERM lets it stop them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
         try:
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
