@@ -131,7 +131,10 @@ def main() -> int:
     finally:
         ray.shutdown()
         os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+        try:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
     rates = {name: {"cold_eps": args.episodes / statistics.median(c for c, _ in r),
                     "warm_eps": args.episodes / statistics.median(w for _, w in r),
                     "cold_s": [c for c, _ in r], "warm_s": [w for _, w in r]}
