@@ -171,6 +171,17 @@ def test_closed_loop_objective_ranks_by_rollouts(run_data, space, tmp_path, caps
     assert trial["eval_s"] > 0
 
 
+def test_choice_labels_are_shared_by_both_stages() -> None:
+    from pipeline.reports.tune_plots import choice_labels
+
+    trials = [{"stage": "coarse", "params": {"h": [256, 256], "lr": 1e-4}},
+              {"stage": "coarse", "params": {"h": [512, 512], "lr": 1e-2}},
+              {"stage": "fine", "params": {"h": [512, 512], "lr": 2e-3}}]  # fmt: skip
+    # The fine stage's only choice keeps the coarse stage's position for it.
+    assert choice_labels(trials, "h") == ["[256, 256]", "[512, 512]"]
+    assert choice_labels(trials, "lr") == []
+
+
 def _complete_trials(db: Path) -> int:
     try:
         with sqlite3.connect(db) as con:

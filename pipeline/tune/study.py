@@ -268,8 +268,9 @@ def run_tune(request: TuneRequest,
         config = load_config(request.base_config, [*request.overrides,
                                                    *overrides_of(best["params"])])  # fmt: skip
         save_config(config, request.out / BEST_CONFIG)
+        log_keys = frozenset(p.key for p in coarse if p.log)
         plots = plot_objective_vs_params(rows, [p.key for p in coarse], request.objective,
-                                         request.out / "plots")  # fmt: skip
+                                         request.out / "plots", log_keys)  # fmt: skip
         result = TuneResult(study=request.study, objective=request.objective,
                             direction="maximize" if maximize else "minimize", stages=stages,
                             trials=rows, best=best, best_config=str(request.out / BEST_CONFIG),
