@@ -9,6 +9,7 @@ HUMANOID_IMITATION = True
 
 from datasets.store import (  # noqa: E402  (the marker above must exist even if this fails)
     SCHEMA_VERSION,
+    CameraSpec,
     CommitResult,
     Compression,
     Dataset,
@@ -31,6 +32,7 @@ from datasets.store import (  # noqa: E402  (the marker above must exist even if
 __all__ = [
     "HUMANOID_IMITATION",
     "SCHEMA_VERSION",
+    "CameraSpec",
     "CommitResult",
     "Compression",
     "Dataset",

@@ -22,6 +22,7 @@ from datasets.store.errors import DatasetError
 from datasets.store.reader import Dataset, EpisodeView, StepChunk, open_dataset, validate
 from datasets.store.schema import (
     SCHEMA_VERSION,
+    CameraSpec,
     Compression,
     DatasetMetadata,
     DroppedAttempt,
@@ -34,6 +35,7 @@ from datasets.store.writer import CommitResult, EpisodeWriter, WriterStats
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CameraSpec",
     "CommitResult",
     "Compression",
     "Dataset",

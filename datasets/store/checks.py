@@ -38,6 +38,7 @@ from datasets.store.schema import (
     EXECUTED_ACTIONS,
     FILE_ATTRS,
     FORMAT_NAME,
+    IMAGES,
     INFOS,
     OBSERVATIONS,
     REWARDS,
@@ -133,6 +134,15 @@ def check_episode(group: h5py.Group, meta: DatasetMetadata, where: str) -> Episo
         expect(data.dtype == STORAGE_DTYPES[key], where, f"{key} has dtype {data.dtype}")
     for key, data in group.get(INFOS, {}).items():
         expect(data.shape[:1] == (steps,), where, f"infos/{key} does not have {steps} rows")
+    if meta.camera is None:
+        expect(IMAGES not in group, where, "has images but the file names no camera")
+    else:
+        expect(IMAGES in group, where, "missing dataset 'images' (the file has a camera)")
+        shape = (steps + 1, *meta.camera.frame_shape)
+        images = group[IMAGES]
+        expect(images.shape == shape and images.dtype == np.uint8, where,
+               f"images have shape {images.shape} dtype {images.dtype}, expected {shape} "
+               "uint8")  # fmt: skip
     expect(info.checksum.startswith("sha256:"), where, "checksum attribute is not sha256")
     return info
 
@@ -145,6 +155,10 @@ def check_compatible(path: Path, have: DatasetMetadata, want: DatasetMetadata) -
 
     if have.env_id != want.env_id:
         raise fail(f"the file holds {have.env_id!r} episodes, this recording is {want.env_id!r}")
+    if have.camera != want.camera:
+        describe = {c: c.describe() if c else "no camera" for c in (have.camera, want.camera)}
+        raise fail(f"the file's camera is {describe[have.camera]}, this recording's "
+                   f"{describe[want.camera]}")  # fmt: skip
     spaces = [("observation", have.observation_space, want.observation_space)]
     spaces.append(("action", have.action_space, want.action_space))
     for name, a, b in spaces:

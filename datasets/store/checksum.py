@@ -1,8 +1,8 @@
 """Checksums of episodes: SHA-256 over their arrays in a fixed order.
 
 For each array, in the order observations, actions, executed_actions, rewards,
-terminations, truncations, then ``infos/<key>`` sorted by key, the hash is fed the array's
-name, its little-endian dtype string and shape (as one ASCII header line) and then its
+terminations, truncations, ``infos/<key>`` sorted by key, then images, the hash is fed the
+array's name, its little-endian dtype string and shape (as one ASCII header line) and then its
 raw C-order bytes. Missing optional arrays are skipped. The same digest therefore comes
 from in-memory arrays before writing and from the stored arrays after reading, whatever
 the compression or chunking, and a renamed, reshaped or retyped array changes it.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.store.schema import INFOS, OBSERVATIONS, STEP_KEYS
+from datasets.store.schema import IMAGES, INFOS, OBSERVATIONS, STEP_KEYS
 
 ALGORITHM = "sha256"
 _BLOCK_BYTES = 1 << 22
@@ -24,14 +24,15 @@ _BLOCK_BYTES = 1 << 22
 
 
 def checksum_order(keys: Iterable[str]) -> list[str]:
-    """The keys present, in checksum order (``infos/<key>`` entries last, sorted)."""
+    """The keys present, in checksum order (``infos/<key>`` entries sorted, then images)."""
     present = set(keys)
     core = [k for k in (OBSERVATIONS, *STEP_KEYS) if k in present]
     infos = sorted(k for k in present if k.startswith(f"{INFOS}/"))
-    unknown = present - set(core) - set(infos)
+    images = [IMAGES] if IMAGES in present else []
+    unknown = present - set(core) - set(infos) - set(images)
     if unknown:
         raise KeyError(f"not an episode array: {sorted(unknown)}")
-    return core + infos
+    return core + infos + images
 
 
 def _header(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -75,4 +76,6 @@ def stored_arrays(group: Any) -> dict[str, Any]:
     if INFOS in group:
         for key in group[INFOS]:
             arrays[f"{INFOS}/{key}"] = group[INFOS][key]
+    if IMAGES in group:
+        arrays[IMAGES] = group[IMAGES]
     return arrays

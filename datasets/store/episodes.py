@@ -22,6 +22,7 @@ from datasets.store.errors import InvalidEpisodeError
 from datasets.store.schema import (
     ACTIONS,
     EXECUTED_ACTIONS,
+    IMAGES,
     INFOS,
     OBSERVATIONS,
     REWARDS,
@@ -91,7 +92,26 @@ def prepare_arrays(episode: Episode, meta: DatasetMetadata, where: str) -> dict[
                 f"got shape {array.shape} dtype {array.dtype}"
             )
         arrays[f"{INFOS}/{key}"] = np.ascontiguousarray(array)
+    images = _images(episode, meta, steps, where)
+    if images is not None:
+        arrays[IMAGES] = images
     return arrays
+
+
+def _images(episode: Episode, meta: DatasetMetadata, steps: int, where: str) -> np.ndarray | None:
+    """The episode's frames checked against the file's camera (both present or neither)."""
+    if meta.camera is None:
+        if episode.images is not None:
+            raise InvalidEpisodeError(f"{where}: episode has images but the file has no camera")
+        return None
+    if episode.images is None:
+        raise InvalidEpisodeError(f"{where}: the file's camera needs images in every episode")
+    images = np.asarray(episode.images)
+    shape = (steps + 1, *meta.camera.frame_shape)
+    if images.shape != shape or images.dtype != np.uint8:
+        raise InvalidEpisodeError(f"{where}: images have shape {images.shape} dtype "
+                                  f"{images.dtype}, expected {shape} uint8")  # fmt: skip
+    return np.ascontiguousarray(images)
 
 
 def non_finite_report(arrays: dict[str, np.ndarray]) -> str | None:

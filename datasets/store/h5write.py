@@ -26,6 +26,7 @@ from datasets.store import journal
 from datasets.store.schema import (
     DROPPED_ATTEMPTS,
     DROPPED_DTYPE,
+    IMAGES,
     SESSIONS,
     Compression,
     DatasetMetadata,
@@ -85,7 +86,9 @@ def episode_file_image(
         f.attrs.update({"dataset_uuid": uuid_hex, "attempt": attrs["attempt"]})
         group = f.create_group(journal.EPISODE_GROUP)
         for key, array in arrays.items():
-            group.create_dataset(key, data=array, **comp.dataset_kwargs(array.shape, array.dtype))
+            rows = 1 if key == IMAGES else None  # a frame reads alone (lazy training input)
+            kwargs = comp.dataset_kwargs(array.shape, array.dtype, rows)
+            group.create_dataset(key, data=array, **kwargs)
         group.attrs.update(attrs)
         # The commit marker goes last: a group with it has all its arrays and attributes.
         group.attrs["committed"] = True

@@ -30,6 +30,7 @@ from datasets.store.schema import (
     DROPPED_ATTEMPTS,
     EPISODE_ATTRS,
     EXECUTED_ACTIONS,
+    IMAGES,
     INFOS,
     OBSERVATIONS,
     REWARDS,
@@ -125,6 +126,12 @@ class EpisodeView:
         """The ``infos/<key>`` array."""
         return self._group[INFOS][key][()]
 
+    @property
+    def images(self) -> h5py.Dataset | None:
+        """(T+1, H, W, 3) uint8 frames, read lazily: index it (``view.images[i]``) to read
+        frames; None when the file has no camera."""
+        return self._group.get(IMAGES)
+
     def load(self) -> Episode:
         """Everything as an in-memory :class:`Episode`."""
         return Episode(
@@ -136,6 +143,7 @@ class EpisodeView:
             seed=self.info.seed,
             executed_actions=self.executed_actions,
             infos={key: self.infos(key) for key in self.info_keys()},
+            images=None if self.images is None else self.images[()],
             attempt=self.info.attempt,
             fell=self.info.fell,
             distance=self.info.distance,

@@ -15,6 +15,9 @@ One HDF5 file per dataset (Minari-style)::
         terminations          (T,) bool      (a fall)
         truncations           (T,) bool      (the time limit)
         infos/<key>           (T, ...) optional
+        images                (T+1, H, W, 3) uint8, optional: camera frames of the states
+                              (files whose root ``camera`` attribute names a camera);
+                              chunked one frame per chunk, so a frame reads alone
     /dropped_attempts         (n,) {attempt, seed, reason}: attempts that gave no episode
     /sessions                 (m,) JSON strings: one per create/append/resume
 
@@ -50,6 +53,7 @@ TRUNCATIONS = "truncations"
 INFOS = "infos"
 DROPPED_ATTEMPTS = "dropped_attempts"
 SESSIONS = "sessions"
+IMAGES = "images"
 
 STEP_KEYS = (ACTIONS, EXECUTED_ACTIONS, REWARDS, TERMINATIONS, TRUNCATIONS)
 """Per-step arrays (length T), in the fixed order the checksum uses after observations."""
@@ -188,6 +192,36 @@ class SpaceSpec:
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """The camera of a recording with images: frame size and where it looks from."""
+
+    width: int
+    """Frame width, pixels."""
+    height: int
+    """Frame height, pixels."""
+    view: str = "follow"
+    """``follow`` (behind the character) or ``side``."""
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(height, width, 3): the shape of one stored frame."""
+        return (self.height, self.width, 3)
+
+    def to_json(self) -> str:
+        return json.dumps({"width": self.width, "height": self.height, "view": self.view})
+
+    @classmethod
+    def from_json(cls, text: str) -> CameraSpec | None:
+        data = json.loads(text)
+        if data is None:
+            return None
+        return cls(int(data["width"]), int(data["height"]), str(data["view"]))
+
+    def describe(self) -> str:
+        return f"{self.width}x{self.height} {self.view}"
+
+
+@dataclass(frozen=True)
 class DatasetMetadata:
     """What a recording says about itself; stored as root attributes of the file."""
 
@@ -215,6 +249,8 @@ class DatasetMetadata:
     """Random id of this file; ties journal entries to it (set by the writer)."""
     compression: str = ""
     """Compression of the episode arrays, e.g. ``gzip:4`` (set by the writer)."""
+    camera: CameraSpec | None = None
+    """The camera whose frames every episode stores as ``images``; None: no images."""
 
     def to_attrs(self) -> dict[str, Any]:
         """Root attributes (without the counters, which the writer maintains)."""
@@ -232,6 +268,8 @@ class DatasetMetadata:
             "package_versions": json.dumps(self.package_versions, sort_keys=True),
             "created": self.created,
             "compression": self.compression,
+            # Optional: files without it (and readers that predate it) hold no images.
+            "camera": self.camera.to_json() if self.camera else "",
         }
 
     @classmethod
@@ -250,6 +288,7 @@ class DatasetMetadata:
             package_versions=json.loads(str(attrs["package_versions"])),
             dataset_uuid=str(attrs["dataset_uuid"]),
             compression=str(attrs["compression"]),
+            camera=CameraSpec.from_json(str(attrs.get("camera", "")) or "null"),
         )
 
 
@@ -273,6 +312,8 @@ class Episode:
     """(T, *act_shape) the action actually applied (expert + noise), if it differs."""
     infos: dict[str, np.ndarray] = field(default_factory=dict)
     """Extra per-step arrays, each of length T (e.g. reward terms)."""
+    images: np.ndarray | None = None
+    """(T+1, H, W, 3) uint8 camera frames, one per observation (files with a camera)."""
     attempt: int | None = None
     """Attempt index; None lets the writer use its next attempt."""
     fell: bool | None = None
@@ -391,14 +432,17 @@ class Compression:
     def __str__(self) -> str:
         return f"gzip:{self.level}" if self.name == "gzip" else self.name
 
-    def dataset_kwargs(self, shape: tuple[int, ...], dtype: np.dtype) -> dict[str, Any]:
-        """Keyword arguments for ``create_dataset`` of an array of this shape and dtype."""
+    def dataset_kwargs(
+        self, shape: tuple[int, ...], dtype: np.dtype, rows: int | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``create_dataset`` of an array of this shape and dtype;
+        ``rows`` fixes the rows per chunk (1 for images: a frame reads alone)."""
         # Timestamps in object headers would make identical recordings differ byte-wise.
         kwargs: dict[str, Any] = {"track_times": False}
         if self.name == "none" or not shape or shape[0] == 0:
             return kwargs
         row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
-        rows = max(1, min(shape[0], _CHUNK_BYTES // row_bytes))
+        rows = rows or max(1, min(shape[0], _CHUNK_BYTES // row_bytes))
         kwargs["chunks"] = (rows, *shape[1:])
         # Shuffle groups the bytes of floats by significance, which gzip/lzf compress better.
         kwargs["shuffle"] = True

@@ -20,6 +20,7 @@ import numpy as np
 
 from datasets.store.schema import (
     ACTIONS,
+    IMAGES,
     OBSERVATIONS,
     DatasetMetadata,
     DroppedAttempt,
@@ -142,6 +143,10 @@ class DatasetSummary:
     """Number of create/append/resume sessions that wrote the file."""
     package_versions: dict[str, str]
     """Package versions at creation."""
+    camera: str | None = None
+    """The camera of the stored frames, e.g. ``84x84 follow`` (None: no images)."""
+    image_bytes: int = 0
+    """Bytes the frames take in the file (compressed), over all episodes."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None)."""
@@ -191,6 +196,10 @@ def summarize(ds: SummarySource) -> DatasetSummary:
             data = view.dataset(key)
             for start in range(0, data.shape[0], _BLOCK_ROWS):
                 ranges.add(data[start : start + _BLOCK_ROWS])
+    image_bytes = 0
+    for info in infos if ds.metadata.camera else []:
+        # The stored (compressed) size, from the chunk index: no frame is read.
+        image_bytes += ds.episode(info.id).dataset(IMAGES).id.get_storage_size()
     falls = sum(info.fell for info in infos)
     reasons = Counter(d.reason.split(":", 1)[0] for d in ds.dropped_attempts)
     obs_min, obs_max = obs_range.lists()
@@ -224,4 +233,6 @@ def summarize(ds: SummarySource) -> DatasetSummary:
         recording_args=meta.recording_args,
         sessions=len(ds.sessions),
         package_versions=meta.package_versions,
+        camera=meta.camera.describe() if meta.camera else None,
+        image_bytes=image_bytes,
     )

@@ -96,6 +96,10 @@ def inspect_table(s: dict[str, Any], drops: int) -> Table:
         ("distance m", _stat(s.get("distances"), 2)),
         ("file size", f"{s['file_bytes'] / 1e6:.2f} MB ({s.get('compression')})"),
     ]
+    if s.get("camera"):
+        per_step = s["image_bytes"] / max(1, s["total_steps"] + s["episodes"])
+        rows.append(("images", f"{s['camera']}, {s['image_bytes'] / 1e6:.2f} MB "
+                               f"({per_step / 1e3:.1f} KB per frame)"))  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
     return table
