@@ -20,18 +20,25 @@ from typing import Any, Literal
 import gymnasium as gym
 
 import sim
-from datasets import DatasetMetadata, Episode, EpisodeWriter, SpaceSpec, open_dataset
+from datasets import (
+    CameraSpec,
+    DatasetMetadata,
+    Episode,
+    EpisodeWriter,
+    SpaceSpec,
+    open_dataset,
+)
 from pipeline.core.errors import PipelineError
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.demonstration import DemoTask
-from pipeline.rollout.options import is_motion_env, parse_start_phase
+from pipeline.rollout.options import is_motion_env, parse_camera, parse_start_phase
 from pipeline.rollout.policies import LearnedPolicy
 from pipeline.rollout.workers import demo_pool
 
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
 DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
-                 "keep_failed", "beta", "learner")  # fmt: skip
+                 "keep_failed", "beta", "learner", "camera", "camera_view")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,10 @@ class RecordConfig:
     (from phase 0 every episode of a deterministic expert would be the same)."""
     episode_seconds: float | None = None
     """Motion envs only: episode length in simulated seconds."""
+    camera: str | None = None
+    """``WxH``: store a camera frame of every state (rendered in the workers)."""
+    camera_view: str = "follow"
+    """Where the camera looks from: ``follow`` (behind the character) or ``side``."""
     noise: float = 0.0
     """DART noise: Gaussian noise of this many expert action scales on executed actions."""
     keep_failed: bool = False
@@ -142,6 +153,22 @@ def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
     return kwargs
 
 
+def camera_spec(config: RecordConfig) -> CameraSpec | None:
+    """The recording's camera (``--camera WxH`` and ``--camera-view``), None without one."""
+    if config.camera is None:
+        return None
+    width, height = parse_camera(config.camera)
+    return CameraSpec(width, height, config.camera_view)
+
+
+def camera_env_kwargs(camera: CameraSpec | None) -> dict[str, Any]:
+    """Environment arguments that make ``env.render()`` return the camera's frames."""
+    if camera is None:
+        return {}
+    return {"render_mode": "rgb_array", "render_width": camera.width,
+            "render_height": camera.height, "render_view": camera.view}  # fmt: skip
+
+
 def resolve_resume(config: RecordConfig, given: set[str]) -> tuple[RecordConfig, int]:
     """Fill a resume's arguments from the file and check the ones the user gave agree.
 
@@ -187,7 +214,11 @@ def record(
     if config.learner is not None:
         learner, digest = _load_learner(Path(config.learner))
         config = replace(config, provenance={**(config.provenance or {}), "learner_digest": digest})
-    writer = _open_writer(config, expert_name, obs_spec, act_spec, env_kwargs)
+    camera = camera_spec(config)
+    writer = _open_writer(config, expert_name, obs_spec, act_spec, env_kwargs, camera)
+    # The camera's arguments reach the workers only: the file's env_kwargs stay those of
+    # the simulation, and its camera is its own attribute.
+    worker_kwargs = {**env_kwargs, **camera_env_kwargs(camera)}
     resolved = {**asdict(config), "out": str(config.out), "expert_id": expert_name}
     summary = RecordSummary(path=str(config.out), config=resolved)
     start = time.perf_counter()
@@ -195,7 +226,8 @@ def record(
         if config.mode != "resume":
             target = writer.episode_count + config.episodes
         summary.target_episodes = target
-        _record_into(writer, config, expert, env_kwargs, target, summary, on_episode, learner)
+        _record_into(writer, config, expert, worker_kwargs, target, summary, on_episode,
+                     learner)  # fmt: skip
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -227,6 +259,7 @@ def _open_writer(
     obs_spec: SpaceSpec,
     act_spec: SpaceSpec,
     env_kwargs: dict[str, Any],
+    camera: CameraSpec | None,
 ) -> EpisodeWriter:
     args = {**config.defining_args(), **(config.provenance or {})}
     if config.mode == "resume":
@@ -244,6 +277,7 @@ def _open_writer(
         expert_id=expert_name,
         noise_scale=config.noise,
         recording_args=args,
+        camera=camera,
     )
     if config.mode == "append":
         return EpisodeWriter.append(config.out, meta)
@@ -266,7 +300,9 @@ def _record_into(
         return
     budget = config.max_attempts or 10 * max(target - writer.episode_count, 1) + 10
     first = writer.next_attempt
-    tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta) for n in count(first))
+    render = config.camera is not None
+    tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta, render=render)
+             for n in count(first))  # fmt: skip
     with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner,
                    config.backend) as pool:  # fmt: skip
         for episode in pool.imap(tasks):

@@ -20,6 +20,17 @@ def paint_links(client: int, body: int, colours: Mapping[int, Sequence[float]]) 
         p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=client)
 
 
+VIEW_YAWS = {"follow": 0.0, "side": 90.0}
+"""Named camera views: the yaw (degrees) added to an env's follow camera."""
+
+
+def view_yaw(view: str) -> float:
+    """The yaw of a named view (``follow`` or ``side``)."""
+    if view not in VIEW_YAWS:
+        raise ValueError(f"render_view must be one of {', '.join(VIEW_YAWS)}, got {view!r}")
+    return VIEW_YAWS[view]
+
+
 @dataclass(frozen=True)
 class FollowCamera:
     """Camera parameters; the target point is given per frame."""

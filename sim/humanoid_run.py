@@ -9,7 +9,7 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from sim.camera import FollowCamera
+from sim.camera import FollowCamera, view_yaw
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.push import Push, PushPlan
 from sim.run_robot import (
@@ -124,6 +124,7 @@ class HumanoidRunEnv(gym.Env):
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a camera following the torso).
     - ``max_steps``: steps until truncation.
     - ``render_width``, ``render_height``: frame size in pixels.
+    - ``render_view``: ``follow`` (behind the torso) or ``side``.
     - ``push``: ``{"impulse": N*s, "time": s or None}``, a lateral push on the torso in
       every episode (:mod:`sim.push`); without a time, at a random moment between 2 and
       3 s after reset.
@@ -147,6 +148,7 @@ class HumanoidRunEnv(gym.Env):
         render_width: int = 320,
         render_height: int = 240,
         push: dict[str, Any] | None = None,
+        render_view: str = "follow",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -160,8 +162,9 @@ class HumanoidRunEnv(gym.Env):
         # A shallow pitch keeps the textured floor, which dominates the software renderer's
         # cost, to about half the frame (320x240: ~19 ms instead of ~24 ms at -30 degrees).
         self.camera = FollowCamera(
-            width=render_width, height=render_height, distance=3.0, yaw=0.0, pitch=-15.0
-        )
+            width=render_width, height=render_height, distance=3.0,
+            yaw=view_yaw(render_view), pitch=-15.0,
+        )  # fmt: skip
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (OBS_DIM,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32)
         self._client: int | None = connect_direct()

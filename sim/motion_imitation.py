@@ -16,7 +16,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from sim.assets import pybullet_data_path
-from sim.camera import FollowCamera, paint_links
+from sim.camera import FollowCamera, paint_links, view_yaw
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.mocap import ACTION_DIM, ClipPose, MotionClip, action_to_targets
 from sim.push import Push, PushPlan
@@ -155,6 +155,7 @@ class MotionImitationEnv(gym.Env):
     - ``start_phase``: clip phase in [0, 1) to start from, or ``"random"``.
     - ``episode_seconds``: simulated seconds until truncation (None: the skill's).
     - ``render_width``, ``render_height``: frame size in pixels.
+    - ``render_view``: ``follow`` (behind the root) or ``side``.
     - ``push``: ``{"impulse": N*s, "time": s or None}``, a lateral push on the chest in
       every episode (:mod:`sim.push`); without a time, at a random moment of the clip's
       cycle that starts 3 s after reset.
@@ -180,6 +181,7 @@ class MotionImitationEnv(gym.Env):
         render_height: int = 240,
         push: dict[str, Any] | None = None,
         skill: Skill | None = None,
+        render_view: str = "follow",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -197,8 +199,9 @@ class MotionImitationEnv(gym.Env):
         self.episode_seconds = float(episode_seconds)
         # 2.5 m (was 3): the humanoid fills about half the frame's height.
         self.camera = FollowCamera(
-            width=render_width, height=render_height, distance=2.5, yaw=0.0, pitch=-10.0, up_axis=1
-        )
+            width=render_width, height=render_height, distance=2.5,
+            yaw=view_yaw(render_view), pitch=-10.0, up_axis=1,
+        )  # fmt: skip
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.action_space = spaces.Box(ACTION_LOW, ACTION_HIGH, (ACTION_DIM,), dtype=np.float32)
 

@@ -25,14 +25,20 @@ def validate_config(config: RecordConfig) -> None:
     """Check every option before any work starts."""
     from datasets import Compression, validate
     from datasets.store.checks import location_problem
-    from pipeline.rollout.options import env_kwargs
+    from pipeline.rollout.options import env_kwargs, parse_camera
     from pipeline.rollout.policies import check_policy_name
+    from sim.camera import VIEW_YAWS
 
     if config.mode != "resume":
         env_kwargs(config.env_id, config.start_phase, config.episode_seconds)
         check_policy_name(config.expert, config.env_id)
     if config.episodes < 1:
         raise PipelineError(f"--episodes: must be >= 1, got {config.episodes}")
+    if config.camera is not None:
+        parse_camera(config.camera)
+    if config.camera_view not in VIEW_YAWS:
+        raise PipelineError(f"--camera-view: '{config.camera_view}' is not one of "
+                            f"{', '.join(VIEW_YAWS)}")  # fmt: skip
     if config.workers < 1:
         raise PipelineError(f"--workers: must be >= 1, got {config.workers}")
     if not (math.isfinite(config.noise) and config.noise >= 0):
@@ -154,6 +160,17 @@ def record_command(
             show_default="the skill's",
         ),
     ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WxH",
+            help="Also store a camera frame of every state (uint8, one compressed chunk per "
+            "frame), e.g. 84x84; each side 8-320 pixels.",
+        ),
+    ] = None,
+    camera_view: Annotated[
+        str, typer.Option(help="With --camera: 'follow' (behind the character) or 'side'.")
+    ] = "follow",
     noise: Annotated[
         float, typer.Option(help="DART noise on executed actions, in expert action scales.")
     ] = 0.0,
@@ -189,7 +206,8 @@ def record_command(
         raise PipelineError(f"--{modes[0]} and --{modes[1]} exclude each other")
     explicit = {"env_id": env, "expert": expert, "seed": seed, "noise": noise,
                 "start_phase": start_phase, "episode_seconds": episode_seconds,
-                "keep_failed": keep_failed}  # fmt: skip
+                "keep_failed": keep_failed, "camera": camera,
+                "camera_view": camera_view}  # fmt: skip
     # With --resume the file supplies what the command line leaves at its default.
     options = {"env_id": "env"}
     given = {k for k, v in explicit.items()

@@ -62,6 +62,9 @@ class DemoTask:
     """Reset options passed to the environment."""
     beta: float = 1.0
     """Probability that the expert acts at a step; below 1 the learner acts otherwise."""
+    render: bool = False
+    """Store ``env.render()`` of every state as the episode's images (the env renders
+    with the recording's camera)."""
 
 
 def record_demonstration(
@@ -86,6 +89,7 @@ def record_demonstration(
     if learner is not None:
         learner.reset(seed)
     observations, labels, executed, rewards, terms, truncs = [obs], [], [], [], [], []
+    frames = [env.render()] if task.render else []
     expert_acted: list[float] = []
     infos: dict[str, list[float]] = {}
     terminated = truncated = False
@@ -104,6 +108,8 @@ def record_demonstration(
         expert_acted.append(float(by_expert))
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
+        if task.render:
+            frames.append(env.render())
         labels.append(label)
         executed.append(action)
         rewards.append(reward)
@@ -129,6 +135,7 @@ def record_demonstration(
         terminations=np.asarray(terms, dtype=bool),
         truncations=np.asarray(truncs, dtype=bool),
         infos=arrays,
+        images=np.asarray(frames, dtype=np.uint8) if task.render else None,
         seed=seed,
         attempt=task.attempt,
         fell=bool(info.get("fell", terminated)),

@@ -89,6 +89,24 @@ def env_kwargs(
     return kwargs
 
 
+MAX_CAMERA_SIDE = 320
+"""Largest camera side, pixels: the tiny renderer takes 16-29 ms for a 320x240 frame,
+about ten times a simulation step (DESIGN.md); 84x84 takes 2-3.6 ms."""
+MIN_CAMERA_SIDE = 8
+
+
+def parse_camera(value: str) -> tuple[int, int]:
+    """``--camera WxH`` as (width, height), each side 8-320 pixels."""
+    width, sep, height = value.strip().lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise PipelineError(f"--camera: '{value}' is not WIDTHxHEIGHT, e.g. 84x84")
+    size = (int(width), int(height))
+    if not all(MIN_CAMERA_SIDE <= side <= MAX_CAMERA_SIDE for side in size):
+        raise PipelineError(f"--camera: {value} is out of range; each side must be "
+                            f"{MIN_CAMERA_SIDE}-{MAX_CAMERA_SIDE} pixels")  # fmt: skip
+    return size
+
+
 def check_episode_seconds(value: float) -> float:
     """A motion-imitation episode's time limit: finite and > 0."""
     if not (math.isfinite(value) and value > 0):
