@@ -4,6 +4,7 @@ views are one line with nothing written."""
 
 from __future__ import annotations
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -47,8 +48,20 @@ def test_run_frames_are_stored_per_state_and_the_same_for_any_worker_count(tmp_p
     frames = one[0]
     assert all(f.std() > 5 for f in frames[::100])
     assert np.abs(frames[1:].astype(int) - frames[:-1]).mean() > 0.1
-    code, out, _ = cli(capsys, "inspect", str(tmp_path / "w1.h5"))
+    sheet = tmp_path / "sheet.png"
+    code, out, _ = cli(capsys, "inspect", str(tmp_path / "w1.h5"), "--contact-sheet", str(sheet))
     assert code == 0 and "32x24 follow" in out and "KB per frame" in out
+    # Two episodes as rows, six frames each, 2-pixel gutters; the first tile is frame 0.
+    image = iio.imread(sheet)
+    assert image.shape == (2 * 24 + 2, 6 * 32 + 5 * 2, 3)
+    np.testing.assert_array_equal(image[:24, :32], one[0][0])
+
+
+def test_a_contact_sheet_needs_camera_frames(run_data, tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    code, _, err = cli(capsys, "inspect", str(run_data), "--contact-sheet", str(sheet))
+    assert code == 2 and "holds no camera frames (record it with --camera WxH)" in err
+    assert err.count("\n") == 1 and not sheet.exists()
 
 
 def test_walk_side_view_differs_from_the_follow_view(tmp_path, capsys):
@@ -75,3 +88,20 @@ def test_bad_camera_options_are_one_line(tmp_path, capsys, args, message):
                        *args)  # fmt: skip
     assert code == 2 and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_minari_export_keeps_the_frames_and_import_restores_them(tmp_path, capsys):
+    source, back, root = tmp_path / "cam.h5", tmp_path / "back.h5", tmp_path / "minari"
+    code, _, err = cli(capsys, "record", "--env", RUN, "--episodes", "1", "--camera", "16x12",
+                       "--camera-view", "side", "--out", str(source))  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli(capsys, "export", str(source), "--out", str(root))
+    assert code == 0, err
+    code, _, err = cli(capsys, "import", "humanoid/run/expert-v0", "--datasets-root", str(root),
+                       "--out", str(back))  # fmt: skip
+    assert code == 0, err
+    with open_dataset(back) as ds:
+        assert ds.metadata.camera == CameraSpec(16, 12, "side")
+        assert ds.verify() == []
+    (original,), (restored,) = _frames(source), _frames(back)
+    np.testing.assert_array_equal(restored, original)

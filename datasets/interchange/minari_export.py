@@ -21,6 +21,7 @@ from datasets.interchange.minari_format import (
     EXECUTED_ACTIONS_INFO,
     EXPORT_FORMAT,
     EXPORT_VERSION,
+    IMAGES_INFO,
     METADATA_KEY,
     MinariError,
     MinariExistsError,
@@ -186,6 +187,8 @@ def _our_metadata(meta: DatasetMetadata, source: Path, ds: Dataset, executed: bo
         "actions": "clean expert labels",
         "executed_actions_info": EXECUTED_ACTIONS_INFO if executed else None,
         "infos_reset_row": "placeholder (NaN, or 0 for integer/bool arrays)",
+        "camera": meta.camera.to_json() if meta.camera else None,
+        "images_info": IMAGES_INFO if meta.camera else None,
         "next_attempt": ds.next_attempt,
         "dropped_attempts": [
             {"attempt": d.attempt, "seed": d.seed, "reason": d.reason} for d in ds.dropped_attempts
@@ -226,6 +229,11 @@ def _export_infos(view: EpisodeView, where: str) -> dict[str, np.ndarray]:
                 "which the export needs for the executed actions"
             )
         infos[EXECUTED_ACTIONS_INFO] = _with_reset_row(executed)
+    if view.images is not None:
+        if IMAGES_INFO in infos:
+            raise MinariError(f"{where}: episode {view.id} has an info named {IMAGES_INFO!r}, "
+                              "which the export needs for the camera frames")  # fmt: skip
+        infos[IMAGES_INFO] = view.images[()]
     return infos
 
 

@@ -46,6 +46,9 @@ METADATA_KEY = "humanoid_imitation"
 """Key of our entry in Minari's dataset metadata and prefix of our episode attributes."""
 EXECUTED_ACTIONS_INFO = "executed_actions"
 """Info key that carries the executed (noisy) actions, which Minari has no place for."""
+IMAGES_INFO = "camera_images"
+"""Info key that carries the camera frames (T+1, H, W, 3) uint8: one per observation, so
+they fill Minari's T+1 info rows without a placeholder."""
 UNKNOWN_SEED = -1
 """Seed stored for imported episodes whose Minari episode has none."""
 

@@ -21,6 +21,7 @@ import numpy as np
 from datasets.interchange.minari_format import (
     EXECUTED_ACTIONS_INFO,
     EXPORT_FORMAT,
+    IMAGES_INFO,
     METADATA_KEY,
     UNKNOWN_SEED,
     MinariError,
@@ -37,6 +38,7 @@ from datasets.store.checks import (
 from datasets.store.errors import DatasetError, first_line
 from datasets.store.reader import validate
 from datasets.store.schema import (
+    CameraSpec,
     DatasetMetadata,
     Episode,
     SpaceSpec,
@@ -117,6 +119,7 @@ def _our_import_metadata(ours: dict[str, Any], dataset: Any, where: str) -> Data
         expert_id=ours["expert_id"] or None,
         noise_scale=float(ours["noise_scale"]),
         recording_args=dict(ours["recording_args"]),
+        camera=CameraSpec.from_json(ours.get("camera") or "null"),
     )
     for name, spec, space in (
         ("observation", meta.observation_space, dataset.observation_space),
@@ -142,12 +145,16 @@ def _flat_infos(infos: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def _import_infos(
     infos: Any, steps: int, ours: bool, skipped: set[str]
-) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Per-step infos of T rows (Minari's reset row dropped) and the executed actions."""
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
+    """Per-step infos of T rows (Minari's reset row dropped), the executed actions and
+    the camera frames (T+1 rows, one per observation) of one of our exports."""
     kept: dict[str, np.ndarray] = {}
-    executed = None
+    executed = images = None
     for key, value in _flat_infos(infos):
         array = np.asarray(value)
+        if ours and key == IMAGES_INFO:
+            images = array
+            continue
         if array.ndim == 0 or array.dtype.kind not in "biuf" or not key:
             skipped.add(key)
             continue
@@ -160,7 +167,7 @@ def _import_infos(
             executed = array
         else:
             kept[key] = array
-    return kept, executed
+    return kept, executed, images
 
 
 def _attempt_plan(ours: dict[str, Any] | None, episode_meta: list[dict]) -> list | None:
@@ -271,7 +278,8 @@ def import_minari(
                 if attempt is not None:
                     replay_drops(attempt)
                 steps = len(episode.rewards)
-                infos, executed = _import_infos(episode.infos, steps, ours is not None, skipped)
+                infos, executed, images = _import_infos(episode.infos, steps, ours is not None,
+                                                        skipped)  # fmt: skip
                 seed = ep_meta.get("seed")
                 writer.commit(
                     Episode(
@@ -283,6 +291,7 @@ def import_minari(
                         seed=UNKNOWN_SEED if seed is None else int(seed),
                         executed_actions=executed,
                         infos=infos,
+                        images=images,
                         attempt=attempt,
                         fell=bool(mine["fell"]) if "fell" in mine else None,
                         distance=float(mine.get("distance", math.nan)),

@@ -20,18 +20,33 @@ if TYPE_CHECKING:
 
 
 def run_inspect_command(
-    path: Path, verify: bool, json_path: Path | None, console: Console, overwrite: bool = False
+    path: Path,
+    verify: bool,
+    json_path: Path | None,
+    console: Console,
+    overwrite: bool = False,
+    contact_sheet: Path | None = None,
 ) -> int:
-    """Print what a demonstration file holds; with ``verify``, re-hash every episode.
+    """Print what a demonstration file holds; with ``verify``, re-hash every episode; with
+    ``contact_sheet``, write a PNG of its camera frames.
 
     Returns 1 when verification finds a bad episode, else 0.
     """
     from datasets import open_dataset, validate
+    from pipeline.reports.contact_sheet import write_contact_sheet
 
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
+    if contact_sheet is not None:
+        check_output_path(contact_sheet, "--contact-sheet", (".png",), overwrite=overwrite)
     with open_dataset(path) as ds:
         validate(ds)
+        if contact_sheet is not None:
+            if ds.metadata.camera is None:
+                raise PipelineError(f"--contact-sheet: {path} holds no camera frames (record "
+                                    "it with --camera WxH)")  # fmt: skip
+            views = [ds.episode(i) for i in ds.episode_ids()[:SHEET_EPISODES]]
+            write_contact_sheet(views, contact_sheet)
         summary = ds.summary().to_dict()
         bad = ds.verify() if verify else None
         drops = len(ds.dropped_attempts)
@@ -52,7 +67,13 @@ def run_inspect_command(
     if json_path is not None:
         write_json(json_path, payload)
         console.print(f"json: {json_path}")
+    if contact_sheet is not None:
+        console.print(f"contact sheet: {contact_sheet}")
     return 1 if bad else 0
+
+
+SHEET_EPISODES = 4
+"""Episodes (rows) on an ``inspect --contact-sheet``."""
 
 
 def recording_args_text(args: dict[str, Any]) -> str:
@@ -132,10 +153,14 @@ def inspect_command(
         bool, typer.Option(help="Re-compute every checksum; exit 1 if any episode is bad.")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG of camera frames: the first 4 episodes, 6 frames each."),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
-    code = run_inspect_command(path, verify, json_out, make_console(), overwrite)
+    code = run_inspect_command(path, verify, json_out, make_console(), overwrite, contact_sheet)
     if code:
         raise typer.Exit(code)
 
