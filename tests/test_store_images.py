@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -47,13 +48,20 @@ def test_frames_round_trip_one_per_chunk_and_read_lazily(tmp_path):
     assert 0.9 * 53 * 8 * 12 * 3 < summary.image_bytes < 1.2 * 53 * 8 * 12 * 3
 
 
-def test_a_changed_pixel_fails_the_checksum(tmp_path):
-    rng = np.random.default_rng(1)
+def one_episode_file(tmp_path, steps: int) -> tuple[Path, str]:
+    """A camera file with one episode, and the name of that episode's group."""
+    rng = np.random.default_rng(steps)
     path = tmp_path / "images.h5"
     with EpisodeWriter.create(path, META_CAMERA) as writer:
-        writer.commit(make_episode(rng, 10, images=frames(rng, 10)))
-    with h5py.File(path, "r+") as f:
+        writer.commit(make_episode(rng, steps, images=frames(rng, steps)))
+    with h5py.File(path, "r") as f:
         (name,) = [k for k in f if k.startswith("episode_")]
+    return path, name
+
+
+def test_a_changed_pixel_fails_the_checksum(tmp_path):
+    path, name = one_episode_file(tmp_path, 10)
+    with h5py.File(path, "r+") as f:
         f[name]["images"][3, 2, 2, 0] ^= 1
     with open_dataset(path) as ds:
         assert ds.verify() == [0]
@@ -76,28 +84,17 @@ def test_episodes_that_do_not_match_the_camera_are_refused(tmp_path, meta, image
 
 
 def test_appending_with_another_camera_is_refused(tmp_path):
-    rng = np.random.default_rng(3)
-    path = tmp_path / "images.h5"
-    with EpisodeWriter.create(path, META_CAMERA) as writer:
-        writer.commit(make_episode(rng, 5, images=frames(rng, 5)))
+    path, _ = one_episode_file(tmp_path, 5)
     other = dataclasses.replace(META, camera=CameraSpec(24, 16, "side"))
-    with pytest.raises(
-        IncompatibleDatasetError, match="camera is 12x8 follow, this recording's 24x16 side"
-    ):
-        EpisodeWriter.append(path, other)
-    with pytest.raises(
-        IncompatibleDatasetError, match="camera is 12x8 follow, this recording's no camera"
-    ):
-        EpisodeWriter.append(path, META)
+    for meta, theirs in ((other, "24x16 side"), (META, "no camera")):
+        expected = f"camera is 12x8 follow, this recording's {theirs}"
+        with pytest.raises(IncompatibleDatasetError, match=expected):
+            EpisodeWriter.append(path, meta)
 
 
 def test_a_file_whose_camera_has_no_images_fails_validation(tmp_path):
-    rng = np.random.default_rng(4)
-    path = tmp_path / "images.h5"
-    with EpisodeWriter.create(path, META_CAMERA) as writer:
-        writer.commit(make_episode(rng, 5, images=frames(rng, 5)))
+    path, name = one_episode_file(tmp_path, 5)
     with h5py.File(path, "r+") as f:
-        (name,) = [k for k in f if k.startswith("episode_")]
         del f[name]["images"]
     with pytest.raises(SchemaError, match="missing dataset 'images'"):
         validate(path)
