@@ -345,7 +345,16 @@ class MlflowTracker:
             InputTag("steps", str(int(steps))),
         ]
         entity = DatasetInput(dataset._to_mlflow_entity(), tags=tags)
-        self._require_client().log_inputs(self._run_id, datasets=[entity])
+        client = self._require_client()
+        try:
+            client.log_inputs(self._run_id, datasets=[entity])
+        except Exception as exc:
+            # Runs that log the same new dataset at once (tune's parallel trials) race to
+            # insert its row; the loser's transaction is rolled back and a second try finds
+            # the winner's row (measured: SQLite 'UNIQUE constraint failed: datasets...').
+            if "UNIQUE constraint failed: datasets" not in str(exc):
+                raise
+            client.log_inputs(self._run_id, datasets=[entity])
 
     def log_keras_policy(
         self,
