@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
+from typing import Any
 
 from pipeline.rollout.cluster import Backend, ray_connection
 from pipeline.tune.trial import TrialResult, TrialTask, run_trial
@@ -39,12 +40,16 @@ def _on_ray(tasks: Sequence[TrialTask], workers: int, backend: Backend) -> Itera
     with ray_connection(backend):
         queue = list(tasks)
         running: dict[object, TrialTask] = {}
+        remotes: dict[int, Any] = {}  # one remote function per thread count
         while queue or running:
             while queue and len(running) < workers:
                 task = queue.pop(0)
-                remote = ray.remote(num_cpus=task.threads, max_calls=1, max_retries=0,
-                                    runtime_env={"env_vars": thread_env(task.threads)})  # fmt: skip
-                running[remote(run_trial).remote(task)] = task
+                if task.threads not in remotes:
+                    remotes[task.threads] = ray.remote(
+                        num_cpus=task.threads, max_calls=1, max_retries=0,
+                        runtime_env={"env_vars": thread_env(task.threads)},
+                    )(run_trial)  # fmt: skip
+                running[remotes[task.threads].remote(task)] = task
             (ready,), _ = ray.wait(list(running), num_returns=1)
             task = running.pop(ready)
             try:
