@@ -2,7 +2,7 @@
 Ray cluster (``--backend ray --ray-address ADDR``).
 
 Ray is an optional extra (``pip install '.[ray]'``) and the multi-machine engine, not the
-single-machine default: a local Ray cluster costs ~2.7 s to start and ~690 MB at idle
+single-machine default: a one-node Ray cluster took 3.3 s to start and 820 MB at idle
 (BENCHMARKS.md). Ray's own client retries an unreachable address for minutes, printing
 warnings; :func:`parse_backend` opens a plain TCP connection first and fails in seconds
 with one line. Results do not depend on the backend: an episode is a function of its task.
