@@ -110,6 +110,36 @@ def _pool1d(x: Array, size: int, stride: int, padding: str, mode: str) -> Array:
     return sums / counts
 
 
+def _windows2d(x: Array, kernel: tuple[int, int], stride: tuple[int, int], padding: str,
+               fill: float) -> Array:  # fmt: skip
+    """Sliding windows (N, H_out, W_out, kh, kw, C) of images (N, H, W, C)."""
+    index = []
+    pads = [(0, 0)]
+    for axis in (0, 1):
+        length, k, st = x.shape[1 + axis], kernel[axis], stride[axis]
+        if padding == "same":
+            out, left, right = _pad_same(length, k, st)
+            pads.append((left, right))
+        else:
+            out = (length - k) // st + 1
+            pads.append((0, 0))
+        index.append(np.arange(out)[:, None] * st + np.arange(k)[None, :])
+    if padding == "same":
+        x = np.pad(x, [*pads, (0, 0)], constant_values=fill)
+    rows, cols = index
+    return x[:, rows[:, None, :, None], cols[None, :, None, :], :]
+
+
+def _pool2d(x: Array, size: tuple[int, int], stride: tuple[int, int], padding: str,
+            mode: str) -> Array:  # fmt: skip
+    if mode == "max":
+        return _windows2d(x, size, stride, padding, -np.inf).max(axis=(3, 4))
+    # As in 1D: TensorFlow's same-padded average counts only the real pixels.
+    sums = _windows2d(x, size, stride, padding, 0.0).sum(axis=(3, 4))
+    counts = _windows2d(np.ones_like(x[:1, :, :, :1]), size, stride, padding, 0.0).sum(axis=(3, 4))
+    return sums / counts
+
+
 def _apply(op: Op, x: Array) -> Array:
     a, s = op.arrays, op.settings
     if op.kind == "affine":  # normalization, inverted normalization, inference batch norm
@@ -132,6 +162,22 @@ def _apply(op: Op, x: Array) -> Array:
         return x + a["bias"] if "bias" in a else x
     if op.kind == "pool1d":
         return _pool1d(x, s["size"], s["stride"], s["padding"], s["mode"])
+    if op.kind == "conv2d":
+        windows = _windows2d(x, a["kernel"].shape[:2], s["stride"], s["padding"], 0.0)
+        x = np.einsum("nhwijc,ijcf->nhwf", windows, a["kernel"], optimize=True)
+        return x + a["bias"] if "bias" in a else x
+    if op.kind == "depthwise2d":
+        windows = _windows2d(x, a["depthwise"].shape[:2], s["stride"], s["padding"], 0.0)
+        x = np.einsum("nhwijc,ijcm->nhwcm", windows, a["depthwise"], optimize=True)
+        x = x.reshape(*x.shape[:3], -1)  # channel-major, as Keras orders it
+        if "pointwise" in a:  # separable: the 1x1 convolution that mixes the channels
+            x = x @ a["pointwise"]
+        return x + a["bias"] if "bias" in a else x
+    if op.kind == "pool2d":
+        return _pool2d(x, s["size"], s["stride"], s["padding"], s["mode"])
+    if op.kind == "global_pool":
+        axes = tuple(range(1, x.ndim - 1))
+        return x.max(axis=axes) if s["mode"] == "max" else x.mean(axis=axes)
     raise AssertionError(f"unknown op {op.kind}")
 
 
@@ -197,6 +243,36 @@ def _check_conv(layer: Any) -> tuple[int, str]:
     return int(np.atleast_1d(layer.strides)[0]), layer.padding
 
 
+def _check_conv2d(layer: Any) -> tuple[tuple[int, int], str]:
+    if tuple(np.atleast_1d(layer.dilation_rate)) not in ((1,), (1, 1)):
+        raise UnsupportedModelError(f"layer {layer.name}: dilated convolutions")
+    if layer.padding not in ("same", "valid") or layer.data_format != "channels_last":
+        raise UnsupportedModelError(f"layer {layer.name}: padding/data format not supported")
+    strides = tuple(int(v) for v in np.broadcast_to(layer.strides, (2,)))
+    return (strides[0], strides[1]), layer.padding
+
+
+def _image_layer_ops(layer: Any, kind: str) -> list[Op] | None:
+    """Ops of the 2D (image) layers without bias or activation, None for other layers."""
+    if kind == "Rescaling":  # pixel scaling inside the model: x * scale + offset
+        scale = np.asarray(layer.scale, np.float32)
+        return [Op("affine", {"scale": scale, "shift": np.asarray(layer.offset, np.float32)})]
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        if layer.data_format != "channels_last":
+            raise UnsupportedModelError(f"layer {layer.name}: data format {layer.data_format}")
+        size = tuple(int(v) for v in np.broadcast_to(layer.pool_size, (2,)))
+        stride = tuple(int(v) for v in np.broadcast_to(layer.strides, (2,)))
+        settings = {"size": size, "stride": stride, "padding": layer.padding,
+                    "mode": "max" if kind == "MaxPooling2D" else "avg"}  # fmt: skip
+        return [Op("pool2d", settings=settings)]
+    if kind in ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+                "GlobalMaxPooling2D"):  # fmt: skip
+        if layer.data_format != "channels_last" or layer.keepdims:
+            raise UnsupportedModelError(f"layer {layer.name}: data format or keepdims")
+        return [Op("global_pool", settings={"mode": "max" if "Max" in kind else "avg"})]
+    return None
+
+
 def _layer_ops(layer: Any) -> list[Op]:
     """The ops of one Keras layer (empty for layers that do nothing at inference)."""
     kind = type(layer).__name__
@@ -212,6 +288,9 @@ def _layer_ops(layer: Any) -> list[Op]:
         return [Op("leaky_relu", settings={"slope": float(layer.negative_slope)})]
     if kind == "Flatten":
         return [Op("flatten")]
+    image_ops = _image_layer_ops(layer, kind)
+    if image_ops is not None:
+        return image_ops
     ops: list[Op]
     if kind == "Dense":
         arrays = {"kernel": _weights(layer, "kernel")[0]}
@@ -227,6 +306,20 @@ def _layer_ops(layer: Any) -> list[Op]:
         depthwise, pointwise = _weights(layer, "depthwise_kernel", "pointwise_kernel")
         arrays = {"depthwise": depthwise, "pointwise": pointwise[0]}
         ops = [Op("separable_conv1d", arrays, {"stride": stride, "padding": padding})]
+    elif kind == "Conv2D":
+        if layer.groups != 1:
+            raise UnsupportedModelError(f"layer {layer.name}: grouped convolutions")
+        stride2, padding = _check_conv2d(layer)
+        arrays = {"kernel": _weights(layer, "kernel")[0]}
+        ops = [Op("conv2d", arrays, {"stride": stride2, "padding": padding})]
+    elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
+        stride2, padding = _check_conv2d(layer)
+        if kind == "SeparableConv2D":
+            depthwise, pointwise = _weights(layer, "depthwise_kernel", "pointwise_kernel")
+            arrays = {"depthwise": depthwise, "pointwise": pointwise[0, 0]}
+        else:
+            arrays = {"depthwise": _weights(layer, "kernel")[0]}
+        ops = [Op("depthwise2d", arrays, {"stride": stride2, "padding": padding})]
     elif kind in ("MaxPooling1D", "AveragePooling1D"):
         if layer.data_format != "channels_last":
             raise UnsupportedModelError(f"layer {layer.name}: data format {layer.data_format}")

@@ -122,3 +122,31 @@ def test_a_wrong_compilation_is_caught_by_the_check(monkeypatch):
     monkeypatch.setitem(inference._ACTIVATIONS, "relu", lambda x: x)  # a broken op
     with pytest.raises(ForwardMismatchError):
         compile_numpy(built.policy)
+
+
+def _image_model(padding: str, pool: str) -> keras.Model:
+    """An image policy trunk of every 2D layer the compiler knows: pixels in, actions out."""
+    layers = keras.layers
+    inputs = keras.Input((21, 26, 3))
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    x = layers.Conv2D(6, (3, 5), strides=(2, 1), padding=padding, activation="relu")(x)
+    x = layers.SeparableConv2D(5, 3, depth_multiplier=2, padding=padding, activation="elu")(x)
+    x = layers.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding=padding)(x)
+    x = layers.BatchNormalization()(x)
+    x = (layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D)(
+        (2, 3), strides=(1, 2), padding=padding
+    )(x)
+    x = (layers.GlobalMaxPooling2D if pool == "max" else layers.GlobalAveragePooling2D)()(x)
+    return keras.Model(inputs, layers.Dense(4)(x))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_image_layers_compile_exactly(padding, pool):
+    keras.utils.set_random_seed(3)
+    model = _image_model(padding, pool)
+    forward = compile_forward(model)
+    assert isinstance(forward, NumpyForward)
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 21, 26, 3)).astype(np.float32)
+    expected = np.asarray(model(pixels, training=False))
+    np.testing.assert_allclose(forward(pixels), expected, rtol=1e-4, atol=1e-4)
