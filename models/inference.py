@@ -235,21 +235,14 @@ def _batch_norm_op(layer: Any) -> Op:
     return Op("affine", {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)})
 
 
-def _check_conv(layer: Any) -> tuple[int, str]:
-    if tuple(np.atleast_1d(layer.dilation_rate)) != (1,):
+def _conv_settings(layer: Any, rank: int) -> dict[str, Any]:
+    """Stride (an int in 1D, a pair in 2D) and padding of a supported convolution."""
+    if any(int(v) != 1 for v in np.atleast_1d(layer.dilation_rate)):
         raise UnsupportedModelError(f"layer {layer.name}: dilated convolutions")
     if layer.padding not in ("same", "valid") or layer.data_format != "channels_last":
         raise UnsupportedModelError(f"layer {layer.name}: padding/data format not supported")
-    return int(np.atleast_1d(layer.strides)[0]), layer.padding
-
-
-def _check_conv2d(layer: Any) -> tuple[tuple[int, int], str]:
-    if tuple(np.atleast_1d(layer.dilation_rate)) not in ((1,), (1, 1)):
-        raise UnsupportedModelError(f"layer {layer.name}: dilated convolutions")
-    if layer.padding not in ("same", "valid") or layer.data_format != "channels_last":
-        raise UnsupportedModelError(f"layer {layer.name}: padding/data format not supported")
-    strides = tuple(int(v) for v in np.broadcast_to(layer.strides, (2,)))
-    return (strides[0], strides[1]), layer.padding
+    strides = tuple(int(v) for v in np.broadcast_to(layer.strides, (rank,)))
+    return {"stride": strides[0] if rank == 1 else strides, "padding": layer.padding}
 
 
 def _image_layer_ops(layer: Any, kind: str) -> list[Op] | None:
@@ -295,31 +288,23 @@ def _layer_ops(layer: Any) -> list[Op]:
     if kind == "Dense":
         arrays = {"kernel": _weights(layer, "kernel")[0]}
         ops = [Op("dense", arrays)]
-    elif kind == "Conv1D":
+    elif kind in ("Conv1D", "Conv2D"):
         if layer.groups != 1:
             raise UnsupportedModelError(f"layer {layer.name}: grouped convolutions")
-        stride, padding = _check_conv(layer)
         arrays = {"kernel": _weights(layer, "kernel")[0]}
-        ops = [Op("conv1d", arrays, {"stride": stride, "padding": padding})]
+        rank = 1 if kind == "Conv1D" else 2
+        ops = [Op(f"conv{rank}d", arrays, _conv_settings(layer, rank))]
     elif kind == "SeparableConv1D":
-        stride, padding = _check_conv(layer)
         depthwise, pointwise = _weights(layer, "depthwise_kernel", "pointwise_kernel")
         arrays = {"depthwise": depthwise, "pointwise": pointwise[0]}
-        ops = [Op("separable_conv1d", arrays, {"stride": stride, "padding": padding})]
-    elif kind == "Conv2D":
-        if layer.groups != 1:
-            raise UnsupportedModelError(f"layer {layer.name}: grouped convolutions")
-        stride2, padding = _check_conv2d(layer)
-        arrays = {"kernel": _weights(layer, "kernel")[0]}
-        ops = [Op("conv2d", arrays, {"stride": stride2, "padding": padding})]
+        ops = [Op("separable_conv1d", arrays, _conv_settings(layer, 1))]
     elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
-        stride2, padding = _check_conv2d(layer)
         if kind == "SeparableConv2D":
             depthwise, pointwise = _weights(layer, "depthwise_kernel", "pointwise_kernel")
             arrays = {"depthwise": depthwise, "pointwise": pointwise[0, 0]}
         else:
             arrays = {"depthwise": _weights(layer, "kernel")[0]}
-        ops = [Op("depthwise2d", arrays, {"stride": stride2, "padding": padding})]
+        ops = [Op("depthwise2d", arrays, _conv_settings(layer, 2))]
     elif kind in ("MaxPooling1D", "AveragePooling1D"):
         if layer.data_format != "channels_last":
             raise UnsupportedModelError(f"layer {layer.name}: data format {layer.data_format}")
