@@ -125,20 +125,18 @@ class MLPConfig(LayerOptions):
     _check_hidden_sizes = field_validator("hidden_sizes")(_non_empty)
 
 
-class CNN1DConfig(LayerOptions):
-    """Temporal 1-D convolutions over the last K observations, then a dense head.
+class ConvStackOptions(LayerOptions):
+    """What every convolutional architecture shares: the convolution stack and dense head.
 
-    Convolutions use ``same`` padding, so any history length K >= 2 fits any kernel; strides
-    and pooling shorten the time axis (rounding up) down to a minimum of one step.
+    A single number for ``kernel_sizes`` or ``strides`` is repeated for every convolution;
+    otherwise each needs one entry per ``filters`` entry.
     """
 
-    name: Literal["cnn1d"] = "cnn1d"
-    """Registry key of the architecture."""
     filters: list[PositiveInt] = Field(default_factory=lambda: [64, 64])
     """Output channels of each convolution, input side first; at least one."""
     kernel_sizes: list[PositiveInt] = Field(default_factory=lambda: [3, 3])
-    """Kernel length (in time steps) of each convolution, one entry per ``filters`` entry; a
-    single number is repeated for every convolution."""
+    """Kernel size of each convolution (time steps in 1D, a square's side in 2D), one entry
+    per ``filters`` entry; a single number is repeated for every convolution."""
     strides: list[PositiveInt] = Field(default_factory=lambda: [1, 1])
     """Stride of each convolution, one entry per ``filters`` entry; a single number is
     repeated for every convolution."""
@@ -147,8 +145,8 @@ class CNN1DConfig(LayerOptions):
     pool_size: PositiveInt = 2
     """Window and stride of the pooling layers."""
     separable: bool = False
-    """Use depthwise-separable convolutions (a per-channel temporal filter, then a 1x1
-    convolution mixing channels): far fewer weights for the same receptive field."""
+    """Use depthwise-separable convolutions (a per-channel filter, then a 1x1 convolution
+    mixing channels): far fewer weights for the same receptive field."""
     head_sizes: list[PositiveInt] = Field(default_factory=lambda: [256])
     """Units of the dense layers after the flattened convolution features (may be empty)."""
 
@@ -161,18 +159,26 @@ class CNN1DConfig(LayerOptions):
         # kept as long as ``filters``; expand it here so the stored config is explicit.
         if not isinstance(data, Mapping):
             return data
-        filters = data.get("filters", [64, 64])
+        filters = data.get("filters", cls._default("filters"))
         if not isinstance(filters, list | tuple):
             return data
         data = dict(data)
-        for field, default in (("kernel_sizes", 3), ("strides", 1)):
-            value = data.get(field, default)
+        for field in ("kernel_sizes", "strides"):
+            value = data.get(field)
+            if value is None:  # absent: the default, its last entry repeated if need be
+                default = cls._default(field)
+                value = default if len(default) == len(filters) else default[-1]
             if isinstance(value, int) and not isinstance(value, bool):
-                data[field] = [value] * len(filters)
+                value = [value] * len(filters)
+            data[field] = value
         return data
 
+    @classmethod
+    def _default(cls, field: str) -> Any:
+        return cls.model_fields[field].get_default(call_default_factory=True)
+
     @model_validator(mode="after")
-    def _check_lengths(self) -> CNN1DConfig:
+    def _check_lengths(self) -> ConvStackOptions:
         for field in ("kernel_sizes", "strides"):
             value = getattr(self, field)
             if len(value) != len(self.filters):
@@ -181,6 +187,53 @@ class CNN1DConfig(LayerOptions):
                     f"({len(value)} given, {len(self.filters)} expected)"
                 )
         return self
+
+
+class CNN1DConfig(ConvStackOptions):
+    """Temporal 1-D convolutions over the last K observations, then a dense head.
+
+    Convolutions use ``same`` padding, so any history length K >= 2 fits any kernel; strides
+    and pooling shorten the time axis (rounding up) down to a minimum of one step.
+    """
+
+    name: Literal["cnn1d"] = "cnn1d"
+    """Registry key of the architecture."""
+
+
+ImageInputs = Literal["image", "image+state"]
+
+
+class CNN2DConfig(ConvStackOptions):
+    """Image convolutions over camera frames, optionally fused with the state vector.
+
+    Frames enter as raw uint8 pixels and are scaled inside the model (``pixel_scale``), so
+    a saved policy maps raw frames and observations to raw actions. With a history of K the
+    last K frames are stacked along the colour channels (3K channels). Each convolution block
+    is: Conv2D (or a depthwise-separable one), batch norm/activation, optional pooling,
+    dropout; ``residual_blocks`` add blocks of two 3x3 convolutions with a skip connection.
+    The features are flattened and, with ``image+state``, joined with the normalized state
+    before the dense head. Convolutions use ``same`` padding.
+    """
+
+    name: Literal["cnn2d"] = "cnn2d"
+    """Registry key of the architecture."""
+    inputs: ImageInputs = "image+state"
+    """What the policy sees: camera frames alone (``image``) or frames and the state
+    observation (``image+state``)."""
+    filters: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 32])
+    """Output channels of each convolution, input side first; at least one."""
+    kernel_sizes: list[PositiveInt] = Field(default_factory=lambda: [5, 3, 3])
+    """Square kernel side of each convolution, one entry per ``filters`` entry; a single
+    number is repeated for every convolution."""
+    strides: list[PositiveInt] = Field(default_factory=lambda: [2, 2, 2])
+    """Stride of each convolution, one entry per ``filters`` entry; a single number is
+    repeated for every convolution."""
+    residual_blocks: int = Field(0, ge=0)
+    """Residual blocks after the convolutions: each is two 3x3 convolutions keeping the
+    channel count, added to the block's input (ResNet's basic block)."""
+    pixel_scale: Literal["unit", "symmetric"] = "unit"
+    """Pixel scaling inside the model: ``unit`` maps 0..255 to [0, 1], ``symmetric`` to
+    [-1, 1]."""
 
 
 class MotionNetConfig(LayerOptions):
@@ -200,7 +253,7 @@ class MotionNetConfig(LayerOptions):
     _check_hidden_sizes = field_validator("hidden_sizes")(_non_empty)
 
 
-PolicyConfig = MLPConfig | CNN1DConfig
+PolicyConfig = MLPConfig | CNN1DConfig | CNN2DConfig
 """Any architecture's config object."""
 ModelConfig = Annotated[PolicyConfig, Field(discriminator="name")]
 """Field type for embedding a model config in a larger config (discriminated by ``name``)."""
@@ -213,7 +266,7 @@ def parse_model_config(data: Mapping[str, Any] | PolicyConfig) -> PolicyConfig:
 
     Raises ``pydantic.ValidationError``; see :func:`format_validation_error`.
     """
-    if isinstance(data, MLPConfig | CNN1DConfig):
+    if isinstance(data, MLPConfig | CNN1DConfig | CNN2DConfig):
         return data
     return _MODEL_CONFIG.validate_python(data)
 

@@ -6,10 +6,11 @@ Measured here for a 44-256-256-17 MLP: ``model.predict`` 45-70 ms per call, an e
 weights (:class:`NumpyForward`): no TensorFlow in the rollout workers (importing it costs
 seconds and ~600 MB per process), picklable, and any batch size (one row per parallel
 environment). Every supported Keras layer maps to one operation in inference mode (dropout
-off, batch norm on its moving statistics). :func:`compile_forward` checks the result
-against the Keras model itself on probe inputs and refuses to return a forward pass that
-disagrees; a model with a layer it does not know falls back to :class:`KerasForward`, a
-``tf.function`` with a fixed input signature.
+off, batch norm on its moving statistics); the layers run in graph order, so several inputs
+(camera frames and state), residual sums and joins compile too. :func:`compile_forward`
+checks the result against the Keras model itself on probe inputs and refuses to return a
+forward pass that disagrees; a model with a layer it does not know falls back to
+:class:`KerasForward`, a ``tf.function`` with a fixed input signature.
 """
 
 from __future__ import annotations
@@ -153,6 +154,10 @@ def _apply(op: Op, x: Array) -> Array:
         return np.where(x > 0, x, s["slope"] * x)
     if op.kind == "flatten":
         return x.reshape(x.shape[0], -1)
+    if op.kind == "reshape":
+        return x.reshape(x.shape[0], *s["shape"])
+    if op.kind == "permute":
+        return np.transpose(x, (0, *s["axes"]))
     if op.kind == "conv1d":
         x = _conv1d(x, a["kernel"], s["stride"], s["padding"])
         return x + a["bias"] if "bias" in a else x
@@ -181,24 +186,60 @@ def _apply(op: Op, x: Array) -> Array:
     raise AssertionError(f"unknown op {op.kind}")
 
 
-@dataclass(frozen=True)
-class NumpyForward:
-    """A policy's inference-mode forward pass in NumPy: ``(N, *obs_shape) -> (N, act_dim)``.
+def _merge(op: Op, xs: list[Array]) -> Array:
+    if op.kind == "concat":  # the last axis only (checked when compiling)
+        return np.concatenate(xs, axis=-1)
+    if op.kind == "add":
+        return np.sum(xs, axis=0)
+    raise AssertionError(f"unknown merge op {op.kind}")
 
-    Plain arrays only, so it pickles cheaply into rollout workers and needs no TensorFlow.
-    """
+
+@dataclass(frozen=True)
+class Step:
+    """One layer of a compiled graph: its ops, the values it reads and the value it writes."""
 
     ops: tuple[Op, ...]
-    input_shape: tuple[int, ...]
+    sources: tuple[int, ...]
+    """Indices of the values read (model inputs first, then each step's output)."""
+
+
+@dataclass(frozen=True)
+class NumpyForward:
+    """A policy's inference-mode forward pass in NumPy: ``(N, *input_shape), ... ->
+    (N, act_dim)``, one array per model input in the model's order.
+
+    Plain arrays only, so it pickles cheaply into rollout workers and needs no TensorFlow.
+    Step ``i`` writes value ``len(input_shapes) + i``; the last step's value is the output.
+    """
+
+    steps: tuple[Step, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
     output_dim: int
 
-    def __call__(self, obs: Array) -> Array:
-        x = np.asarray(obs, dtype=np.float32)
-        if x.shape[1:] != self.input_shape:
-            raise ValueError(f"expected observations (N, {self.input_shape}), got {x.shape}")
-        for op in self.ops:
-            x = _apply(op, x)
-        return x.astype(np.float32, copy=False)
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of the first (for most policies the only) input."""
+        return self.input_shapes[0]
+
+    def __call__(self, *inputs: Array) -> Array:
+        if len(inputs) != len(self.input_shapes):
+            raise ValueError(f"expected {len(self.input_shapes)} input(s), got {len(inputs)}")
+        values = []
+        for x, shape in zip(inputs, self.input_shapes, strict=True):
+            x = np.asarray(x, dtype=np.float32)
+            if x.shape[1:] != shape:
+                raise ValueError(f"expected inputs (N, {shape}), got {x.shape}")
+            values.append(x)
+        for step in self.steps:
+            ops = step.ops
+            if len(step.sources) > 1:
+                x, ops = _merge(ops[0], [values[i] for i in step.sources]), ops[1:]
+            else:
+                x = values[step.sources[0]]
+            for op in ops:
+                x = _apply(op, x)
+            values.append(x)
+        return values[-1].astype(np.float32, copy=False)
 
 
 def _weights(layer: Any, *names: str) -> list[Array]:
@@ -281,6 +322,16 @@ def _layer_ops(layer: Any) -> list[Op]:
         return [Op("leaky_relu", settings={"slope": float(layer.negative_slope)})]
     if kind == "Flatten":
         return [Op("flatten")]
+    if kind == "Reshape":
+        return [Op("reshape", settings={"shape": tuple(int(v) for v in layer.target_shape)})]
+    if kind == "Permute":
+        return [Op("permute", settings={"axes": tuple(int(v) for v in layer.dims)})]
+    if kind == "Add":
+        return [Op("add")]
+    if kind == "Concatenate":
+        if layer.axis not in (-1, len(layer.output.shape) - 1):
+            raise UnsupportedModelError(f"layer {layer.name}: concatenation over axis {layer.axis}")
+        return [Op("concat")]
     image_ops = _image_layer_ops(layer, kind)
     if image_ops is not None:
         return image_ops
@@ -320,51 +371,76 @@ def _layer_ops(layer: Any) -> list[Op]:
     return ops + ([activation] if activation else [])
 
 
-def _chain(model: Any) -> list[Any]:
-    """The model's layers in order, checking that each feeds only the next (no branches)."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    previous = model.inputs[0]
-    for layer in layers:
+def _graph(model: Any) -> list[Step]:
+    """The model's layers as steps in an order where every value is made before it is read;
+    each layer must be called once (no shared layers) and the output be the last value."""
+    slots = {id(tensor): index for index, tensor in enumerate(model.inputs)}
+    steps = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
         if len(layer._inbound_nodes) != 1:
             raise UnsupportedModelError(f"layer {layer.name} is shared or called twice")
         inputs = layer._inbound_nodes[0].input_tensors
-        if len(inputs) != 1 or inputs[0] is not previous:
-            raise UnsupportedModelError(f"layer {layer.name}: only single-chain models")
-        previous = layer.output
-    if previous is not model.outputs[0]:
+        if any(id(tensor) not in slots for tensor in inputs):
+            raise UnsupportedModelError(f"layer {layer.name}: its inputs come later")
+        ops = tuple(_layer_ops(layer))
+        if len(inputs) > 1 and (not ops or ops[0].kind not in ("add", "concat")):
+            raise UnsupportedModelError(f"layer {layer.name}: several inputs")
+        steps.append(Step(ops, tuple(slots[id(tensor)] for tensor in inputs)))
+        slots[id(layer.output)] = len(model.inputs) + len(steps) - 1
+    if not steps or slots.get(id(model.outputs[0])) != len(model.inputs) + len(steps) - 1:
         raise UnsupportedModelError("the model's output is not its last layer's output")
-    return layers
+    return steps
 
 
-def probe_inputs(model: Any, rows: int = 64, seed: int = 0) -> Array:
-    """Inputs in the range a policy sees: the observation statistics when the first layer
-    normalizes, standard normal otherwise (seeded)."""
+def probe_inputs(model: Any, rows: int = 64, seed: int = 0) -> list[Array]:
+    """One array per model input in the range a policy sees (seeded): random pixels for
+    uint8 (image) inputs; for others the observation statistics when the input feeds a
+    normalization layer, standard normal otherwise."""
     rng = np.random.default_rng(seed)
-    shape = tuple(model.inputs[0].shape[1:])
-    x = rng.standard_normal((rows, *shape))
-    first = next((layer for layer in model.layers if type(layer).__name__ != "InputLayer"), None)
-    if first is not None and type(first).__name__ == "Normalization" and not first.invert:
-        mean = np.asarray(first.mean, np.float64).reshape(shape[-1:])
-        std = np.sqrt(np.asarray(first.variance, np.float64)).reshape(shape[-1:])
-        x = mean + std * x
-    return x.astype(np.float32)
+    consumers: dict[int, Any] = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                consumers.setdefault(id(tensor), layer)
+    probes = []
+    for tensor in model.inputs:
+        shape = tuple(tensor.shape[1:])
+        if "int" in str(tensor.dtype):
+            probes.append(rng.integers(0, 256, (rows, *shape)).astype(np.float32))
+            continue
+        x = rng.standard_normal((rows, *shape))
+        first = consumers.get(id(tensor))
+        if first is not None and type(first).__name__ == "Normalization" and not first.invert:
+            mean = np.asarray(first.mean, np.float64).reshape(shape[-1:])
+            std = np.sqrt(np.asarray(first.variance, np.float64)).reshape(shape[-1:])
+            x = mean + std * x
+        probes.append(x.astype(np.float32))
+    return probes
+
+
+def _model_call(model: Any, inputs: list[Array]) -> Array:
+    """``model(inputs, training=False)`` with one array for a single-input model."""
+    return model(inputs[0] if len(inputs) == 1 else inputs, training=False)
 
 
 def compile_numpy(model: Any, *, check: bool = True) -> NumpyForward:
-    """Compile a single-input, single-chain Keras policy into a :class:`NumpyForward`.
+    """Compile a Keras policy (one output; several inputs, residual sums and joins allowed)
+    into a :class:`NumpyForward`.
 
     With ``check`` (default), the result is compared against ``model(x, training=False)`` on
     :func:`probe_inputs`; a relative disagreement above 1e-4 raises ``ForwardMismatchError``.
     Raises ``UnsupportedModelError`` for layers or topologies it does not implement.
     """
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UnsupportedModelError("only models with one input and one output")
-    ops = tuple(op for layer in _chain(model) for op in _layer_ops(layer))
-    forward = NumpyForward(ops, tuple(model.inputs[0].shape[1:]), int(model.outputs[0].shape[-1]))
+    if len(model.outputs) != 1:
+        raise UnsupportedModelError("only models with one output")
+    shapes = tuple(tuple(tensor.shape[1:]) for tensor in model.inputs)
+    forward = NumpyForward(tuple(_graph(model)), shapes, int(model.outputs[0].shape[-1]))
     if check:
         x = probe_inputs(model)
-        expected = np.asarray(model(x, training=False), dtype=np.float64)
-        error = np.abs(forward(x) - expected).max() / (np.abs(expected).max() + 1e-6)
+        expected = np.asarray(_model_call(model, x), dtype=np.float64)
+        error = np.abs(forward(*x) - expected).max() / (np.abs(expected).max() + 1e-6)
         if not error <= 1e-4:
             raise ForwardMismatchError(
                 f"NumPy forward pass differs from Keras by {error:.2e} (relative)"
@@ -383,13 +459,19 @@ class KerasForward:
         import tensorflow as tf
 
         self.model = model
-        self.input_shape = tuple(model.inputs[0].shape[1:])
+        self.input_shapes = tuple(tuple(tensor.shape[1:]) for tensor in model.inputs)
         self.output_dim = int(model.outputs[0].shape[-1])
-        signature = [tf.TensorSpec((None, *self.input_shape), tf.float32)]
-        self._call = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        signature = [tf.TensorSpec((None, *shape), tf.float32) for shape in self.input_shapes]
+        self._call = tf.function(lambda *x: _model_call(model, list(x)),
+                                 input_signature=signature)  # fmt: skip
 
-    def __call__(self, obs: Array) -> Array:
-        return self._call(np.asarray(obs, dtype=np.float32)).numpy()
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of the first (for most policies the only) input."""
+        return self.input_shapes[0]
+
+    def __call__(self, *inputs: Array) -> Array:
+        return self._call(*(np.asarray(x, dtype=np.float32) for x in inputs)).numpy()
 
 
 def compile_forward(model: Any) -> NumpyForward | KerasForward:

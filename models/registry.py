@@ -35,9 +35,10 @@ import numpy as np
 
 from models.builders.blocks import Blocks
 from models.builders.cnn import build_cnn1d
+from models.builders.cnn2d import build_cnn2d
 from models.builders.mlp import build_mlp
-from models.config import CNN1DConfig, LayerOptions, MLPConfig, PolicyConfig
-from models.spec import PolicySpec
+from models.config import CNN1DConfig, CNN2DConfig, LayerOptions, MLPConfig, PolicyConfig
+from models.spec import IMAGE_INPUT, OBS_INPUT, PolicySpec
 
 TRAIN_OUTPUT_LAYER = "action_normalized"
 """Name of the linear output layer (z-scored actions); the train model ends here."""
@@ -45,6 +46,8 @@ GAUSSIAN_HEAD_LAYER = "gaussian_head"
 """With the Gaussian log-likelihood loss: the training model's last layer (mean, log std)."""
 OBS_NORM_LAYER = "obs_norm"
 ACTION_LAYER = "action"
+PIXEL_SCALE_LAYER = "pixel_scale"
+FRAME_STACK_LAYER = "frame_stack"
 
 Builder = TypeVar("Builder", bound=Callable[..., Any])
 
@@ -65,8 +68,11 @@ _REGISTRY: dict[str, _Entry] = {}
 def register_policy(name: str, config_class: type[LayerOptions]) -> Callable[[Builder], Builder]:
     """Decorator registering ``builder(x, spec, config, blocks) -> features`` under ``name``.
 
-    ``x`` is the normalized observation tensor, (N, obs_dim) or (N, K, obs_dim); the builder
-    returns the last hidden features, to which the frame adds the linear action layer.
+    ``x`` is the normalized observation tensor, (N, obs_dim) or (N, K, obs_dim); for a
+    config with an ``inputs`` field that sees images, a dict of the scaled, stacked frames
+    (``"image"``, (N, H, W, 3K)) and, with ``image+state``, the normalized state
+    (``"observation"``). The builder returns the last hidden features, to which the frame
+    adds the linear action layer.
     ``config_class`` must have a ``name`` field defaulting to ``name``.
     """
     field = config_class.model_fields.get("name")
@@ -86,6 +92,7 @@ def register_policy(name: str, config_class: type[LayerOptions]) -> Callable[[Bu
 # that the builders need not import this module.
 register_policy("mlp", MLPConfig)(build_mlp)
 register_policy("cnn1d", CNN1DConfig)(build_cnn1d)
+register_policy("cnn2d", CNN2DConfig)(build_cnn2d)
 
 
 def available_policies() -> tuple[str, ...]:
@@ -198,6 +205,48 @@ def _normalization(mean: Any, variance: Any, name: str, invert: bool = False) ->
     )  # fmt: skip
 
 
+def config_inputs(config: LayerOptions) -> str:
+    """What a config's architecture sees: ``state``, ``image`` or ``image+state``."""
+    return str(getattr(config, "inputs", "state"))
+
+
+def _image_features(image: Any, spec: PolicySpec, config: LayerOptions) -> Any:
+    """Raw uint8 frames -> float frames scaled as configured, K frames side by side in the
+    channels (H, W, 3K), oldest first."""
+    if spec.history > 1:
+        height, width, channels = spec.camera.frame_shape  # type: ignore[union-attr]
+        # (K, H, W, 3) -> (H, W, K, 3) -> (H, W, 3K): channel 3k + c is frame k's colour c.
+        image = keras.layers.Permute((2, 3, 1, 4), name=f"{FRAME_STACK_LAYER}_order")(image)
+        image = keras.layers.Reshape((height, width, spec.history * channels),
+                                     name=FRAME_STACK_LAYER)(image)  # fmt: skip
+    symmetric = getattr(config, "pixel_scale", "unit") == "symmetric"
+    scale, offset = (1.0 / 127.5, -1.0) if symmetric else (1.0 / 255.0, 0.0)
+    return keras.layers.Rescaling(scale, offset, name=PIXEL_SCALE_LAYER, dtype="float32")(image)
+
+
+def _model_inputs(spec: PolicySpec, config: LayerOptions) -> tuple[list[Any], Any]:
+    """The Keras inputs the spec describes and what the builder receives from them."""
+    wanted = config_inputs(config)
+    if wanted != spec.inputs:
+        raise ValueError(
+            f"{config.name} sees {wanted!r} but the spec describes {spec.inputs!r} inputs"  # type: ignore[attr-defined]
+        )
+    inputs, features = [], {}
+    for name, shape in spec.input_shapes.items():
+        dtype = "uint8" if name == IMAGE_INPUT else "float32"
+        tensor = keras.Input(shape=shape, name=name, dtype=dtype)
+        inputs.append(tensor)
+        if name == IMAGE_INPUT:
+            features[name] = _image_features(tensor, spec, config)
+        else:
+            features[name] = _normalization(spec.obs_mean, spec.obs_variance, OBS_NORM_LAYER)(
+                tensor
+            )
+    if not spec.uses_images:
+        return inputs, features[OBS_INPUT]
+    return inputs, features
+
+
 def build_policy(
     name_or_config: str | LayerOptions | Mapping[str, Any],
     spec: PolicySpec,
@@ -211,15 +260,16 @@ def build_policy(
     defaults) and ``build_policy(MLPConfig(...), spec)`` are equivalent ways to ask. ``seed``
     fixes every initializer and dropout layer. Raises ``UnknownPolicyError``,
     ``pydantic.ValidationError``, or ``ValueError`` when the spec does not suit the
-    architecture (e.g. ``cnn1d`` without an observation history).
+    architecture (e.g. ``cnn1d`` without an observation history, ``cnn2d`` without a
+    camera). Image policies take their inputs in ``spec.input_shapes`` order (the frames
+    first) and accept a dict keyed by input name.
     """
     cfg = resolve_config(name_or_config, config)
     entry = _entry(cfg.name)  # type: ignore[attr-defined]
     blocks = Blocks(cfg, seed)
     name = cfg.name  # type: ignore[attr-defined]
 
-    obs = keras.Input(shape=spec.obs_shape, name="observation")
-    x = _normalization(spec.obs_mean, spec.obs_variance, OBS_NORM_LAYER)(obs)
+    inputs, x = _model_inputs(spec, cfg)
     features = entry.builder(x, spec, cfg, blocks)
     # Glorot suits the output's identity activation whatever the hidden initializer is.
     normalized_action = keras.layers.Dense(
@@ -232,8 +282,9 @@ def build_policy(
     action = _normalization(spec.act_mean, spec.act_variance, ACTION_LAYER, invert=True)(
         normalized_action
     )
+    model_input = inputs[0] if len(inputs) == 1 else inputs
     train_model = keras.Model(
-        obs, _training_head(cfg, spec.act_dim, normalized_action), name=f"{name}_train"
+        model_input, _training_head(cfg, spec.act_dim, normalized_action), name=f"{name}_train"
     )
-    policy = keras.Model(obs, action, name=f"{name}_policy")
+    policy = keras.Model(model_input, action, name=f"{name}_policy")
     return PolicyModels(train_model, policy, spec, cfg)

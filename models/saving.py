@@ -90,15 +90,21 @@ def _shape(tensor: Any) -> tuple[int | None, ...]:
 
 
 def _check_model_matches_spec(model: keras.Model, spec: PolicySpec) -> str | None:
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        return "the policy must have exactly one input and one output"
-    expected_in, expected_out = (None, *spec.obs_shape), (None, spec.act_dim)
-    for what, tensor, expected in (
-        ("input", model.inputs[0], expected_in),
-        ("output", model.outputs[0], expected_out),
-    ):
-        if _shape(tensor) != expected:
-            return f"model {what} shape {_shape(tensor)} does not match the spec's {expected}"
+    expected_inputs = spec.input_shapes
+    if len(model.inputs) != len(expected_inputs) or len(model.outputs) != 1:
+        return (
+            f"the policy must have {len(expected_inputs)} input(s) "
+            f"({', '.join(expected_inputs)}) and one output"
+        )
+    checks = [
+        (f"input shape {_shape(tensor)} ({name})", _shape(tensor) == (None, *shape), (None, *shape))
+        for tensor, (name, shape) in zip(model.inputs, expected_inputs.items(), strict=True)
+    ]
+    output = _shape(model.outputs[0])
+    checks.append((f"output shape {output}", output == (None, spec.act_dim), (None, spec.act_dim)))
+    for what, fits, expected in checks:
+        if not fits:
+            return f"model {what} does not match the spec's {expected}"
     return None
 
 

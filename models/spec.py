@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from datasets.store.schema import CameraSpec
+
 SPEC_VERSION = 1
 """Bumped whenever a change would make an older reader misread a spec."""
 OBS_NORMALIZATIONS = ("zscore", "minmax")
@@ -31,6 +33,12 @@ KERAS_EPSILON = 1e-7
 """Keras' ``Normalization`` divides by ``max(sqrt(variance), epsilon)``; mirrored here."""
 
 ObsNormalization = Literal["zscore", "minmax"]
+PolicyInputs = Literal["state", "image", "image+state"]
+POLICY_INPUTS: tuple[str, ...] = PolicyInputs.__args__
+IMAGE_INPUT = "image"
+"""Name of the camera-frame input of image policies (uint8 frames, raw pixels)."""
+OBS_INPUT = "observation"
+"""Name of the state-observation input."""
 
 
 def _floats(values: Any, name: str, size: int) -> tuple[float, ...]:
@@ -74,6 +82,11 @@ class PolicySpec:
     """Where the statistics came from, free-form (e.g. the dataset path and split)."""
     stats_digest: str = ""
     """Content digest of that source, free-form (e.g. the dataset's checksum)."""
+    inputs: PolicyInputs = "state"
+    """What the policy sees: the state observation, camera frames, or both."""
+    camera: CameraSpec | None = None
+    """The camera whose frames an image policy sees (size and view, as recorded); None for
+    state-only policies. With ``history`` K > 1 the policy sees the last K frames."""
 
     def __post_init__(self) -> None:
         # Normalize sequences to tuples of floats so equality and JSON round trips are exact.
@@ -95,6 +108,12 @@ class PolicySpec:
         for name in ("obs_variance", "act_variance"):
             if min(getattr(self, name)) <= 0.0:
                 raise ValueError(f"{name} must be positive (constant features: use variance 1)")
+        if self.inputs not in POLICY_INPUTS:
+            raise ValueError(f"inputs must be one of {POLICY_INPUTS}, got {self.inputs!r}")
+        if isinstance(self.camera, Mapping):
+            set_(self, "camera", CameraSpec(**self.camera))
+        if (self.camera is None) != (self.inputs == "state"):
+            raise ValueError(f"inputs {self.inputs!r} needs a camera exactly when it sees images")
 
     @classmethod
     def from_zscore(
@@ -163,8 +182,37 @@ class PolicySpec:
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
-        """Shape of one model input: ``(obs_dim,)`` or ``(history, obs_dim)``."""
+        """Shape of one state input: ``(obs_dim,)`` or ``(history, obs_dim)``."""
         return (self.obs_dim,) if self.history == 1 else (self.history, self.obs_dim)
+
+    @property
+    def uses_images(self) -> bool:
+        """Whether the policy sees camera frames."""
+        return self.camera is not None
+
+    @property
+    def uses_state(self) -> bool:
+        """Whether the policy sees the state observation."""
+        return self.inputs != "image"
+
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """Shape of one image input: ``(H, W, 3)`` or ``(history, H, W, 3)``; None without."""
+        if self.camera is None:
+            return None
+        frame = self.camera.frame_shape
+        return frame if self.history == 1 else (self.history, *frame)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape (without the batch axis) of each model input, in the model's order
+        (image first)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        if self.image_shape is not None:
+            shapes[IMAGE_INPUT] = self.image_shape
+        if self.uses_state:
+            shapes[OBS_INPUT] = self.obs_shape
+        return shapes
 
     def obs_scale(self) -> tuple[np.ndarray, np.ndarray]:
         """``(shift, divisor)`` as float32, exactly as the model's input layer applies them."""
@@ -191,7 +239,7 @@ class PolicySpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, with ``spec_version``."""
-        data = asdict(self)
+        data = asdict(self)  # the camera becomes a plain mapping, read back by __post_init__
         for name in ("obs_mean", "obs_variance", "act_mean", "act_variance"):
             data[name] = list(data[name])
         return {"spec_version": SPEC_VERSION, **data}

@@ -35,7 +35,7 @@ def _fit_a_little(built) -> None:
 
 
 def _assert_same(model, forward, rows: int = 32) -> None:
-    x = probe_inputs(model, rows=rows, seed=7)
+    (x,) = probe_inputs(model, rows=rows, seed=7)
     expected = np.asarray(model(x, training=False))
     np.testing.assert_allclose(forward(x), expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
 
@@ -81,7 +81,7 @@ def test_any_batch_size_and_a_single_row():
     forward = compile_numpy(built.policy)
     for rows in (1, 2, 8):
         _assert_same(built.policy, forward, rows=rows)
-    with pytest.raises(ValueError, match="expected observations"):
+    with pytest.raises(ValueError, match="expected inputs"):
         forward(np.zeros((1, 99), np.float32))
 
 
@@ -89,7 +89,7 @@ def test_forward_pass_pickles_without_tensorflow_objects():
     built = build_policy("mlp", make_spec(), {"hidden_sizes": [8], "batch_norm": "after"}, seed=0)
     forward = compile_numpy(built.policy)
     clone = pickle.loads(pickle.dumps(forward))
-    x = probe_inputs(built.policy, rows=4)
+    (x,) = probe_inputs(built.policy, rows=4)
     np.testing.assert_array_equal(clone(x), forward(x))
     assert "tensorflow" not in pickle.dumps(forward).decode("latin-1")
 
@@ -107,12 +107,20 @@ def test_unknown_layer_is_refused_and_falls_back_to_tensorflow():
     np.testing.assert_allclose(forward(x), np.asarray(model(x)), rtol=1e-6)
 
 
-def test_branching_models_are_refused():
-    inputs = keras.Input((5,))
-    a, b = keras.layers.Dense(4)(inputs), keras.layers.Dense(4)(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Add()([a, b])))
-    with pytest.raises(UnsupportedModelError):
-        compile_numpy(model)
+def test_branches_joins_and_several_inputs_compile_but_shared_layers_are_refused():
+    first, second = keras.Input((5,)), keras.Input((2,))
+    a, b = keras.layers.Dense(4)(first), keras.layers.Dense(4, activation="tanh")(first)
+    joined = keras.layers.Concatenate()([keras.layers.Add()([a, b]), second])
+    model = keras.Model([first, second], keras.layers.Dense(3)(joined))
+    forward = compile_numpy(model)
+    x = [np.random.default_rng(0).normal(size=(6, n)).astype(np.float32) for n in (5, 2)]
+    np.testing.assert_allclose(forward(*x), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="2 input"):
+        forward(x[0])
+    shared = keras.layers.Dense(4)
+    twice = keras.Model(first, keras.layers.Add()([shared(first), shared(first)]))
+    with pytest.raises(UnsupportedModelError, match="shared"):
+        compile_numpy(twice)
 
 
 def test_a_wrong_compilation_is_caught_by_the_check(monkeypatch):

@@ -65,9 +65,11 @@ class Blocks:
         )(x)
         return self.dropout(self.activate(x, name), name)
 
-    def activate(self, x: Any, name: str) -> Any:
-        """The activation, with batch normalization before or after it as configured."""
-        if self.options.batch_norm == "before":
+    def activate(self, x: Any, name: str, *, normalized: bool = False) -> Any:
+        """The activation, with batch normalization before or after it as configured
+        (``normalized``: the input already went through its "before" normalization, as
+        a residual sum whose branch did)."""
+        if self.options.batch_norm == "before" and not normalized:
             x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
         if self.options.activation == "leaky_relu":
             layer = keras.layers.LeakyReLU(
