@@ -261,6 +261,11 @@ ModelConfig = Annotated[PolicyConfig, Field(discriminator="name")]
 _MODEL_CONFIG = TypeAdapter(ModelConfig)
 
 
+def config_inputs(config: LayerOptions) -> str:
+    """What a config's architecture sees: ``state``, ``image`` or ``image+state``."""
+    return str(getattr(config, "inputs", "state"))
+
+
 def parse_model_config(data: Mapping[str, Any] | PolicyConfig) -> PolicyConfig:
     """Validate a mapping (e.g. a YAML section) into the config class its ``name`` selects.
 

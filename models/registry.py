@@ -37,7 +37,14 @@ from models.builders.blocks import Blocks
 from models.builders.cnn import build_cnn1d
 from models.builders.cnn2d import build_cnn2d
 from models.builders.mlp import build_mlp
-from models.config import CNN1DConfig, CNN2DConfig, LayerOptions, MLPConfig, PolicyConfig
+from models.config import (
+    CNN1DConfig,
+    CNN2DConfig,
+    LayerOptions,
+    MLPConfig,
+    PolicyConfig,
+    config_inputs,
+)
 from models.spec import IMAGE_INPUT, OBS_INPUT, PolicySpec
 
 TRAIN_OUTPUT_LAYER = "action_normalized"
@@ -203,11 +210,6 @@ def _normalization(mean: Any, variance: Any, name: str, invert: bool = False) ->
         axis=-1, mean=np.asarray(mean), variance=np.asarray(variance), invert=invert,
         name=name, dtype="float32",
     )  # fmt: skip
-
-
-def config_inputs(config: LayerOptions) -> str:
-    """What a config's architecture sees: ``state``, ``image`` or ``image+state``."""
-    return str(getattr(config, "inputs", "state"))
 
 
 def _image_features(image: Any, spec: PolicySpec, config: LayerOptions) -> Any:

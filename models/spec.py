@@ -214,6 +214,18 @@ class PolicySpec:
             shapes[OBS_INPUT] = self.obs_shape
         return shapes
 
+    def example_inputs(self, rows: int = 1) -> np.ndarray | dict[str, np.ndarray]:
+        """A batch of typical inputs (the observation mean, mid-grey frames) as the policy
+        takes them: the array of its single input, or a dict keyed by input name."""
+        examples: dict[str, np.ndarray] = {}
+        for name, shape in self.input_shapes.items():
+            if name == IMAGE_INPUT:
+                examples[name] = np.full((rows, *shape), 128, dtype=np.uint8)
+            else:
+                mean = np.asarray(self.obs_mean, dtype=np.float32)
+                examples[name] = np.broadcast_to(mean, (rows, *shape)).copy()
+        return examples if len(examples) > 1 else next(iter(examples.values()))
+
     def obs_scale(self) -> tuple[np.ndarray, np.ndarray]:
         """``(shift, divisor)`` as float32, exactly as the model's input layer applies them."""
         return _shift_divisor(self.obs_mean, self.obs_variance)

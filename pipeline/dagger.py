@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import Field
 
 from datasets import open_dataset
-from models.config import StrictConfig
+from models.config import StrictConfig, config_inputs
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR, TRAINING_RUN_FILE
@@ -151,10 +151,16 @@ class DaggerResult:
 
 
 def check_request(
-    init_data: Path, out: Path, config: DaggerConfig, env_id: str | None, resume: bool = False
-) -> tuple[str, int]:
+    init_data: Path, out: Path, config: DaggerConfig, env_id: str | None, resume: bool = False,
+    train_config: TrainConfig | None = None,
+) -> tuple[str, int]:  # fmt: skip
     """Every check that needs no work, before any: returns the env id and the initial
     number of labelled steps."""
+    if train_config is not None and config_inputs(train_config.model) != "state":
+        raise PipelineError(
+            f"--config: model {train_config.model.name} sees camera frames; DAgger relabels "
+            "state observations only (its rollouts store no frames): use a state model"
+        )
     check_output_dir(out, "--out")
     if resume:
         if not (out / STATE_FILE).is_file():
@@ -214,7 +220,7 @@ def dagger(
     those of an uninterrupted run.
     """
     start = time.perf_counter()
-    env_id, _ = check_request(init_data, out, config, env_id, resume)
+    env_id, _ = check_request(init_data, out, config, env_id, resume, train_config)
     request = _request(init_data, env_id, config, train_config)
     state = _load_state(out, request) if resume else {"request": request, "rows": []}
     out.mkdir(parents=True, exist_ok=True)
@@ -437,14 +443,12 @@ def _log_final_policy(policy_dir: Path, tracker: Tracker) -> None:
     and the registry accept it); nothing without tracking."""
     if tracker.run_id is None:
         return
-    import numpy as np
 
     from models import load_policy
 
     loaded = load_policy(policy_dir)
     spec = loaded.spec
-    example = np.zeros((1, *spec.obs_shape), dtype=np.float32)
-    example[:] = np.asarray(spec.obs_mean, dtype=np.float32).reshape(spec.obs_shape[-1:])
+    example = spec.example_inputs()
     tracker.log_keras_policy(loaded.model, example, policy_dir=policy_dir)
 
 

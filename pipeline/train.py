@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from datasets import Dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
@@ -307,8 +305,7 @@ def _save_outputs(
         make(result.history, plots / name)
         tracker.log_artifact(plots / name, "plots")
     tracker.log_artifact(out / CONFIG_FILE)
-    example = np.zeros((1, *spec.obs_shape), dtype=np.float32)
-    example[:] = np.asarray(spec.obs_mean, dtype=np.float32).reshape(spec.obs_shape[-1:])
+    example = spec.example_inputs()
     result.model_uri = tracker.log_keras_policy(
         policy, example, registered_model_name=config.tracking.registered_model,
         policy_dir=out / POLICY_DIR,

@@ -7,7 +7,7 @@ Uses PyBullet's tiny software renderer, which works in DIRECT mode without a dis
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pybullet as p
@@ -51,6 +51,11 @@ class FollowCamera:
     """1 when the world is y-up (DeepMimic), 2 when z-up (roboschool)."""
     shadows: bool = False
     """Shadows cost about 1.8x the frame time with the tiny renderer."""
+
+    def resized(self, width: int, height: int, view: str) -> FollowCamera:
+        """This camera with another frame size and named view (same distance, pitch, field
+        of view): what an image policy sees, or a recording's camera."""
+        return replace(self, width=int(width), height=int(height), yaw=view_yaw(view))
 
     def render(self, client: int, target: Sequence[float]) -> np.ndarray:
         """RGB frame (height, width, 3) uint8 looking at ``target`` in client ``client``."""

@@ -258,9 +258,20 @@ class HumanoidRunEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
+        return self._frame(self.camera)
+
+    def camera_frame(self, width: int, height: int, view: str = "follow") -> np.ndarray:
+        """A ``height x width`` RGB frame of the current state from a named view (what an
+        image policy sees; the same pixels ``render()`` gives with those settings). Needs
+        ``render_mode="rgb_array"``."""
+        if self.render_mode != "rgb_array":
+            raise RuntimeError("camera_frame() needs the env made with render_mode='rgb_array'")
+        return self._frame(self.camera.resized(width, height, view))
+
+    def _frame(self, camera: FollowCamera) -> np.ndarray:
         if self._client is None:
             raise RuntimeError("render() called on a closed HumanoidRunEnv")
-        return self.camera.render(self._client, self._robot.torso_position())
+        return camera.render(self._client, self._robot.torso_position())
 
     def close(self) -> None:
         if self._client is not None:

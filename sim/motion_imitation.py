@@ -303,9 +303,20 @@ class MotionImitationEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
+        return self._frame(self.camera)
+
+    def camera_frame(self, width: int, height: int, view: str = "follow") -> np.ndarray:
+        """A ``height x width`` RGB frame of the current state from a named view (what an
+        image policy sees; the same pixels ``render()`` gives with those settings). Needs
+        ``render_mode="rgb_array"``: only then is the character painted as recorded."""
+        if self.render_mode != "rgb_array":
+            raise RuntimeError("camera_frame() needs the env made with render_mode='rgb_array'")
+        return self._frame(self.camera.resized(width, height, view))
+
+    def _frame(self, camera: FollowCamera) -> np.ndarray:
         client = self._require_client()
         x, y, z = self._character.root_position()
-        return self.camera.render(client, (x, y, z))
+        return camera.render(client, (x, y, z))
 
     def close(self) -> None:
         if self._client is not None:

@@ -49,6 +49,10 @@ def _isolated_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None:
+        # A test that fails (or tests a failure) inside a fluent run leaves it active, and
+        # the next test's nested run would then hang under the wrong parent.
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
         mlflow.set_tracking_uri(None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 

@@ -178,3 +178,82 @@ class Augmenter:
                 obs, self.feature_dropout, self.obs_mean, rng, rescale=self.dropout_rescale
             )
         return obs, act
+
+
+def random_shift(frames: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each sample's frames moved by a random whole-pixel offset in ``[-max_shift, max_shift]``
+    along both axes, the border pixels repeated into the gap (DrQ's pad-and-crop).
+
+    ``frames`` is ``(N, H, W, C)`` or a frame stack ``(N, K, H, W, C)``; all frames of one
+    sample move together, so a stack stays consistent. The dtype is kept (uint8 in, uint8 out).
+    """
+    if max_shift < 0:
+        raise ValueError(f"image shift must be >= 0, got {max_shift}")
+    frames = np.asarray(frames)
+    if max_shift == 0 or len(frames) == 0:
+        return frames.copy()
+    n, (height, width) = len(frames), frames.shape[-3:-1]
+    lead = frames.ndim - 4  # the frame-stack axis, if any
+    offsets = rng.integers(-max_shift, max_shift + 1, size=(2, n))
+    # Reading row r + dy, clipped to the image, is exactly padding by the edge pixels.
+    rows = np.clip(np.arange(height)[None] + offsets[0][:, None], 0, height - 1)
+    cols = np.clip(np.arange(width)[None] + offsets[1][:, None], 0, width - 1)
+    shape = (n, *([1] * lead))
+    rows = rows.reshape(*shape, height, 1, 1)
+    cols = cols.reshape(*shape, 1, width, 1)
+    moved = np.take_along_axis(frames, rows, axis=frames.ndim - 3)
+    return np.take_along_axis(moved, cols, axis=frames.ndim - 2)
+
+
+_BRIGHTNESS_CHUNK = 256
+"""Samples scaled at a time: float copies of a whole group of 84x84 frames take ~170 MB."""
+
+
+def random_brightness(frames: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Each sample's pixels scaled by one factor drawn uniformly from ``[1 - amount,
+    1 + amount]``, rounded and clipped to 0..255 (uint8 in, uint8 out); a frame stack
+    ``(N, K, H, W, C)`` shares its sample's factor."""
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"image brightness must be in [0, 1), got {amount}")
+    frames = np.asarray(frames)
+    factors = rng.uniform(1.0 - amount, 1.0 + amount, size=len(frames)).astype(np.float32)
+    if amount == 0.0:
+        return frames.copy()
+    out = np.empty_like(frames)
+    for start in range(0, len(frames), _BRIGHTNESS_CHUNK):
+        part = slice(start, start + _BRIGHTNESS_CHUNK)
+        factor = factors[part].reshape(-1, *([1] * (frames.ndim - 1)))
+        scaled = np.rint(frames[part].astype(np.float32) * factor)
+        out[part] = np.clip(scaled, 0, 255)
+    return out
+
+
+@dataclass(frozen=True)
+class ImageAugmenter:
+    """Training-time augmentation of camera frames: a random shift, then a brightness
+    change, each drawn per sample from the RNG passed in. Call it as
+    ``frames = augmenter(frames, rng)``."""
+
+    shift: int = 0
+    """Largest shift in pixels along each axis (0 = off)."""
+    brightness: float = 0.0
+    """Largest relative brightness change (0 = off)."""
+
+    def __post_init__(self) -> None:
+        if self.shift < 0:
+            raise ValueError(f"image shift must be >= 0, got {self.shift}")
+        if not 0.0 <= self.brightness < 1.0:
+            raise ValueError(f"image brightness must be in [0, 1), got {self.brightness}")
+
+    @property
+    def active(self) -> bool:
+        """Whether calling it changes anything."""
+        return self.shift > 0 or self.brightness > 0
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The augmented frames (a new array)."""
+        if self.shift > 0:
+            frames = random_shift(frames, self.shift, rng)
+        if self.brightness > 0:
+            frames = random_brightness(frames, self.brightness, rng)
+        return frames

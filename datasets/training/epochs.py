@@ -44,11 +44,13 @@ import numpy as np
 
 from datasets.store.errors import DatasetError
 from datasets.store.reader import Dataset, open_dataset
-from datasets.store.schema import ACTIONS, OBSERVATIONS
-from datasets.training.augment import Augmenter
+from datasets.store.schema import ACTIONS, IMAGES, OBSERVATIONS
+from datasets.training.augment import Augmenter, ImageAugmenter
 from datasets.training.windows import check_history, lookback_start, windows_from_rows
 
-Batch = tuple[np.ndarray, np.ndarray]
+Batch = tuple[np.ndarray, ...]
+"""One group or batch of samples: ``(observations, actions)``, or with camera frames
+``(observations, frames, actions)`` (frames as uint8, shape (N, H, W, 3) or (N, K, H, W, 3))."""
 
 
 class BlockCache:
@@ -75,7 +77,7 @@ class BlockCache:
         return block
 
     def put(self, key: tuple[int, int, int], block: Batch) -> None:
-        size = block[0].nbytes + block[1].nbytes
+        size = sum(array.nbytes for array in block)
         with self._lock:
             if key not in self._blocks and self.used_bytes + size <= self.budget_bytes:
                 for array in block:  # shared by later epochs: nobody may write to it
@@ -85,16 +87,16 @@ class BlockCache:
 
 
 class _EpisodeCursor:
-    """Reads one episode forward in blocks: (history windows or observations, actions)."""
+    """Reads one episode forward in blocks: (history windows or observations, [frames,]
+    actions)."""
 
-    def __init__(
-        self, ds: Dataset, episode_id: int, history: int, cache: BlockCache | None
-    ) -> None:
+    def __init__(self, ds: Dataset, episode_id: int, history: int, cache: BlockCache | None,
+                 images: bool) -> None:  # fmt: skip
         self._view = ds.episode(episode_id)
         self._where = f"{ds.path}: episode {episode_id}"
         self._steps = self._view.info.total_steps
-        self._history, self._cache = history, cache
-        self._arrays: tuple[h5py.Dataset, h5py.Dataset] | None = None
+        self._history, self._cache, self._images = history, cache, images
+        self._arrays: tuple[h5py.Dataset, ...] | None = None
         self.position = 0
 
     @property
@@ -105,13 +107,14 @@ class _EpisodeCursor:
         if self._arrays is None:
             # Keep the h5py datasets open: their chunk caches then keep the decompressed
             # chunk that a block boundary splits, so no chunk is decompressed twice.
-            self._arrays = self._view.dataset(OBSERVATIONS), self._view.dataset(ACTIONS)
-        rows, act = self._arrays[0][first:stop], self._arrays[1][start:stop]
+            keys = (OBSERVATIONS, IMAGES) if self._images else (OBSERVATIONS,)
+            self._arrays = (*(self._view.dataset(key) for key in keys), self._view.dataset(ACTIONS))
+        rows, act = [array[first:stop] for array in self._arrays[:-1]], self._arrays[-1][start:stop]
         # Our writer never stores NaN/Inf, but a file changed by other tools could, and
         # one NaN would silently turn every later weight into NaN.
-        if not (np.isfinite(rows).all() and np.isfinite(act).all()):
+        if not (np.isfinite(rows[0]).all() and np.isfinite(act).all()):
             raise DatasetError(f"{self._where} holds NaN or Inf values near step {start}")
-        return rows, act
+        return (*rows, act)
 
     def read(self, max_steps: int) -> Batch:
         start, stop = self.position, min(self._steps, self.position + max_steps)
@@ -123,8 +126,8 @@ class _EpisodeCursor:
             if self._cache is not None:
                 self._cache.put(key, block)
         self.position = stop
-        rows, act = block
-        return windows_from_rows(rows, start - first, self._history), act
+        *rows, act = block
+        return (*(windows_from_rows(r, start - first, self._history) for r in rows), act)
 
 
 def _interleaved_blocks(
@@ -134,6 +137,7 @@ def _interleaved_blocks(
     block_steps: int,
     cycle_length: int,
     cache: BlockCache | None,
+    images: bool,
 ) -> Iterator[Batch]:
     pending = iter(order)
 
@@ -141,7 +145,7 @@ def _interleaved_blocks(
         episode_id = next(pending, None)
         if episode_id is None:
             return None
-        return _EpisodeCursor(ds, int(episode_id), history, cache)
+        return _EpisodeCursor(ds, int(episode_id), history, cache, images)
 
     slots = [open_next() for _ in range(cycle_length)]
     while any(slot is not None for slot in slots):
@@ -154,15 +158,15 @@ def _interleaved_blocks(
 
 
 class _Groups:
-    """Fills fixed-size output groups (``rows`` samples each) piece by piece."""
+    """Fills fixed-size output groups (``rows`` samples each) piece by piece; one array per
+    field of a sample (observations, [frames,] actions), each with its shape and dtype."""
 
-    def __init__(self, rows: int, obs_shape: tuple, act_shape: tuple) -> None:
-        self._rows, self._shapes = rows, (obs_shape, act_shape)
+    def __init__(self, rows: int, fields: Sequence[tuple[tuple[int, ...], Any]]) -> None:
+        self._rows, self._fields = rows, list(fields)
         self._new()
 
     def _new(self) -> None:
-        self.obs = np.empty((self._rows, *self._shapes[0]), dtype=np.float32)
-        self.act = np.empty((self._rows, *self._shapes[1]), dtype=np.float32)
+        self.arrays = [np.empty((self._rows, *shape), dtype=dtype) for shape, dtype in self._fields]
         self.filled = 0
 
     @property
@@ -173,13 +177,19 @@ class _Groups:
         """Views of the next ``n`` free rows (the caller writes them)."""
         span = slice(self.filled, self.filled + n)
         self.filled += n
-        return self.obs[span], self.act[span]
+        return tuple(array[span] for array in self.arrays)
 
     def pop(self) -> Batch:
         """The filled part of the current group; a new group starts."""
-        group = self.obs[: self.filled], self.act[: self.filled]
+        group = tuple(array[: self.filled] for array in self.arrays)
         self._new()
         return group
+
+
+def _take(sources: Batch, index: np.ndarray, targets: Batch) -> None:
+    for source, target in zip(sources, targets, strict=True):
+        # mode="clip" lets np.take write straight into ``out`` (indices are valid).
+        np.take(source, index, axis=0, out=target, mode="clip")
 
 
 def _shuffled_groups(
@@ -191,34 +201,32 @@ def _shuffled_groups(
     Per sample that is one gather (into the output group) and one scatter (into the
     buffer), the least copying a shuffle buffer can do.
     """
-    buf_obs: np.ndarray | None = None
-    buf_act: np.ndarray | None = None
+    buffer: Batch | None = None
     size = 0
-    for obs, act in blocks:
-        if buf_obs is None:
-            buf_obs = np.empty((capacity, *obs.shape[1:]), dtype=np.float32)
-            buf_act = np.empty((capacity, *act.shape[1:]), dtype=np.float32)
-        fill = min(capacity - size, len(obs))
-        buf_obs[size : size + fill], buf_act[size : size + fill] = obs[:fill], act[:fill]
+    for block in blocks:
+        if buffer is None:
+            buffer = tuple(np.empty((capacity, *a.shape[1:]), dtype=g.dtype)
+                           for a, g in zip(block, groups.arrays, strict=True))  # fmt: skip
+        count = len(block[0])
+        fill = min(capacity - size, count)
+        for buf, array in zip(buffer, block, strict=True):
+            buf[size : size + fill] = array[:fill]
         size += fill
         start = fill
-        while start < len(obs):
-            n = min(len(obs) - start, groups.room)
+        while start < count:
+            n = min(count - start, groups.room)
             slots = rng.choice(capacity, size=n, replace=False)
-            out_obs, out_act = groups.target(n)
-            # mode="clip" lets np.take write straight into ``out`` (indices are valid).
-            np.take(buf_obs, slots, axis=0, out=out_obs, mode="clip")
-            np.take(buf_act, slots, axis=0, out=out_act, mode="clip")
-            buf_obs[slots], buf_act[slots] = obs[start : start + n], act[start : start + n]
+            _take(buffer, slots, groups.target(n))
+            for buf, array in zip(buffer, block, strict=True):
+                buf[slots] = array[start : start + n]
             start += n
             if not groups.room:
                 yield groups.pop()
     order = rng.permutation(size)
     while len(order):
         n = min(len(order), groups.room)
-        out_obs, out_act = groups.target(n)
-        np.take(buf_obs, order[:n], axis=0, out=out_obs, mode="clip")
-        np.take(buf_act, order[:n], axis=0, out=out_act, mode="clip")
+        assert buffer is not None
+        _take(buffer, order[:n], groups.target(n))
         order = order[n:]
         if not groups.room:
             yield groups.pop()
@@ -227,12 +235,12 @@ def _shuffled_groups(
 
 
 def _ordered_groups(blocks: Iterator[Batch], groups: _Groups) -> Iterator[Batch]:
-    for obs, act in blocks:
-        start = 0
-        while start < len(obs):
-            n = min(len(obs) - start, groups.room)
-            out_obs, out_act = groups.target(n)
-            out_obs[...], out_act[...] = obs[start : start + n], act[start : start + n]
+    for block in blocks:
+        start, count = 0, len(block[0])
+        while start < count:
+            n = min(count - start, groups.room)
+            for out, array in zip(groups.target(n), block, strict=True):
+                out[...] = array[start : start + n]
             start += n
             if not groups.room:
                 yield groups.pop()
@@ -266,16 +274,24 @@ def check_settings(
     augmenter: Augmenter | None,
     training: bool,
     history: int,
+    images: bool = False,
+    image_augmenter: ImageAugmenter | None = None,
     **positive: int,
 ) -> list[int]:
     """The episode ids as ints, after checking every setting against the file."""
     check_positive(**positive)
     check_history(history)
     ids = _check_ids(ds, episode_ids)
+    if (augmenter is not None or image_augmenter is not None) and not training:
+        raise ValueError("augmentation is for the training split only (training=False)")
     if augmenter is not None:
-        if not training:
-            raise ValueError("augmentation is for the training split only (training=False)")
         augmenter.check(ds.metadata.observation_space.shape[-1], ds.metadata.action_space.shape[-1])
+        if images and augmenter.mirror is not None:
+            raise ValueError("mirroring is defined for state observations, not camera frames")
+    if (images or image_augmenter is not None) and ds.metadata.camera is None:
+        raise DatasetError(f"{ds.path}: the file has no camera frames (record with --camera)")
+    if image_augmenter is not None and not images:
+        raise ValueError("an image augmenter needs images=True")
     return ids
 
 
@@ -300,49 +316,63 @@ def iter_groups(
     cycle_length: int = 4,
     drop_remainder: bool = False,
     cache: BlockCache | None = None,
+    images: bool = False,
+    image_augmenter: ImageAugmenter | None = None,
 ) -> Iterator[Batch]:
-    """One epoch as float32 ``(obs, act)`` groups of ``8 * batch_size`` samples (the
-    last one shorter), ready to be cut into batches (module docstring for the steps).
+    """One epoch as ``(obs, act)`` groups of ``8 * batch_size`` samples (the last one
+    shorter), ready to be cut into batches (module docstring for the steps); with
+    ``images`` as ``(obs, frames, act)``, the camera frames (windows) as uint8.
 
-    ``shuffle_buffer`` is in samples. With ``training=False`` episodes are read in the
-    given order, unshuffled; an augmenter is then refused: validation data must not be
-    augmented. ``drop_remainder`` drops the last batch if it is short. ``cache`` keeps
-    blocks read in RAM for later epochs (same batches, less CPU).
+    ``shuffle_buffer`` is in samples (with frames, each holds its frames: 21 KB per 84x84
+    frame). With ``training=False`` episodes are read in the given order, unshuffled;
+    augmenters are then refused: validation data must not be augmented.
+    ``drop_remainder`` drops the last batch if it is short. ``cache`` keeps blocks read in
+    RAM for later epochs (same batches, less CPU). Observations and actions are float32.
     """
     ids = check_settings(ds, episode_ids, batch_size=batch_size, shuffle_buffer=shuffle_buffer,
-                          history=history, augmenter=augmenter, training=training,
-                          block_steps=block_steps, cycle_length=cycle_length)  # fmt: skip
-    obs_shape = ds.metadata.observation_space.shape
-    window_shape = obs_shape if history == 1 else (history, *obs_shape)
-    groups = _Groups(_GROUP_BATCHES * batch_size, window_shape, ds.metadata.action_space.shape)
+                         history=history, augmenter=augmenter, training=training, images=images,
+                         image_augmenter=image_augmenter, block_steps=block_steps,
+                         cycle_length=cycle_length)  # fmt: skip
+    window = () if history == 1 else (history,)
+    fields = [((*window, *ds.metadata.observation_space.shape), np.float32)]
+    if images:
+        fields.append(((*window, *ds.metadata.camera.frame_shape), np.uint8))  # type: ignore[union-attr]
+    fields.append((tuple(ds.metadata.action_space.shape), np.float32))
+    groups = _Groups(_GROUP_BATCHES * batch_size, fields)
     order_seq, augment_seq = np.random.SeedSequence([seed, epoch]).spawn(2)
     order_rng, augment_rng = np.random.default_rng(order_seq), np.random.default_rng(augment_seq)
+    # Frames draw from a stream of their own, so turning them on changes nothing else.
+    image_rng = np.random.default_rng(augment_seq.spawn(1)[0])
     if training:
         order = order_rng.permutation(ids).tolist()
-        blocks = _interleaved_blocks(ds, order, history, block_steps, cycle_length, cache)
+        blocks = _interleaved_blocks(ds, order, history, block_steps, cycle_length, cache, images)
         output = _shuffled_groups(blocks, shuffle_buffer, groups, order_rng)
     else:
-        blocks = _interleaved_blocks(ds, ids, history, block_steps, 1, cache)
+        blocks = _interleaved_blocks(ds, ids, history, block_steps, 1, cache, images)
         output = _ordered_groups(blocks, groups)
-    for obs, act in output:
+    for group in output:
         if drop_remainder:
-            keep = len(obs) - len(obs) % batch_size
+            keep = len(group[0]) - len(group[0]) % batch_size
             if not keep:
                 return
-            obs, act = obs[:keep], act[:keep]
+            group = tuple(array[:keep] for array in group)
+        obs, *frames, act = group
         if augmenter is not None and augmenter.active:
             obs, act = augmenter(obs, act, augment_rng)
             obs, act = np.asarray(obs, np.float32), np.asarray(act, np.float32)
-        yield obs, act
+        if frames and image_augmenter is not None and image_augmenter.active:
+            frames = [image_augmenter(frames[0], image_rng)]
+        yield (obs, *frames, act)
 
 
 def iter_batches(ds: Dataset, episode_ids: Sequence[int], **settings: Any) -> Iterator[Batch]:
-    """One epoch of float32 ``(obs, act)`` NumPy batches; ``settings`` as for
-    :func:`iter_groups` (``batch_size`` is required). Only the last batch may be short."""
+    """One epoch of NumPy batches, ``(obs, act)`` or ``(obs, frames, act)``; ``settings``
+    as for :func:`iter_groups` (``batch_size`` is required). Only the last batch may be
+    short."""
     batch_size = settings["batch_size"]
-    for obs, act in iter_groups(ds, episode_ids, **settings):
-        for start in range(0, len(obs), batch_size):
-            yield obs[start : start + batch_size], act[start : start + batch_size]
+    for group in iter_groups(ds, episode_ids, **settings):
+        for start in range(0, len(group[0]), batch_size):
+            yield tuple(array[start : start + batch_size] for array in group)
 
 
 def count_steps(source: Dataset | str | Path, episode_ids: Sequence[int]) -> int:
@@ -367,19 +397,25 @@ def batches_per_epoch(
 
 
 def in_memory_dataset(
-    path: str | Path, episode_ids: Sequence[int], *, history: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """All samples of ``episode_ids`` as float32 ``(x, y)`` arrays, in episode order.
+    path: str | Path, episode_ids: Sequence[int], *, history: int = 1, images: bool = False
+) -> Batch:
+    """All samples of ``episode_ids`` as ``(x, y)`` float32 arrays (``(x, frames, y)`` with
+    ``images``, frames uint8), in episode order.
 
     The same samples and windows as the streaming pipeline, fully loaded: for small data
     and for the streaming-versus-in-memory benchmark.
     """
     history = check_history(history)
-    xs, ys = [], []
+    keys = (OBSERVATIONS, IMAGES, ACTIONS) if images else (OBSERVATIONS, ACTIONS)
+    parts: list[list[np.ndarray]] = [[] for _ in keys]
     with open_dataset(path) as ds:
+        if images and ds.metadata.camera is None:
+            raise DatasetError(f"{ds.path}: the file has no camera frames (record with --camera)")
         for episode_id in _check_ids(ds, episode_ids):
             view = ds.episode(episode_id)
             steps = view.info.total_steps
-            xs.append(windows_from_rows(view.dataset(OBSERVATIONS)[:steps], 0, history))
-            ys.append(view.dataset(ACTIONS)[:steps])
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+            for part, key in zip(parts, keys, strict=True):
+                rows = view.dataset(key)[:steps]
+                part.append(rows if key == ACTIONS else windows_from_rows(rows, 0, history))
+    arrays = [np.concatenate(part) for part in parts]
+    return tuple(a if a.dtype == np.uint8 else a.astype(np.float32) for a in arrays)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datasets.store.reader import Dataset, open_dataset
-from datasets.training.augment import Augmenter
+from datasets.training.augment import Augmenter, ImageAugmenter
 from datasets.training.epochs import (
     Batch,
     BlockCache,
@@ -43,17 +43,20 @@ from datasets.training.epochs import (
 if TYPE_CHECKING:
     import tensorflow as tf
 
+INPUT_KINDS = ("state", "image", "image+state")
+"""What a batch's input is: observations, camera frames, or both (a dict)."""
+
 
 def _stacked(groups: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
     """Each group as ``(g, batch_size, ...)`` arrays, a short last batch as ``(1, n, ...)``;
     ``Dataset.unbatch`` turns them back into batches."""
-    for obs, act in groups:
-        full = len(obs) - len(obs) % batch_size
+    for group in groups:
+        count = len(group[0])
+        full = count - count % batch_size
         if full:
-            yield (obs[:full].reshape(-1, batch_size, *obs.shape[1:]),
-                   act[:full].reshape(-1, batch_size, *act.shape[1:]))  # fmt: skip
-        if full < len(obs):
-            yield obs[full:][None], act[full:][None]
+            yield tuple(a[:full].reshape(-1, batch_size, *a.shape[1:]) for a in group)
+        if full < count:
+            yield tuple(a[full:][None] for a in group)
 
 
 class _Iterations:
@@ -135,9 +138,16 @@ def make_tf_dataset(
     epochs: int | None = 1,
     drop_remainder: bool = False,
     cache_mb: float = 0.0,
+    inputs: str = "state",
+    image_augmenter: ImageAugmenter | None = None,
 ) -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` of ``(obs, act)`` float32 batches streamed from ``source``, a
-    path or an open file (described without opening it again).
+    """A ``tf.data.Dataset`` of ``(x, act)`` batches streamed from ``source``, a path or an
+    open file (described without opening it again).
+
+    ``inputs`` says what ``x`` is, as the policy takes it: ``state``, float32 observations;
+    ``image``, the uint8 camera frames; ``image+state``, a dict of both keyed ``image`` and
+    ``observation`` (the policy's input names). ``image_augmenter`` shifts and brightens the
+    training frames.
 
     Each iteration over it yields ``epochs`` epochs (``None``: endlessly; then give
     ``model.fit`` a ``steps_per_epoch`` from :func:`batches_per_epoch`); iteration ``i``
@@ -155,10 +165,14 @@ def make_tf_dataset(
 
     if epochs is not None:
         check_positive(epochs=epochs)
+    if inputs not in INPUT_KINDS:
+        raise ValueError(f"inputs must be one of {', '.join(INPUT_KINDS)}, got {inputs!r}")
+    images = inputs != "state"
     settings = dict(batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer,
                     history=history, augmenter=augmenter, training=training,
                     block_steps=block_steps, cycle_length=cycle_length,
-                    drop_remainder=drop_remainder)  # fmt: skip
+                    drop_remainder=drop_remainder, images=images,
+                    image_augmenter=image_augmenter)  # fmt: skip
     if cache_mb < 0:
         raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
     if cache_mb > 0:
@@ -170,24 +184,30 @@ def make_tf_dataset(
                                    augmenter=augmenter, training=training,
                                    block_steps=block_steps, cycle_length=cycle_length,
                                    epoch=epoch, epochs=epochs, drop_remainder=drop_remainder,
-                                   cache_mb=cache_mb)  # fmt: skip
+                                   cache_mb=cache_mb, inputs=inputs,
+                                   image_augmenter=image_augmenter)  # fmt: skip
     ids = check_settings(source, episode_ids, batch_size=batch_size,
                          shuffle_buffer=shuffle_buffer, history=history, augmenter=augmenter,
-                         training=training, block_steps=block_steps,
-                         cycle_length=cycle_length)  # fmt: skip
+                         training=training, block_steps=block_steps, cycle_length=cycle_length,
+                         images=images, image_augmenter=image_augmenter)  # fmt: skip
     obs_shape = source.metadata.observation_space.shape
     act_shape = source.metadata.action_space.shape
     per_epoch = batches_per_epoch(source, ids, batch_size, drop_remainder=drop_remainder)
     window = () if history == 1 else (history,)
     generate = _Iterations(source.path, ids, epoch, epochs, settings)
-    signature = (
-        tf.TensorSpec((None, None, *window, *obs_shape), tf.float32),
-        tf.TensorSpec((None, None, *act_shape), tf.float32),
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    signature = [tf.TensorSpec((None, None, *window, *obs_shape), tf.float32)]
+    if images:
+        frame = source.metadata.camera.frame_shape  # type: ignore[union-attr]
+        signature.append(tf.TensorSpec((None, None, *window, *frame), tf.uint8))
+    signature.append(tf.TensorSpec((None, None, *act_shape), tf.float32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=tuple(signature))
     # Prefetch whole groups too: behind ``unbatch`` alone the generator ran only when the
     # batch buffer was nearly empty, and its time showed up in the training step's.
     dataset = dataset.prefetch(2).unbatch()
+    if inputs == "image":
+        dataset = dataset.map(lambda obs, frames, act: (frames, act))
+    elif inputs == "image+state":
+        dataset = dataset.map(lambda obs, frames, act: ({"image": frames, "observation": obs}, act))
     total = tf.data.INFINITE_CARDINALITY if epochs is None else per_epoch * epochs
     # Known cardinality lets Keras size its progress bar and checks our batch count.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(total))

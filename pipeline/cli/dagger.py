@@ -81,7 +81,7 @@ def run_dagger_command(
     train_config = resolve_train_config(config_path, overrides, None, no_track, tracking_uri,
                                         None, False, False,
                                         env_id=env_id or recorded_env(init_data))  # fmt: skip
-    check_request(init_data, out, config, env_id, resume)
+    check_request(init_data, out, config, env_id, resume, train_config)
     for warning in config_warnings(train_config):
         console.print(f"warning: {warning}", markup=False)
     uri = None

@@ -60,6 +60,29 @@ class EpisodeResult:
         return d
 
 
+def policy_frame(env: gym.Env, camera: Any) -> np.ndarray | None:
+    """The frame an image policy sees of the env's current state (``camera``: its
+    ``CameraSpec``), or None for a policy without a camera."""
+    if camera is None:
+        return None
+    return env.unwrapped.camera_frame(camera.width, camera.height, camera.view)  # type: ignore[attr-defined]
+
+
+def beside(view: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
+    """The video frame ``view`` with the policy's own ``frame`` to its right, scaled up by
+    whole pixels (nearest neighbour) to at most the view's height; ``view`` alone without."""
+    if frame is None:
+        return view
+    scale = max(1, view.shape[0] // frame.shape[0])
+    big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+    # An even width keeps H.264's yuv420p happy (``VideoWriter``) without a resize.
+    panel = np.zeros((view.shape[0], big.shape[1] + big.shape[1] % 2, 3), dtype=view.dtype)
+    big = big[: view.shape[0]]
+    top = (view.shape[0] - big.shape[0]) // 2
+    panel[top : top + big.shape[0]] = big
+    return np.concatenate([view, panel], axis=1)
+
+
 Relabeller = Callable[[np.ndarray, np.ndarray], float]
 """``(observation, action taken) -> error`` of that action against a reference policy."""
 
@@ -92,6 +115,7 @@ def run_episode(
     """
     start = time.perf_counter()
     dtype = env.action_space.dtype
+    camera = getattr(policy, "camera", None)
     policy.reset(seed)
     obs, info = env.reset(seed=seed, options=options)
     fps = float(env.metadata.get("render_fps", 30))
@@ -101,11 +125,17 @@ def run_episode(
     errors: list[float] = []
     taken: list[np.ndarray] = []
     terminated = truncated = False
+    # An image policy sees the camera frame of each state, rendered once and also shown
+    # beside the video's own view.
+    frame = policy_frame(env, camera)
     try:
         if writer and from_step == 0:
-            writer.append(env.render())
+            writer.append(beside(env.render(), frame))
         while not (terminated or truncated):
-            action = np.asarray(policy.act(obs)).astype(dtype)
+            if frame is None:
+                action = np.asarray(policy.act(obs)).astype(dtype)
+            else:
+                action = np.asarray(policy.act(obs, frame)).astype(dtype)  # type: ignore[call-arg]
             if relabel is not None:
                 errors.append(relabel(obs, action))
             if trace:
@@ -114,8 +144,10 @@ def run_episode(
             steps += 1
             ret += float(reward)
             pose_sum += float(info.get("reward_pose", math.nan))
+            if camera is not None and (writer or not (terminated or truncated)):
+                frame = policy_frame(env, camera)
             if writer and steps >= from_step:
-                writer.append(env.render())
+                writer.append(beside(env.render(), frame))
     finally:
         if writer:
             writer.close()

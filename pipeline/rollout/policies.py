@@ -17,11 +17,13 @@ from pipeline.core.errors import PipelineError
 from sim import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
 
 if TYPE_CHECKING:
+    from datasets.store.schema import CameraSpec
     from models import LoadedPolicy
 
 
 class Policy(Protocol):
-    """What a rollout needs from a policy."""
+    """What a rollout needs from a policy. A policy with a ``camera`` attribute that is not
+    None also receives each state's camera frame: ``act(obs, frame)``."""
 
     name: str
 
@@ -97,44 +99,61 @@ def resolve_policy(
 
 @dataclass
 class LearnedPolicy:
-    """A trained policy in a rollout: keeps its observation history and calls its compiled
-    forward pass once per step.
+    """A trained policy in a rollout: keeps its observation (and frame) history and calls
+    its compiled forward pass once per step.
 
     The first observation of an episode fills the whole window, as the training windows
-    pad episode starts (``datasets.training.windows``). A NumPy forward pass travels to worker
-    processes as arrays; any other (the TensorFlow fallback) is rebuilt in the worker from
-    ``directory``.
+    pad episode starts (``datasets.training.windows``). A policy with a ``camera`` acts on
+    the camera frame of each state too (``act(obs, frame)``; the rollout renders it). A
+    NumPy forward pass travels to worker processes as arrays; any other (the TensorFlow
+    fallback) is rebuilt in the worker from ``directory``.
     """
 
     forward: Any
     history: int
     directory: str | None = None
     name: str = "learner"
+    camera: CameraSpec | None = None
+    """The camera whose frames the policy sees (size and view); None: state only."""
+    inputs: str = "state"
+    """``state``, ``image`` or ``image+state``: which arrays the forward pass takes."""
     _window: deque = field(default_factory=deque, repr=False)
+    _frames: deque = field(default_factory=deque, repr=False)
 
     @classmethod
     def from_loaded(cls, loaded: LoadedPolicy) -> LearnedPolicy:
         """A loaded policy (``models.load_policy``) with its compiled forward pass."""
         from models.inference import compile_forward
 
-        return cls(compile_forward(loaded.model), loaded.spec.history,
-                   directory=str(loaded.directory))  # fmt: skip
+        spec = loaded.spec
+        return cls(compile_forward(loaded.model), spec.history, directory=str(loaded.directory),
+                   camera=spec.camera, inputs=spec.inputs)  # fmt: skip
 
     def reset(self, seed: int) -> None:
         del seed  # deterministic
         self._window = deque(maxlen=self.history)
+        self._frames = deque(maxlen=self.history)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def _latest(self, window: deque, x: np.ndarray) -> np.ndarray:
+        if self.history == 1:
+            return x[None]
+        if not window:
+            window.extend([x] * self.history)
+        else:
+            window.append(x)
+        return np.stack(window)[None]
+
+    def act(self, obs: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         if self.forward is None:
             self.forward = _load_forward(self.directory)
-        obs = np.asarray(obs, dtype=np.float32)
-        if self.history == 1:
-            return self.forward(obs[None])[0]
-        if not self._window:
-            self._window.extend([obs] * self.history)
-        else:
-            self._window.append(obs)
-        return self.forward(np.stack(self._window)[None])[0]
+        inputs = []
+        if self.camera is not None:
+            if frame is None:
+                raise ValueError(f"policy {self.name} sees camera frames: act(obs, frame)")
+            inputs.append(self._latest(self._frames, np.asarray(frame, dtype=np.uint8)))
+        if self.inputs != "image":
+            inputs.append(self._latest(self._window, np.asarray(obs, dtype=np.float32)))
+        return self.forward(*inputs)[0]
 
     def __getstate__(self) -> dict[str, Any]:
         from models.inference import NumpyForward

@@ -53,10 +53,12 @@ class ClosedLoopJudge:
         import sim  # noqa: F401  (registers the environments)
 
         self.env_id = env_id
-        self.history = spec.history
+        self.spec = spec
         self.seeds = list(range(seed, seed + episodes))
         self.workers = workers
         self.env_kwargs: dict[str, Any] = {"start_phase": "random"} if is_motion_env(env_id) else {}
+        if spec.camera is not None:  # the policy sees frames: painted as when recorded
+            self.env_kwargs["render_mode"] = "rgb_array"
         env = gym.make(env_id)
         try:
             self._low, self._high = env.action_space.low, env.action_space.high
@@ -85,7 +87,9 @@ class ClosedLoopJudge:
 
         forward = compile_forward(model)
         workers = self.workers if isinstance(forward, NumpyForward) else 1
-        learner = self._run(LearnedPolicy(forward, self.history), workers)
+        policy = LearnedPolicy(forward, self.spec.history, camera=self.spec.camera,
+                               inputs=self.spec.inputs)  # fmt: skip
+        learner = self._run(policy, workers)
         expert, random = self.baselines()
         summary = summarize(learner)
         scores = normalized_scores(learner, expert, random)

@@ -55,7 +55,7 @@ class Tracker(Protocol):
     def log_keras_policy(
         self,
         model: keras.Model,
-        example_obs: np.ndarray,
+        example_obs: np.ndarray | dict[str, np.ndarray],
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
         policy_dir: Path | None = None,
@@ -109,7 +109,7 @@ class NullTracker:
     def log_keras_policy(
         self,
         model: keras.Model,
-        example_obs: np.ndarray,
+        example_obs: np.ndarray | dict[str, np.ndarray],
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
         policy_dir: Path | None = None,

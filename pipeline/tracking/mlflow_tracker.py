@@ -35,7 +35,9 @@ from pipeline.tracking.keys import (
 from pipeline.tracking.pyfunc import (
     KERAS_FILE,
     LOADER_MODULE,
+    as_model_inputs,
     check_loadable_layers,
+    first_rows,
     pip_requirements,
 )
 from pipeline.tracking.store import (
@@ -359,7 +361,7 @@ class MlflowTracker:
     def log_keras_policy(
         self,
         model: keras.Model,
-        example_obs: np.ndarray,
+        example_obs: np.ndarray | dict[str, np.ndarray],
         artifact_path: str = "policy",
         registered_model_name: str | None = None,
         policy_dir: Path | None = None,
@@ -371,7 +373,8 @@ class MlflowTracker:
         and config beside the weights.
 
         ``mlflow.pyfunc.load_model(uri).predict(obs)`` then maps raw observations
-        ``(N, obs_dim)`` float32 to raw actions in any process where this package is
+        ``(N, obs_dim)`` float32 (an image policy: a dict of its named inputs, frames as
+        uint8) to raw actions in any process where this package is
         installed: the model's requirements name it (``humanoid-imitation==<version>``) beside
         MLflow, Keras, TensorFlow and NumPy, and its loader is
         :func:`pipeline.tracking.pyfunc._load_pyfunc`, which imports no module named by
@@ -384,9 +387,10 @@ class MlflowTracker:
         from mlflow.models import infer_signature
 
         client = self._require_client()
-        obs = np.asarray(example_obs, dtype=np.float32)
-        if obs.ndim < 2:
-            raise ValueError(f"example_obs must be a batch (N, ...), got shape {obs.shape}")
+        obs = as_model_inputs(example_obs)
+        for array in obs.values() if isinstance(obs, dict) else [obs]:
+            if array.ndim < 2:
+                raise ValueError(f"example_obs must be a batch (N, ...), got shape {array.shape}")
         check_loadable_layers(model)
         import keras
 
@@ -410,7 +414,7 @@ class MlflowTracker:
                     loader_module=LOADER_MODULE,  # fixed in code, never read from an artifact
                     data_path=str(data_dir),
                     signature=signature,
-                    input_example=obs[:2],
+                    input_example=first_rows(obs, 2),
                     pip_requirements=pip_requirements(),
                     registered_model_name=registered_model_name,
                 )

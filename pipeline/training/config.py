@@ -15,7 +15,13 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from models.config import UNKNOWN_KEY, ModelConfig, StrictConfig, format_validation_error
+from models.config import (
+    UNKNOWN_KEY,
+    ModelConfig,
+    StrictConfig,
+    config_inputs,
+    format_validation_error,
+)
 from pipeline.core.errors import PipelineError
 
 Config = TypeVar("Config", bound=StrictConfig)
@@ -29,7 +35,14 @@ class AugmentConfig(StrictConfig):
     feature_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Probability of dropping each input feature to its training mean."""
     mirror_prob: float = Field(0.0, ge=0.0, le=1.0)
-    """Probability of mirroring a sample left/right (with the env's mirror map)."""
+    """Probability of mirroring a sample left/right (with the env's mirror map); state
+    observations only (not with a model that sees camera frames)."""
+    image_shift: int = Field(0, ge=0)
+    """Image models: shift each sample's frames by up to this many pixels along each axis,
+    the border repeated into the gap (DrQ's pad-and-crop); 0 = off."""
+    image_brightness: float = Field(0.0, ge=0.0, lt=1.0)
+    """Image models: scale each sample's pixels by a factor drawn from [1 - b, 1 + b];
+    0 = off."""
 
 
 class DataConfig(StrictConfig):
@@ -223,6 +236,21 @@ class TrainConfig(StrictConfig):
     def _history_fits_model(self) -> TrainConfig:
         if self.model.name == "cnn1d" and self.data.history < 2:
             raise ValueError("model cnn1d needs data.history >= 2 (a window of observations)")
+        return self
+
+    @model_validator(mode="after")
+    def _augmentation_fits_model(self) -> TrainConfig:
+        augment, images = self.data.augment, config_inputs(self.model) != "state"
+        if images and augment.mirror_prob > 0:
+            raise ValueError(
+                f"data.augment.mirror_prob: mirroring is defined for state observations; "
+                f"model {self.model.name} sees camera frames"
+            )
+        if not images and (augment.image_shift > 0 or augment.image_brightness > 0):
+            raise ValueError(
+                f"data.augment.image_shift/image_brightness: model {self.model.name} sees no "
+                "camera frames (use model.name cnn2d)"
+            )
         return self
 
 

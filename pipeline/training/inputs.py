@@ -80,8 +80,16 @@ def build_spec(
     config: TrainConfig, ds: Dataset, train_ids: list[int], digest: str
 ) -> tuple[PolicySpec, NormalizationStats]:
     """The policy spec with the normalization of the training episodes, and their stats."""
+    from models.config import config_inputs
     from models.spec import PolicySpec
 
+    inputs = config_inputs(config.model)
+    camera = ds.metadata.camera if inputs != "state" else None
+    if inputs != "state" and camera is None:
+        raise PipelineError(
+            f"--data {ds.path}: model {config.model.name} sees camera frames and the file has "
+            "none (record with --camera WxH)"
+        )
     stats = compute_stats(ds, train_ids)
     act_mean, act_var = stats.actions.normalization("zscore")
     obs_center, obs_var = stats.observations.normalization(
@@ -99,6 +107,8 @@ def build_spec(
         act_variance=act_var,
         stats_source=str(ds.path),
         stats_digest=digest,
+        inputs=inputs,
+        camera=camera,
     ), stats
 
 
@@ -128,6 +138,15 @@ def make_augmenter(config: TrainConfig, stats: NormalizationStats, env_id: str) 
         mirror=mirror,
         mirror_prob=aug.mirror_prob if mirror is not None else 0.5,
     )
+    return augmenter if augmenter.active else None
+
+
+def make_image_augmenter(config: TrainConfig) -> Any:
+    """The configured augmentation of training frames, or None when it does nothing."""
+    from datasets.training.augment import ImageAugmenter
+
+    aug = config.data.augment
+    augmenter = ImageAugmenter(shift=aug.image_shift, brightness=aug.image_brightness)
     return augmenter if augmenter.active else None
 
 
@@ -184,7 +203,8 @@ class TrainingInputs:
             self.ds, self.train_ids, batch_size=dcfg.batch_size,
             shuffle_buffer=dcfg.shuffle_buffer, seed=self.config.seed, history=dcfg.history,
             augmenter=make_augmenter(self.config, self.stats, self.env_id), training=True,
-            epoch=first_epoch, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip
+            epoch=first_epoch, cache_mb=dcfg.cache_mb, inputs=self.spec.inputs,
+            image_augmenter=make_image_augmenter(self.config)), self.spec)  # fmt: skip
 
     def val_batches(self) -> Any:
         """Validation batches in a fixed order, without augmentation."""
@@ -193,4 +213,5 @@ class TrainingInputs:
         dcfg = self.config.data
         return normalize_targets(make_tf_dataset(
             self.ds, self.val_ids, batch_size=dcfg.batch_size, history=dcfg.history,
-            training=False, cache_mb=dcfg.cache_mb), self.spec)  # fmt: skip
+            training=False, cache_mb=dcfg.cache_mb, inputs=self.spec.inputs),
+            self.spec)  # fmt: skip

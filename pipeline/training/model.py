@@ -110,6 +110,11 @@ def check_source_spaces(spec: PolicySpec, source: PolicySpec, where: str) -> Non
             f"--init-from {where}: the source policy maps observations {source.obs_shape} to "
             f"{source.act_dim} actions; this data has {spec.obs_shape} and {spec.act_dim}"
         )
+    if spec.image_shape != source.image_shape:
+        raise PipelineError(
+            f"--init-from {where}: the source policy sees camera frames {source.image_shape}; "
+            f"this data and model give {spec.image_shape}"
+        )
 
 
 def keep_source_normalization(spec: PolicySpec, source: PolicySpec, where: str) -> PolicySpec:
