@@ -226,7 +226,9 @@ def _image_features(image: Any, spec: PolicySpec, config: LayerOptions) -> Any:
     return keras.layers.Rescaling(scale, offset, name=PIXEL_SCALE_LAYER, dtype="float32")(image)
 
 
-def _model_inputs(spec: PolicySpec, config: LayerOptions) -> tuple[list[Any], Any]:
+def _model_inputs(
+    spec: PolicySpec, config: LayerOptions, image_dtype: str
+) -> tuple[list[Any], Any]:
     """The Keras inputs the spec describes and what the builder receives from them."""
     wanted = config_inputs(config)
     if wanted != spec.inputs:
@@ -235,7 +237,7 @@ def _model_inputs(spec: PolicySpec, config: LayerOptions) -> tuple[list[Any], An
         )
     inputs, features = [], {}
     for name, shape in spec.input_shapes.items():
-        dtype = "uint8" if name == IMAGE_INPUT else "float32"
+        dtype = image_dtype if name == IMAGE_INPUT else "float32"
         tensor = keras.Input(shape=shape, name=name, dtype=dtype)
         inputs.append(tensor)
         if name == IMAGE_INPUT:
@@ -255,6 +257,7 @@ def build_policy(
     config: LayerOptions | Mapping[str, Any] | None = None,
     *,
     seed: int = 0,
+    image_dtype: str = "uint8",
 ) -> PolicyModels:
     """Build a registered architecture with normalization inside.
 
@@ -264,14 +267,16 @@ def build_policy(
     ``pydantic.ValidationError``, or ``ValueError`` when the spec does not suit the
     architecture (e.g. ``cnn1d`` without an observation history, ``cnn2d`` without a
     camera). Image policies take their inputs in ``spec.input_shapes`` order (the frames
-    first) and accept a dict keyed by input name.
+    first) and accept a dict keyed by input name; their frames are raw uint8 pixels
+    (``image_dtype="float32"`` builds a twin that takes float pixels, through which
+    gradients reach the pixels: saliency maps).
     """
     cfg = resolve_config(name_or_config, config)
     entry = _entry(cfg.name)  # type: ignore[attr-defined]
     blocks = Blocks(cfg, seed)
     name = cfg.name  # type: ignore[attr-defined]
 
-    inputs, x = _model_inputs(spec, cfg)
+    inputs, x = _model_inputs(spec, cfg, image_dtype)
     features = entry.builder(x, spec, cfg, blocks)
     # Glorot suits the output's identity activation whatever the hidden initializer is.
     normalized_action = keras.layers.Dense(

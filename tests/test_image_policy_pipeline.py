@@ -148,3 +148,92 @@ def test_dagger_refuses_an_image_model(camera_data, tmp_path, capsys):
                        str(tmp_path / "d"), "--no-track", "model.name=cnn2d")  # fmt: skip
     one_line(code, err, "DAgger relabels state observations only")
     assert not (tmp_path / "d").exists()
+
+
+# --- pipeline visualize -----------------------------------------------------------------
+
+
+def test_visualize_writes_filters_maps_and_saliency_and_logs_them(image_policy, camera_data,
+                                                                  capsys):  # fmt: skip
+    code, out, err = cli(capsys, "visualize", "--policy", str(image_policy), "--data",
+                         str(camera_data), "--frames", "3", "--clip-steps", "20")  # fmt: skip
+    assert code == 0, err
+    folder = image_policy / "visualize"  # beside the policy in its run directory
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["activations_conv_0.png", "activations_conv_1.png", "filters.png",
+                     "saliency.gif", "saliency.png"]  # fmt: skip
+    filters = iio.imread(folder / "filters.png")
+    assert filters.shape == (32, 4 * 32 + 3 * 2, 3)  # conv_0's 4 filters, 32 px each
+    maps = iio.imread(folder / "activations_conv_1.png")
+    assert maps.shape[0] == 3 * 96 + 2 * 2  # 3 frames (12 px scaled by 8) in rows
+    assert maps.shape[1] == 9 * 128 + 8 * 2  # the frame and conv_1's 8 maps
+    gif = iio.imread(folder / "saliency.gif", index=None)
+    assert gif.shape[0] == 20
+    run_id = json.loads((image_policy / "training_run.json").read_text())["run_id"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{image_policy.parent / 'mlflow.db'}")
+    logged = sorted(a.path for a in client.list_artifacts(run_id, "visualize"))
+    assert logged == [f"visualize/{name}" for name in names]
+    assert run_id in out
+
+
+def test_saliency_is_the_norm_of_the_action_jacobian_over_pixels(image_policy, camera_data):
+    from datasets import open_dataset
+    from pipeline.visualize import clip_inputs, float_twin, saliency_maps
+
+    loaded = load_policy(image_policy / "policy")
+    model = float_twin(loaded)
+    with open_dataset(camera_data) as ds:
+        inputs = clip_inputs(ds, 0, loaded.spec, 3)
+    saliency = saliency_maps(model, inputs, loaded.spec.history)
+    assert saliency.shape == (3, 12, 16)
+    # Central differences at two pixels of the second input: the same norm.
+    base = {k: v[1:2].astype(np.float64) for k, v in inputs.items()}
+    for row, col in ((5, 7), (0, 15)):
+        squares = 0.0
+        for frame in range(2):
+            for colour in range(3):
+                moved = [dict(base), dict(base)]
+                for sign, m in zip((1, -1), moved, strict=True):
+                    image = base["image"].copy()
+                    image[0, frame, row, col, colour] += sign * 2.0
+                    m["image"] = image
+                out = [np.asarray(model({k: v.astype(np.float32) for k, v in m.items()}),
+                                  np.float64) for m in moved]  # fmt: skip
+                squares += float((((out[0] - out[1]) / 4.0) ** 2).sum())
+        np.testing.assert_allclose(saliency[1, row, col], np.sqrt(squares), rtol=0.05)
+
+
+def test_visualize_bad_inputs_are_one_line(image_policy, camera_data, run_data, tmp_path,
+                                           capsys):  # fmt: skip
+    state_only = tmp_path / "mlp"
+    assert main(["train", "--data", str(camera_data), "--out", str(state_only), "--no-track",
+                 "model.name=mlp", "model.hidden_sizes=[8]", "training.epochs=1"]) == 0  # fmt: skip
+    other = tmp_path / "other.h5"
+    assert main(["record", "--env", RUN, "--episodes", "1", "--camera", "20x12", "--out",
+                 str(other)]) == 0  # fmt: skip
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    capsys.readouterr()
+    cases = [
+        (["--policy", str(state_only), "--data", str(camera_data)],
+         "has no image convolution layers to show"),
+        (["--policy", str(image_policy), "--data", str(run_data)],
+         "has no camera frames (record with --camera 16x12)"),
+        (["--policy", str(image_policy), "--data", str(other)],
+         "frames are 20x12; the policy sees 16x12"),
+        (["--policy", str(image_policy), "--data", str(camera_data), "--out", str(busy)],
+         "exists and is not empty"),
+        (["--policy", str(image_policy), "--data", str(camera_data), "--episode", "9"],
+         "--episode 9:"),
+        (["--policy", str(image_policy), "--data", str(tmp_path / "none.h5")], "file not found"),
+    ]  # fmt: skip
+    for args, message in cases:
+        code, _, err = cli(capsys, "visualize", *args, "--no-track", "--out",
+                           str(tmp_path / "v")) if "--out" not in args else cli(
+                               capsys, "visualize", *args, "--no-track")  # fmt: skip
+        one_line(code, err, message)
+        assert not (tmp_path / "v").exists()
+    assert (busy / "keep.txt").read_text() == "mine"

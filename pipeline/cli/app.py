@@ -21,6 +21,7 @@ from pipeline.cli import (
     rollout,
     train,
     tune,
+    visualize,
 )
 from pipeline.core.errors import PipelineError
 
@@ -64,6 +65,7 @@ app.command(name="quickstart")(quickstart.quickstart_command)
 app.command(name="dagger")(dagger.dagger_command)
 app.command(name="compare")(compare.compare_command)
 app.command(name="tune")(tune.tune_command)
+app.command(name="visualize")(visualize.visualize_command)
 app.add_typer(motion.motion_app, name="motion")
 app.command(name="inspect")(data.inspect_command)
 app.command(name="export")(data.export_command)
