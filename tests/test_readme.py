@@ -92,7 +92,8 @@ def test_readme_commands_are_found():
     verbs = {c.split()[1] for c in commands if c.startswith("pipeline ") and len(c.split()) > 1}
     # Each command of the product appears at least once in the README.
     assert {"rollout", "record", "inspect", "export", "import", "train", "evaluate",
-            "quickstart", "envs", "dagger", "compare", "tune", "motion"} <= verbs  # fmt: skip
+            "quickstart", "envs", "dagger", "compare", "tune", "motion",
+            "visualize"} <= verbs  # fmt: skip
     assert any(c.startswith("mlflow ui") for c in commands)
 
 
