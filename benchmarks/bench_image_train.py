@@ -39,6 +39,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_image_train.json"
 DATA = ROOT / "benchmarks" / "results" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_train import best_epoch_rate  # noqa: E402
+
 WALK = "sim/HumanoidWalk-v0"
 PIPELINE = Path(sys.executable).parent / "pipeline"
 
@@ -87,17 +91,7 @@ def throughput(path: Path, epochs: int) -> dict:
         return built.train_model
 
     def rate(fit) -> float:
-        times = []
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.t)
-
-        fit(Timer())
-        return samples / min(times[1:] or times)
+        return best_epoch_rate(fit, samples)
 
     obs, frames, actions = in_memory_dataset(path, ids, images=True)
     samples = len(obs)

@@ -70,17 +70,7 @@ def pipeline_ratio(path: Path, epochs: int) -> dict:
         return m
 
     def rate(fit) -> float:
-        times = []
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.t)
-
-        fit(Timer())
-        return samples / min(times[1:] or times)  # the first epoch pays tracing
+        return best_epoch_rate(fit, samples)
 
     x, y = in_memory_dataset(path, ids)
     samples = len(x)
@@ -102,6 +92,24 @@ def pipeline_ratio(path: Path, epochs: int) -> dict:
             "cache_mb": default_cache_mb(),
             "streamed_uncached_samples_per_s": uncached_rate,
             "ratio_uncached": uncached_rate / memory_rate}  # fmt: skip
+
+
+def best_epoch_rate(fit, samples: int) -> float:
+    """Samples per second of the fastest epoch after the first (which pays tracing);
+    ``fit(callback)`` runs ``model.fit`` with the timing callback."""
+    import keras
+
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    fit(Timer())
+    return samples / min(times[1:] or times)
 
 
 def default_cache_mb() -> float:

@@ -14,6 +14,15 @@ import numpy as np
 
 from models.config import LayerOptions
 
+_CONVOLUTIONS = {1: (keras.layers.Conv1D, keras.layers.SeparableConv1D),
+                 2: (keras.layers.Conv2D, keras.layers.SeparableConv2D)}  # fmt: skip
+_POOLING = {
+    (1, "max"): keras.layers.MaxPooling1D,
+    (1, "avg"): keras.layers.AveragePooling1D,
+    (2, "max"): keras.layers.MaxPooling2D,
+    (2, "avg"): keras.layers.AveragePooling2D,
+}
+
 _INITIALIZERS: dict[str, type[keras.initializers.Initializer]] = {
     "glorot_uniform": keras.initializers.GlorotUniform,
     "glorot_normal": keras.initializers.GlorotNormal,
@@ -53,6 +62,29 @@ class Blocks:
     def use_bias(self) -> bool:
         """Whether a linear layer feeding a hidden block needs a bias (not when BN follows)."""
         return self.options.batch_norm != "before"
+
+    def convolution(self, rank: int, filters: int, kernel: int, stride: int, separable: bool,
+                    name: str) -> keras.layers.Layer:  # fmt: skip
+        """A seeded, ``same``-padded convolution over time (``rank`` 1) or an image (2),
+        depthwise-separable if asked: a per-channel filter, then the 1x1 channel mix, each
+        kernel with its own seed and penalty."""
+        plain, split = _CONVOLUTIONS[rank]
+        common = {"strides": stride, "padding": "same", "use_bias": self.use_bias, "name": name}
+        if separable:
+            return split(filters, kernel, depthwise_initializer=self.initializer(),
+                         pointwise_initializer=self.initializer(),
+                         depthwise_regularizer=self.regularizer(),
+                         pointwise_regularizer=self.regularizer(), **common)  # fmt: skip
+        return plain(filters, kernel, kernel_initializer=self.initializer(),
+                     kernel_regularizer=self.regularizer(), **common)  # fmt: skip
+
+    def pool(self, x: Any, rank: int, name: str) -> Any:
+        """The configured pooling (``pooling``, ``pool_size``; same padding), if any."""
+        mode = getattr(self.options, "pooling", "none")
+        if mode == "none":
+            return x
+        size = self.options.pool_size  # type: ignore[attr-defined]
+        return _POOLING[rank, mode](pool_size=size, padding="same", name=f"{name}_pool")(x)
 
     def dense(self, x: Any, units: int, name: str) -> Any:
         """A complete hidden dense block: linear, batch norm/activation, dropout."""

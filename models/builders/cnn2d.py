@@ -19,36 +19,11 @@ from models.builders.blocks import Blocks
 from models.config import CNN2DConfig
 from models.spec import IMAGE_INPUT, OBS_INPUT, PolicySpec
 
-_POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
-
-
-def _convolution(
-    blocks: Blocks, filters: int, kernel: int, stride: int, separable: bool, name: str
-) -> keras.layers.Layer:
-    common = {"strides": stride, "padding": "same", "use_bias": blocks.use_bias, "name": name}
-    if separable:
-        return keras.layers.SeparableConv2D(
-            filters,
-            kernel,
-            depthwise_initializer=blocks.initializer(),
-            pointwise_initializer=blocks.initializer(),
-            depthwise_regularizer=blocks.regularizer(),
-            pointwise_regularizer=blocks.regularizer(),
-            **common,
-        )
-    return keras.layers.Conv2D(
-        filters,
-        kernel,
-        kernel_initializer=blocks.initializer(),
-        kernel_regularizer=blocks.regularizer(),
-        **common,
-    )
-
 
 def _residual_block(x: Any, blocks: Blocks, channels: int, separable: bool, name: str) -> Any:
-    y = _convolution(blocks, channels, 3, 1, separable, f"{name}_a")(x)
+    y = blocks.convolution(2, channels, 3, 1, separable, f"{name}_a")(x)
     y = blocks.activate(y, f"{name}_a")
-    y = _convolution(blocks, channels, 3, 1, separable, f"{name}_b")(y)
+    y = blocks.convolution(2, channels, 3, 1, separable, f"{name}_b")(y)
     if blocks.options.batch_norm == "before":
         y = keras.layers.BatchNormalization(name=f"{name}_b_bn")(y)
     y = keras.layers.Add(name=f"{name}_add")([x, y])
@@ -64,11 +39,8 @@ def build_cnn2d(x: Any, spec: PolicySpec, config: CNN2DConfig, blocks: Blocks) -
     layers = zip(config.filters, config.kernel_sizes, config.strides, strict=True)
     for index, (filters, kernel, stride) in enumerate(layers):
         name = f"conv_{index}"
-        image = _convolution(blocks, filters, kernel, stride, config.separable, name)(image)
-        image = blocks.activate(image, name)
-        if config.pooling != "none":
-            pool = _POOLING[config.pooling]
-            image = pool(pool_size=config.pool_size, padding="same", name=f"{name}_pool")(image)
+        image = blocks.convolution(2, filters, kernel, stride, config.separable, name)(image)
+        image = blocks.pool(blocks.activate(image, name), 2, name)
         image = blocks.dropout(image, name)
     for index in range(config.residual_blocks):
         image = _residual_block(image, blocks, config.filters[-1], config.separable,
