@@ -86,6 +86,19 @@ class Blocks:
         size = self.options.pool_size  # type: ignore[attr-defined]
         return _POOLING[rank, mode](pool_size=size, padding="same", name=f"{name}_pool")(x)
 
+    def conv_stack(self, x: Any, rank: int) -> Any:
+        """The configured convolution blocks (``filters``, ``kernel_sizes``, ``strides``,
+        ``separable``): convolution, batch norm/activation, pooling, dropout; layers named
+        ``conv_<i>``."""
+        options = self.options
+        layers = zip(options.filters, options.kernel_sizes, options.strides, strict=True)  # type: ignore[attr-defined]
+        for index, (filters, kernel, stride) in enumerate(layers):
+            name = f"conv_{index}"
+            separable = options.separable  # type: ignore[attr-defined]
+            x = self.convolution(rank, filters, kernel, stride, separable, name)(x)
+            x = self.dropout(self.pool(self.activate(x, name), rank, name), name)
+        return x
+
     def dense(self, x: Any, units: int, name: str) -> Any:
         """A complete hidden dense block: linear, batch norm/activation, dropout."""
         x = keras.layers.Dense(

@@ -24,12 +24,7 @@ def build_cnn1d(x: Any, spec: PolicySpec, config: CNN1DConfig, blocks: Blocks) -
             f"cnn1d convolves over an observation history: needs history >= 2, "
             f"the spec has {spec.history}"
         )
-    layers = zip(config.filters, config.kernel_sizes, config.strides, strict=True)
-    for index, (filters, kernel, stride) in enumerate(layers):
-        name = f"conv_{index}"
-        x = blocks.convolution(1, filters, kernel, stride, config.separable, name)(x)
-        x = blocks.pool(blocks.activate(x, name), 1, name)
-        x = blocks.dropout(x, name)
+    x = blocks.conv_stack(x, 1)
     x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(config.head_sizes):
         x = blocks.dense(x, units, name=f"head_{index}")

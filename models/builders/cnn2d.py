@@ -35,13 +35,7 @@ def build_cnn2d(x: Any, spec: PolicySpec, config: CNN2DConfig, blocks: Blocks) -
     """Convolution and residual blocks, flatten, join the state, dense head."""
     if not isinstance(x, dict) or IMAGE_INPUT not in x:
         raise ValueError("cnn2d sees camera frames: the spec has no camera")
-    image = x[IMAGE_INPUT]
-    layers = zip(config.filters, config.kernel_sizes, config.strides, strict=True)
-    for index, (filters, kernel, stride) in enumerate(layers):
-        name = f"conv_{index}"
-        image = blocks.convolution(2, filters, kernel, stride, config.separable, name)(image)
-        image = blocks.pool(blocks.activate(image, name), 2, name)
-        image = blocks.dropout(image, name)
+    image = blocks.conv_stack(x[IMAGE_INPUT], 2)
     for index in range(config.residual_blocks):
         image = _residual_block(image, blocks, config.filters[-1], config.separable,
                                 f"residual_{index}")  # fmt: skip
