@@ -26,9 +26,11 @@ def run_inspect_command(
     console: Console,
     overwrite: bool = False,
     contact_sheet: Path | None = None,
+    replay: int | None = None,
 ) -> int:
     """Print what a demonstration file holds; with ``verify``, re-hash every episode; with
-    ``contact_sheet``, write a PNG of its camera frames.
+    ``contact_sheet``, write a PNG of its camera frames; with ``replay`` (a number of
+    episodes, 0 for all), re-simulate episodes and report how far they drift.
 
     Returns 1 when verification finds a bad episode, else 0.
     """
@@ -51,6 +53,11 @@ def run_inspect_command(
         bad = ds.verify() if verify else None
         drops = len(ds.dropped_attempts)
         sessions = ds.sessions
+    replayed = None
+    if replay is not None:
+        from pipeline.rollout.replay import replay_file
+
+        replayed = replay_file(path, replay or None)
     console.print(inspect_table(summary, drops))
     console.print(ranges_table(summary))
     args = sessions[-1].get("recording_args") if sessions else None
@@ -64,12 +71,30 @@ def run_inspect_command(
             console.print(f"[red]verify: {len(bad)} bad episode(s): {bad}[/red]")
         else:
             console.print(f"verify: all {summary['episodes']} episode checksums match")
+    if replayed is not None:
+        payload["replay"] = [r.to_dict() for r in replayed]
+        console.print(replay_table(replayed))
+        exact = sum(r.exact for r in replayed)
+        console.print(f"replay: {exact} of {len(replayed)} episode(s) replay exactly "
+                      "(expected on the machine and build that recorded them)")  # fmt: skip
     if json_path is not None:
         write_json(json_path, payload)
         console.print(f"json: {json_path}")
     if contact_sheet is not None:
         console.print(f"contact sheet: {contact_sheet}")
     return 1 if bad else 0
+
+
+def replay_table(results: list[Any]) -> Table:
+    """Per replayed episode: steps, largest state deviation, where it starts."""
+    table = Table(title="replay from stored seeds and executed actions")
+    for column in ("episode", "steps", "max |obs - stored|", "first differing state"):
+        table.add_column(column, justify="right")
+    for r in results:
+        first = "-" if r.first_step is None else f"{r.first_step} ({r.deviation_at_first:.2g})"
+        steps = f"{r.steps} (ended early)" if r.ended_early else str(r.steps)
+        table.add_row(str(r.episode), steps, f"{r.max_deviation:.3g}", first)
+    return table
 
 
 SHEET_EPISODES = 4
@@ -157,10 +182,25 @@ def inspect_command(
         Path | None,
         typer.Option(help="Write a PNG of camera frames: the first 4 episodes, 6 frames each."),
     ] = None,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="Re-simulate episodes from their seeds and executed actions; report "
+            "the largest state deviation and where it starts."
+        ),
+    ] = False,
+    episodes: Annotated[
+        int | None, typer.Option(help="With --replay: the first N episodes (default: all).")
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
-    code = run_inspect_command(path, verify, json_out, make_console(), overwrite, contact_sheet)
+    if episodes is not None and not replay:
+        raise PipelineError("--episodes: only with --replay")
+    if episodes is not None and episodes < 1:
+        raise PipelineError(f"--episodes: must be at least 1, got {episodes}")
+    code = run_inspect_command(path, verify, json_out, make_console(), overwrite, contact_sheet,
+                               (episodes or 0) if replay else None)  # fmt: skip
     if code:
         raise typer.Exit(code)
 
