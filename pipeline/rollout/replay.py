@@ -19,9 +19,6 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 
-NO_SEED = -1
-"""The seed an imported episode without one carries (``datasets.interchange``)."""
-
 
 @dataclass(frozen=True)
 class ReplayResult:
@@ -76,6 +73,7 @@ def replay_file(path: Path, episodes: int | None = None) -> list[ReplayResult]:
 
     import sim
     from datasets import open_dataset
+    from datasets.interchange.minari_format import UNKNOWN_SEED
 
     if episodes is not None and episodes < 1:
         raise PipelineError(f"--episodes: must be at least 1, got {episodes}")
@@ -85,7 +83,7 @@ def replay_file(path: Path, episodes: int | None = None) -> list[ReplayResult]:
             raise PipelineError(f"--replay: {path} was recorded in {meta.env_id}, not one of "
                                 "our environments")  # fmt: skip
         ids = ds.episode_ids()[:episodes]
-        unseeded = [i for i in ids if ds.episode(i).info.seed == NO_SEED]
+        unseeded = [i for i in ids if ds.episode(i).info.seed == UNKNOWN_SEED]
         if unseeded:
             raise PipelineError(
                 f"--replay: {path} has no reset seed for episode {unseeded[0]} (and "
