@@ -26,11 +26,12 @@ def run_inspect_command(
     console: Console,
     overwrite: bool = False,
     contact_sheet: Path | None = None,
-    replay: int | None = None,
+    replay: bool = False,
+    replay_episodes: int | None = None,
 ) -> int:
     """Print what a demonstration file holds; with ``verify``, re-hash every episode; with
-    ``contact_sheet``, write a PNG of its camera frames; with ``replay`` (a number of
-    episodes, 0 for all), re-simulate episodes and report how far they drift.
+    ``contact_sheet``, write a PNG of its camera frames; with ``replay``, re-simulate the
+    first ``replay_episodes`` episodes (all with None) and report how far they drift.
 
     Returns 1 when verification finds a bad episode, else 0.
     """
@@ -41,6 +42,11 @@ def run_inspect_command(
         check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     if contact_sheet is not None:
         check_output_path(contact_sheet, "--contact-sheet", (".png",), overwrite=overwrite)
+    replayed = None
+    if replay:  # before anything is written: its arguments are checked as it starts
+        from pipeline.rollout.replay import replay_file
+
+        replayed = replay_file(path, replay_episodes)
     with open_dataset(path) as ds:
         validate(ds)
         if contact_sheet is not None:
@@ -53,11 +59,6 @@ def run_inspect_command(
         bad = ds.verify() if verify else None
         drops = len(ds.dropped_attempts)
         sessions = ds.sessions
-    replayed = None
-    if replay is not None:
-        from pipeline.rollout.replay import replay_file
-
-        replayed = replay_file(path, replay or None)
     console.print(inspect_table(summary, drops))
     console.print(ranges_table(summary))
     args = sessions[-1].get("recording_args") if sessions else None
@@ -197,10 +198,8 @@ def inspect_command(
     """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
     if episodes is not None and not replay:
         raise PipelineError("--episodes: only with --replay")
-    if episodes is not None and episodes < 1:
-        raise PipelineError(f"--episodes: must be at least 1, got {episodes}")
     code = run_inspect_command(path, verify, json_out, make_console(), overwrite, contact_sheet,
-                               (episodes or 0) if replay else None)  # fmt: skip
+                               replay, episodes)  # fmt: skip
     if code:
         raise typer.Exit(code)
 
