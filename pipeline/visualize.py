@@ -163,6 +163,7 @@ def float_twin(loaded: LoadedPolicy) -> Any:
     from models import build_policy
     from models.config import parse_model_config
     from models.registry import TRAIN_OUTPUT_LAYER
+    from models.spec import IMAGE_INPUT
 
     config = parse_model_config(loaded.config.get("model", loaded.config))
     twin = build_policy(config, loaded.spec, image_dtype="float32").policy
@@ -170,7 +171,7 @@ def float_twin(loaded: LoadedPolicy) -> Any:
         if layer.weights:
             layer.set_weights(loaded.model.get_layer(layer.name).get_weights())
     probe = loaded.spec.example_inputs(rows=2)
-    probe = probe if isinstance(probe, dict) else {"image": probe}
+    probe = probe if isinstance(probe, dict) else {IMAGE_INPUT: probe}
     if not np.allclose(_call(twin, probe), _call(loaded.model, probe), rtol=1e-4, atol=1e-4):
         raise PipelineError("the float twin of the policy disagrees with it (a bug)")
     return keras.Model(twin.inputs, twin.get_layer(TRAIN_OUTPUT_LAYER).output)
@@ -233,6 +234,7 @@ def visualize(request: VisualizeRequest, lookup_uri: str | None = None,
 
 def _visualize(request: VisualizeRequest, resolved: Any, track: bool) -> VisualizeResult:
     from datasets import open_dataset
+    from models.spec import IMAGE_INPUT
     from pipeline.reports.contact_sheet import tile
     from pipeline.reports.filter_maps import (
         activation_rows,
@@ -262,11 +264,11 @@ def _visualize(request: VisualizeRequest, resolved: Any, track: bool) -> Visuali
     kernel = first.depthwise_kernel if type(first).__name__ == "SeparableConv2D" else first.kernel
     _write(out / "filters.png", filter_grid(np.asarray(kernel), separable), result)
 
-    frames = enlarged(newest_frames(inputs["image"], spec.history))
+    frames = enlarged(newest_frames(inputs[IMAGE_INPUT], spec.history))
     picks = np.unique(np.linspace(0, len(frames) - 1, request.frames).round().astype(int))
     shown = {name: value[picks] for name, value in inputs.items()}
     probe = keras.Model(loaded.model.inputs, [layer.output for layer in layers])
-    x = shown if len(shown) > 1 else shown["image"]
+    x = shown if len(shown) > 1 else shown[IMAGE_INPUT]
     maps = probe(x, training=False)
     for layer, feature in zip(layers, maps if len(layers) > 1 else [maps], strict=True):
         feature = np.asarray(feature)
