@@ -94,10 +94,15 @@ class RobotReading:
 
 
 def connect_direct() -> int:
-    """A new headless PyBullet client configured as the reference scene expects."""
+    """A new headless PyBullet client (the world is built by :class:`RunRobot`)."""
     client = p.connect(p.DIRECT)
     if client < 0:
         raise RuntimeError("cannot create a PyBullet DIRECT client")
+    return client
+
+
+def _configure_empty_world(client: int) -> None:
+    """Empty ``client`` and set the physics up as the reference scene expects."""
     p.resetSimulation(physicsClientId=client)
     # Sorted overlapping pairs make contact handling independent of insertion history.
     p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=client)
@@ -109,27 +114,31 @@ def connect_direct() -> int:
         numSubSteps=SUBSTEPS,
         physicsClientId=client,
     )
-    return client
 
 
 class RunRobot:
-    """The stadium and the humanoid loaded once into ``client``; reset by state restore."""
+    """The stadium and the humanoid in ``client``; every reset rebuilds the world."""
 
     def __init__(self, client: int) -> None:
         self.client = client
+        self._build()
+        self._feet_contact = np.zeros(len(FEET), dtype=np.float32)
+
+    # -- loading and bookkeeping -------------------------------------------------------
+
+    def _build(self) -> None:
+        # A world rebuilt from nothing (about 6 ms) makes an episode independent of the
+        # ones before it. Restoring a saved state is not enough: it keeps the solver's
+        # contact manifolds, whose order follows the contact history, and a run episode
+        # then departed from its recording after 479 steps.
+        _configure_empty_world(self.client)
         self.floor = self._load_stadium()
         self.body = p.loadMJCF(
-            str(pybullet_data_path(MODEL_FILE)), flags=_LOAD_FLAGS, physicsClientId=client
+            str(pybullet_data_path(MODEL_FILE)), flags=_LOAD_FLAGS, physicsClientId=self.client
         )[0]
         self._index_model()
         # Default velocity motors would brake every joint; torque control needs them off.
         self._disable_motors(list(range(self.num_links)))
-        # Restoring this snapshot on every reset makes an episode independent of the
-        # previous ones without paying for reloading the model.
-        self._pristine_state = p.saveState(physicsClientId=client)
-        self._feet_contact = np.zeros(len(FEET), dtype=np.float32)
-
-    # -- loading and bookkeeping -------------------------------------------------------
 
     def _load_stadium(self) -> int:
         floor = p.loadSDF(str(pybullet_data_path(STADIUM_FILE)), physicsClientId=self.client)[0]
@@ -188,8 +197,8 @@ class RunRobot:
 
     def reset(self, joint_positions: np.ndarray) -> None:
         """Back to the loaded pose, with joints (observation order) at ``joint_positions``."""
+        self._build()
         c, body = self.client, self.body
-        p.restoreState(self._pristine_state, physicsClientId=c)
         for joint, q in zip(self.obs_joints, joint_positions, strict=True):
             p.resetJointState(
                 body, joint, targetValue=float(q), targetVelocity=0.0, physicsClientId=c
