@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-# The tests start real Ray clusters on this machine (tests/test_ray_backend.py).
-TEST_EXTRAS = "dev,ray"
+# The tests start real Ray clusters on this machine (tests/test_ray_backend.py) and export
+# policies to every format (tests/test_policy_export.py).
+TEST_EXTRAS = "dev,ray,export"
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:

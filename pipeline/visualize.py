@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir
+from pipeline.core.recorded_inputs import episode_inputs
 from pipeline.core.run_files import POLICY_DIR
 
 if TYPE_CHECKING:
@@ -132,17 +133,7 @@ def _check_data(ds: Dataset, loaded: LoadedPolicy, request: VisualizeRequest) ->
 def clip_inputs(ds: Dataset, episode: int, spec: Any, steps: int) -> dict[str, np.ndarray]:
     """The policy's inputs for the first ``steps`` states of ``episode`` (windows of the
     last K frames and observations, the episode start repeated), keyed by input name."""
-    from datasets.store.schema import IMAGES, OBSERVATIONS
-    from datasets.training.windows import windows_from_rows
-    from models.spec import IMAGE_INPUT, OBS_INPUT
-
-    view = ds.episode(episode)
-    count = min(steps, view.info.total_steps)
-    inputs = {IMAGE_INPUT: windows_from_rows(view.dataset(IMAGES)[:count], 0, spec.history)}
-    if spec.uses_state:
-        rows = view.dataset(OBSERVATIONS)[:count].astype(np.float32)
-        inputs[OBS_INPUT] = windows_from_rows(rows, 0, spec.history)
-    return inputs
+    return episode_inputs(ds.episode(episode), spec, steps)
 
 
 def newest_frames(images: np.ndarray, history: int) -> np.ndarray:

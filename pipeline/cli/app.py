@@ -16,6 +16,7 @@ from pipeline.cli import (
     envs,
     evaluate,
     motion,
+    policy,
     quickstart,
     record,
     rollout,
@@ -67,6 +68,7 @@ app.command(name="compare")(compare.compare_command)
 app.command(name="tune")(tune.tune_command)
 app.command(name="visualize")(visualize.visualize_command)
 app.add_typer(motion.motion_app, name="motion")
+app.add_typer(policy.policy_app, name="policy")
 app.command(name="inspect")(data.inspect_command)
 app.command(name="export")(data.export_command)
 app.command(name="import")(data.import_command)

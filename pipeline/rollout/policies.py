@@ -19,6 +19,7 @@ from sim import EXPERT_FOR_ENV, MLPExpert, expert_names, load_expert
 if TYPE_CHECKING:
     from datasets.store.schema import CameraSpec
     from models import LoadedPolicy
+    from models.exported import ExportedPolicy
 
 
 class Policy(Protocol):
@@ -121,12 +122,16 @@ class LearnedPolicy:
     _frames: deque = field(default_factory=deque, repr=False)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedPolicy) -> LearnedPolicy:
-        """A loaded policy (``models.load_policy``) with its compiled forward pass."""
+    def from_loaded(cls, loaded: LoadedPolicy | ExportedPolicy) -> LearnedPolicy:
+        """A loaded policy (``models.load_policy``) with its compiled forward pass, or an
+        exported one (``models.exported``) in its own runtime."""
+        from models.exported import ExportedPolicy
         from models.inference import compile_forward
 
         spec = loaded.spec
-        return cls(compile_forward(loaded.model), spec.history, directory=str(loaded.directory),
+        forward = (loaded.forward if isinstance(loaded, ExportedPolicy)
+                   else compile_forward(loaded.model))  # fmt: skip
+        return cls(forward, spec.history, directory=str(loaded.directory),
                    camera=spec.camera, inputs=spec.inputs)  # fmt: skip
 
     def reset(self, seed: int) -> None:
@@ -156,10 +161,11 @@ class LearnedPolicy:
         return self.forward(*inputs)[0]
 
     def __getstate__(self) -> dict[str, Any]:
-        from models.inference import NumpyForward
+        from models.inference import KerasForward
 
         state = dict(self.__dict__)
-        if not isinstance(self.forward, NumpyForward):
+        # NumPy and exported forward passes pickle themselves; a tf.function does not.
+        if isinstance(self.forward, KerasForward):
             if self.directory is None:
                 raise TypeError("a TensorFlow forward pass needs its policy directory to travel")
             state["forward"] = None

@@ -1,11 +1,12 @@
 """Find a trained policy from what the user typed: a directory or an MLflow URI.
 
 Accepted: a policy directory (``runs/NAME/policy``), a training run directory holding one
-(``runs/NAME``), ``runs:/<run_id>/<artifact path>`` and ``models:/<name>/<version>``,
-``models:/<name>@<alias>`` or ``models:/<model_id>``. MLflow URIs are downloaded into a
-temporary directory; the policy inside must be one ``pipeline train`` logged (the whole
-policy directory is the MLflow model's data). The training run is found too, so the
-evaluation run can be linked to it.
+(``runs/NAME``), an exported policy (``pipeline policy export``: its directory, its
+``model.onnx``, ``model.tflite`` or ``saved_model``), ``runs:/<run_id>/<artifact path>``
+and ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<model_id>``.
+MLflow URIs are downloaded into a temporary directory; the policy inside must be one
+``pipeline train`` logged (the whole policy directory is the MLflow model's data).
+The training run is found too, so the evaluation run can be linked to it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.exported import export_directory_of
 from models.policy_files import MANIFEST_FILE, SPEC_FILE
 from pipeline.core.errors import PipelineError
 from pipeline.core.run_files import POLICY_DIR as POLICY_SUBDIR
@@ -25,6 +27,7 @@ from pipeline.core.run_files import TRAINING_RUN_FILE
 
 if TYPE_CHECKING:
     from models import LoadedPolicy
+    from models.exported import ExportedPolicy
 
 _MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -33,8 +36,8 @@ _MLFLOW_SCHEMES = ("runs:/", "models:/")
 class ResolvedPolicy:
     """A loaded policy and where it came from."""
 
-    loaded: LoadedPolicy
-    """Model, spec, config and the local directory."""
+    loaded: LoadedPolicy | ExportedPolicy
+    """Model (or exported forward pass), spec, config and the local directory."""
     source: str
     """What the user passed."""
     training_run_id: str | None
@@ -90,6 +93,10 @@ def resolve_policy_source(
             shutil.rmtree(target, ignore_errors=True)
             raise
     path = Path(text)
+    if export_directory_of(path) is not None:
+        exported = _load_exported(path, text, option)
+        run = _training_run(exported.directory)
+        return ResolvedPolicy(exported, text, run.get("run_id"), run.get("tracking_uri"), run)
     if (path / POLICY_SUBDIR / MANIFEST_FILE).is_file():
         path = path / POLICY_SUBDIR
     loaded = _load(path, text, option)
@@ -106,6 +113,15 @@ def _load(directory: Path, text: str, option: str) -> LoadedPolicy:
     try:
         return load_policy(directory)
     except PolicyLoadError as exc:
+        raise PipelineError(f"{option} {text}: {exc}") from None
+
+
+def _load_exported(path: Path, text: str, option: str) -> ExportedPolicy:
+    from models.exported import ExportedLoadError, load_exported
+
+    try:
+        return load_exported(path)
+    except ExportedLoadError as exc:
         raise PipelineError(f"{option} {text}: {exc}") from None
 
 
