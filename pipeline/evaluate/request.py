@@ -99,6 +99,20 @@ class EvaluateReport:
     warnings: list[str] = field(default_factory=list)
     """What makes the numbers less than they seem (seeds the policy was selected on)."""
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluateReport:
+        """What :meth:`to_dict` wrote (``evaluation.json``), without videos' frames or
+        traced actions: enough to print or report the evaluation again."""
+        results = {name: [EpisodeResult.from_dict(e) for e in episodes]
+                   for name, episodes in data["episodes"].items()}  # fmt: skip
+        shown = VideoChoice(**data["shown"]) if data.get("shown") else None
+        return cls(policy=data["policy"], env_id=data["env_id"], env_kwargs=data["env_kwargs"],
+                   seeds=list(data["seeds"]), results=results, summaries=data["summary"],
+                   scores=data.get("scores") or {}, shown=shown, videos=data.get("videos", []),
+                   plots=data.get("plots", []), validation_loss=data.get("validation_loss"),
+                   training_run_id=data.get("training_run_id"),
+                   eval_run_id=data.get("eval_run_id"), warnings=data.get("warnings", []))  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "command": "evaluate", "policy": self.policy, "env_id": self.env_id,

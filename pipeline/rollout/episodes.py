@@ -44,6 +44,8 @@ class EpisodeResult:
     compounding error."""
     actions: np.ndarray | None = field(default=None, repr=False, compare=False)
     """(steps, act_dim) actions taken, when the episode was traced."""
+    start_phase: float | None = None
+    """Phase of the gait cycle the episode started from (motion-imitation envs), in [0, 1)."""
 
     @property
     def speed(self) -> float:
@@ -58,6 +60,15 @@ class EpisodeResult:
         if self.action_error_by_second is not None:
             d["action_error_by_second"] = list(self.action_error_by_second)
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeResult:
+        """The episode :meth:`to_dict` wrote (an ``evaluation.json`` row); no actions."""
+        fields = {k: v for k, v in data.items() if k not in ("return", "speed", "actions")}
+        by_second = fields.get("action_error_by_second")
+        if by_second is not None:
+            fields["action_error_by_second"] = tuple(by_second)
+        return cls(ret=data["return"], **fields)
 
 
 def policy_frame(env: gym.Env, camera: Any) -> np.ndarray | None:
@@ -118,6 +129,7 @@ def run_episode(
     camera = getattr(policy, "camera", None)
     policy.reset(seed)
     obs, info = env.reset(seed=seed, options=options)
+    start_phase = info.get("phase")
     fps = float(env.metadata.get("render_fps", 30))
     writer = VideoWriter(video.path, fps, video.caption) if video else None
     from_step = video.from_step if video else 0
@@ -165,6 +177,7 @@ def run_episode(
         action_error=float(np.mean(errors)) if errors else None,
         action_error_by_second=_per_second(errors, steps, survived) if relabel else None,
         actions=np.asarray(taken) if trace else None,
+        start_phase=None if start_phase is None else float(start_phase),
     )
 
 
