@@ -111,7 +111,8 @@ class EvaluateReport:
                    scores=data.get("scores") or {}, shown=shown, videos=data.get("videos", []),
                    plots=data.get("plots", []), validation_loss=data.get("validation_loss"),
                    training_run_id=data.get("training_run_id"),
-                   eval_run_id=data.get("eval_run_id"), warnings=data.get("warnings", []))  # fmt: skip
+                   eval_run_id=data.get("eval_run_id"),
+                   warnings=data.get("warnings", []))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
