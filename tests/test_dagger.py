@@ -328,3 +328,17 @@ def test_tracked_dagger_nests_one_training_run_per_iteration(run_data, tmp_path)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert "plots/learning_curve.png" in artifacts
     assert (out / "learning_curve.png").is_file()
+
+
+def test_report_of_a_dagger_run_shows_its_iterations(run, run_data, tmp_path, capsys):
+    out, result = run
+    page = tmp_path / "dagger.html"
+    code, stdout, err = cli(capsys, "report", str(out), "--out", str(page), "--no-track")
+    assert code == 0, err
+    text = page.read_text()
+    assert "dagger report" in stdout and "<h2>DAgger iterations</h2>" in text
+    rows = text.split("<h2>DAgger iterations</h2>", 1)[1].split("</tbody>", 1)[0]
+    assert rows.count("<tr><td>") == len(result.rows)
+    assert f"--init-data {run_data.resolve()} --config {out / 'iter-00' / 'config.yaml'}" in text
+    assert f"--out {out}-again --iterations 2" in text
+    assert 'src="data:image/png;base64,' in text  # the learning curve against labels

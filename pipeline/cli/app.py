@@ -19,6 +19,7 @@ from pipeline.cli import (
     policy,
     quickstart,
     record,
+    report,
     rollout,
     train,
     tune,
@@ -67,6 +68,7 @@ app.command(name="dagger")(dagger.dagger_command)
 app.command(name="compare")(compare.compare_command)
 app.command(name="tune")(tune.tune_command)
 app.command(name="visualize")(visualize.visualize_command)
+app.command(name="report")(report.report_command)
 app.add_typer(motion.motion_app, name="motion")
 app.add_typer(policy.policy_app, name="policy")
 app.command(name="inspect")(data.inspect_command)

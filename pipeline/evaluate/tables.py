@@ -33,14 +33,12 @@ def _rate(summary: dict[str, Any]) -> str:
     return f"{100 * summary['survival_rate']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]"
 
 
-def results_table(report: EvaluateReport) -> Table:
-    """One column per policy, one row per metric: means ± 95% confidence half-widths."""
+def metric_rows(report: EvaluateReport) -> tuple[str, list[tuple[str, list[str]]]]:
+    """The title and the rows (metric, one cell per policy) of the side-by-side table:
+    means ± 95% confidence half-widths; the terminal and the HTML report both show it."""
     n = len(report.seeds)
-    table = Table(title=f"{report.env_id}, {n} episodes, seeds {report.seeds[0]}-"
-                        f"{report.seeds[-1]} (mean ± 95% CI)")  # fmt: skip
-    table.add_column("metric")
-    for name in report.summaries:
-        table.add_column(name, justify="right", no_wrap=True)
+    title = (f"{report.env_id}, {n} episodes, seeds {report.seeds[0]}-{report.seeds[-1]} "
+             "(mean ± 95% CI)")  # fmt: skip
     rows = [("survival [95% CI]", lambda s: _rate(s))]
     for label, key, digits in (("survived s", "survived_s", 1), ("distance m", "distance", 2),
                                ("speed m/s", "speed", 2), ("return", "return", 0),
@@ -48,8 +46,18 @@ def results_table(report: EvaluateReport) -> Table:
                                ("action error", "action_error", 3)):  # fmt: skip
         if any(isinstance(s.get(key), dict) for s in report.summaries.values()):
             rows.append((label, lambda s, k=key, d=digits: _stat(s, k, d)))
-    for label, cell in rows:
-        table.add_row(label, *(cell(s) for s in report.summaries.values()))
+    return title, [(label, [cell(s) for s in report.summaries.values()]) for label, cell in rows]
+
+
+def results_table(report: EvaluateReport) -> Table:
+    """One column per policy, one row per metric: means ± 95% confidence half-widths."""
+    title, rows = metric_rows(report)
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in report.summaries:
+        table.add_column(name, justify="right", no_wrap=True)
+    for label, cells in rows:
+        table.add_row(label, *cells)
     return table
 
 

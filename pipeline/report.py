@@ -1,0 +1,477 @@
+"""``pipeline report RUN``: one self-contained HTML page for a training run, an evaluation, a
+DAgger run or a quickstart.
+
+What the folder holds decides what the page shows (``quickstart.json``, ``dagger.json``,
+``evaluation.json`` or ``training_run.json``; a folder of quickstart runs reports the newest):
+
+- results against the expert and a random policy on the same seeds (the evaluation's table,
+  expert-normalized scores, survival on the starts the expert survives, its warnings),
+- survival and distance by the gait phase each episode started from,
+- the videos (learner, learner beside the expert, its first fall),
+- learning curves (training loss, DAgger's survival against expert labels), the training
+  summary, DAgger's iterations,
+- the joint-trajectory, action-error and per-episode plots,
+- the config, the demonstration file's summary, and the commands that reproduce the run.
+
+Pictures and videos are embedded, so the file opens offline and alone; it is logged to the
+run's MLflow run as an artifact (``reports/report.html``) when that run is in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.outputs import check_output_path
+from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
+from pipeline.reports.html_page import (
+    Section,
+    page,
+    paragraph,
+    picture,
+    preformatted,
+    table,
+    video,
+)
+
+REPORT_FILE = "report.html"
+QUICKSTART, DAGGER, EVALUATION, TRAINING = "quickstart", "dagger", "evaluation", "training"
+MARKERS = {QUICKSTART: "quickstart.json", DAGGER: "dagger.json",
+           EVALUATION: "evaluation.json", TRAINING: TRAINING_RUN_FILE}  # fmt: skip
+"""The file that makes a folder a run of each kind, in the order they are looked for."""
+ARTIFACT_DIR = "reports"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What ``pipeline report`` was asked."""
+
+    run: Path
+    """A run folder (or a folder of quickstart runs: the newest is reported)."""
+    out: Path | None = None
+    """The HTML file (default: ``RUN/report.html``)."""
+    overwrite: bool = False
+
+
+@dataclass
+class RunParts:
+    """What a run folder holds that the page shows."""
+
+    kind: str
+    run: Path
+    training: Path | None = None
+    """The training run directory (config.yaml, plots/, checkpoint/state.json)."""
+    evaluation: Any = None
+    """The ``EvaluateReport`` read back from evaluation.json."""
+    evaluation_dir: Path | None = None
+    dagger: dict[str, Any] | None = None
+    data: Path | None = None
+    """The demonstration file the policy learned from."""
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportResult:
+    """What ``pipeline report`` wrote."""
+
+    path: Path
+    kind: str
+    run: Path
+    size_bytes: int
+    seconds: float
+    sections: list[str]
+    logged_run: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": "report", "path": str(self.path), "kind": self.kind,
+                "run": str(self.run), "size_bytes": self.size_bytes, "seconds": self.seconds,
+                "sections": self.sections, "logged_run": self.logged_run}  # fmt: skip
+
+
+def find_run(path: Path) -> tuple[str, Path]:
+    """The kind of run ``path`` is and its folder; one line naming RUN for anything else."""
+    if not path.is_dir():
+        raise PipelineError(f"RUN {path}: no such folder")
+    for kind, marker in MARKERS.items():
+        if (path / marker).is_file():
+            return kind, path
+    runs = sorted(p for p in path.iterdir() if (p / MARKERS[QUICKSTART]).is_file())
+    if runs:
+        return QUICKSTART, runs[-1]  # quickstart folders are named by UTC time
+    names = ", ".join(MARKERS.values())
+    raise PipelineError(f"RUN {path}: not a run folder (it holds none of {names})")
+
+
+def check_request(request: ReportRequest) -> tuple[str, Path, Path]:
+    """(kind, run folder, output file), before anything is read or written."""
+    kind, run = find_run(request.run)
+    out = request.out if request.out is not None else run / REPORT_FILE
+    check_output_path(out, "--out", (".html",), overwrite=request.overwrite)
+    return kind, run, out
+
+
+def build_report(request: ReportRequest, tracking_uri: str | None = None) -> ReportResult:
+    """Write the page (module docstring); ``tracking_uri`` None: do not log it to MLflow."""
+    start = time.perf_counter()
+    kind, run, out = check_request(request)
+    parts = gather(kind, run)
+    sections = _sections(parts)
+    title = f"{kind.capitalize()} report: {run.name}"
+    env = parts.evaluation.env_id if parts.evaluation is not None else _env_of(parts)
+    subtitle = f"{run.resolve()} · {env or 'unknown env'} · {time.strftime('%Y-%m-%d %H:%M')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page(title, subtitle, sections), encoding="utf-8")
+    tmp.replace(out)
+    result = ReportResult(out, kind, run, out.stat().st_size, time.perf_counter() - start,
+                          [s.title for s in sections])  # fmt: skip
+    if tracking_uri is not None:
+        result.logged_run = _log(out, parts, tracking_uri)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# -- what a run holds ------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"RUN {path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"RUN {path}: not a report of this pipeline")
+    return data
+
+
+def _evaluation(path: Path) -> Any:
+    from pipeline.evaluate import EvaluateReport
+
+    try:
+        return EvaluateReport.from_dict(_read_json(path))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PipelineError(f"RUN {path}: not an evaluation of this pipeline ({exc})") from None
+
+
+def _training_dir_of(policy: str) -> Path | None:
+    """The training run directory of a local policy path (the run, or the policy in it)."""
+    path = Path(policy)
+    for candidate in (path, path.parent):
+        if (candidate / TRAINING_RUN_FILE).is_file() and (candidate / CONFIG_FILE).is_file():
+            return candidate
+    return None
+
+
+def _data_of(training: Path | None) -> Path | None:
+    if training is None:
+        return None
+    try:
+        spec = json.loads((training / POLICY_DIR / "spec.json").read_text())
+    except (OSError, ValueError):
+        return None
+    source = Path(str(spec.get("stats_source", "")))
+    return source if source.is_file() else None
+
+
+def gather(kind: str, run: Path) -> RunParts:
+    """Find the parts of a run of ``kind`` in ``run``."""
+    parts = RunParts(kind, run)
+    if kind == QUICKSTART:
+        parts.training = run / "train"
+        parts.evaluation_dir = run / "evaluation"
+        parts.data = run / "walk-demos.h5"
+    elif kind == EVALUATION:
+        parts.evaluation_dir = run
+    elif kind == TRAINING:
+        parts.training = run
+        if (run / "evaluation" / MARKERS[EVALUATION]).is_file():
+            parts.evaluation_dir = run / "evaluation"
+    else:
+        parts.dagger = _read_json(run / MARKERS[DAGGER])
+        rows = parts.dagger.get("rows") or []
+        parts.training = Path(rows[-1]["policy_dir"]).parent if rows else None
+        aggregate = run / "aggregate.h5"
+        parts.data = aggregate if aggregate.is_file() else None
+    if parts.evaluation_dir is not None and (parts.evaluation_dir / MARKERS[EVALUATION]).is_file():
+        parts.evaluation = _evaluation(parts.evaluation_dir / MARKERS[EVALUATION])
+        if parts.training is None:
+            parts.training = _training_dir_of(parts.evaluation.policy)
+    if parts.training is not None and not (parts.training / CONFIG_FILE).is_file():
+        parts.training = None
+    parts.data = parts.data if parts.data and parts.data.is_file() else _data_of(parts.training)
+    parts.commands = _commands(parts)
+    return parts
+
+
+def _env_of(parts: RunParts) -> str | None:
+    if parts.dagger is not None:
+        return parts.dagger.get("env_id")
+    if parts.training is not None:
+        try:
+            return json.loads((parts.training / POLICY_DIR / "spec.json").read_text())["env_id"]
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+# -- commands that reproduce it --------------------------------------------------------------
+
+
+def _record_command(data: Path) -> str | None:
+    from datasets import DatasetError, open_dataset
+
+    try:
+        with open_dataset(data) as ds:
+            args = ds.metadata.recording_args or {}
+    except DatasetError:
+        return None
+    if not args.get("env_id") or args.get("learner"):
+        return None
+    command = (f"pipeline record --env {args['env_id']} --episodes {args['target_episodes']} "
+               f"--seed {args['seed']} --noise {args['noise']:g}")  # fmt: skip
+    if args.get("camera"):
+        command += f" --camera {args['camera']} --camera-view {args['camera_view']}"
+    for option in ("start_phase", "episode_seconds"):
+        if args.get(option) is not None:
+            command += f" --{option.replace('_', '-')} {args[option]}"
+    return f"{command} --out {data}"
+
+
+def _commands(parts: RunParts) -> list[str]:
+    commands = []
+    if parts.kind == QUICKSTART:
+        commands.append(f"pipeline quickstart --out {parts.run.parent}   # all three steps:")
+    if parts.data is not None and parts.kind != DAGGER:
+        record = _record_command(parts.data)
+        if record:
+            commands.append(record)
+    if parts.training is not None and parts.kind != DAGGER and parts.data is not None:
+        commands.append(f"pipeline train --data {parts.data} --config "
+                        f"{parts.training / CONFIG_FILE} --out {parts.training}-again")  # fmt: skip
+    if parts.dagger is not None:
+        commands.append(_dagger_command(parts))
+    report = parts.evaluation
+    if report is not None:
+        command = (f"pipeline evaluate --policy {report.policy} --episodes {len(report.seeds)} "
+                   f"--seed {report.seeds[0]}")  # fmt: skip
+        if len(report.results) > 1:
+            command += " --compare-expert"
+        if report.env_kwargs.get("push"):
+            command += "   # with the same --push"
+        commands.append(command)
+    return commands
+
+
+def _dagger_command(parts: RunParts) -> str:
+    dagger = parts.dagger or {}
+    config = dagger.get("config", {})
+    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items()
+                       if v is not None and not isinstance(v, bool | dict | list))  # fmt: skip
+    flags = " ".join(f"--{k.replace('_', '-')}" for k, v in config.items() if v is True)
+    state = parts.run / "dagger_state.json"
+    request = _read_json(state).get("request", {}) if state.is_file() else {}
+    init = request.get("init_data", "INITIAL_DEMOS.h5")
+    first = parts.run / "iter-00" / CONFIG_FILE
+    train_config = f" --config {first}" if first.is_file() else ""
+    return (
+        f"pipeline dagger --env {dagger.get('env_id')} --init-data {init}{train_config} "
+        f"--out {parts.run}-again {options} {flags}"
+    ).rstrip()
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+def _sections(parts: RunParts) -> list[Section]:
+    builders = (_results, _phases, _videos, _curves, _dagger_rows, _plots, _config, _dataset,
+                _reproduce)  # fmt: skip
+    return [section for build in builders for section in build(parts)]
+
+
+def _results(parts: RunParts) -> list[Section]:
+    from pipeline.evaluate.tables import metric_rows, summary_lines
+
+    report = parts.evaluation
+    if report is None:
+        hint = (
+            "This run holds no closed-loop evaluation. Run pipeline evaluate --policy "
+            f"{parts.run} --compare-expert --out {parts.run / 'evaluation'} and report again."
+        )
+        return [Section("Results", paragraph(hint, note=True))]
+    caption, rows = metric_rows(report)
+    body = table(["metric", *report.summaries], [[label, *cells] for label, cells in rows],
+                 caption)  # fmt: skip
+    body += "".join(paragraph(line) for line in summary_lines(report))
+    body += "".join(paragraph(f"Warning: {w}", note=True) for w in report.warnings)
+    return [Section("Results against the expert and a random policy", body)]
+
+
+def _phases(parts: RunParts) -> list[Section]:
+    from pipeline.reports.phase_breakdown import has_phases, phase_rows, plot_phase_survival
+
+    report = parts.evaluation
+    if report is None or not has_phases(report.results):
+        return []
+    columns, rows = phase_rows(report.results)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="report-") as tmp:
+        png = Path(tmp) / "phases.png"
+        plot_phase_survival(report.results, png)
+        figure = picture(png, "survival rate per start-phase bin (same seeds for every policy)")
+    body = table(columns, rows, "episodes by the gait phase they started from") + figure
+    return [Section("By start phase of the gait", body)]
+
+
+def _video_path(path: str, parts: RunParts) -> Path | None:
+    candidate = Path(path)
+    for option in (candidate, parts.run / candidate.name):
+        if option.is_file():
+            return option
+    return None
+
+
+def _videos(parts: RunParts) -> list[Section]:
+    report = parts.evaluation
+    if report is None:
+        return []
+    evaluation_json = _read_json(parts.evaluation_dir / MARKERS[EVALUATION])  # type: ignore[operator]
+    shown = []
+    for filmed in evaluation_json.get("filmed", []):
+        path = _video_path(str(filmed.get("path", "")), parts)
+        if path is not None:
+            what = f"{path.name}: seed {filmed.get('seed')}, {filmed.get('what', '')}"
+            shown.append(video(path, what))
+    if not shown:
+        return []
+    return [Section("Videos", "".join(shown))]
+
+
+def _training_summary(training: Path) -> str:
+    state_file = training / "checkpoint" / "state.json"
+    record = _read_json(training / TRAINING_RUN_FILE)
+    rows = [["best validation loss", f"{record.get('best_val_loss', float('nan')):.4g}"],
+            ["best epoch", str(record.get("best_epoch"))]]  # fmt: skip
+    if state_file.is_file():
+        state = _read_json(state_file)
+        rows.append(["epochs trained", str(state.get("epochs_done"))])
+        rows.append(["stopped early", str(state.get("stopped_early"))])
+    selection = record.get("selection")
+    if isinstance(selection, dict):
+        for key, value in selection.items():
+            if isinstance(value, int | float | str):
+                rows.append([f"closed-loop selection: {key}", str(value)])
+    return table(["training", "value"], rows)
+
+
+def _curves(parts: RunParts) -> list[Section]:
+    body = ""
+    if parts.dagger is not None and (parts.run / "learning_curve.png").is_file():
+        body += picture(
+            parts.run / "learning_curve.png",
+            "DAgger: survival and distance against expert-labelled steps",
+        )
+    if parts.training is not None:
+        body += _training_summary(parts.training)
+        for png in sorted((parts.training / "plots").glob("*.png")):
+            body += picture(png, f"training: {png.stem.replace('_', ' ')}")
+    return [Section("Learning curves", body)] if body else []
+
+
+def _dagger_rows(parts: RunParts) -> list[Section]:
+    if parts.dagger is None:
+        return []
+    columns = ("iteration", "beta", "labels", "survival", "on expert starts", "distance m",
+               "norm. distance", "action error", "val loss")  # fmt: skip
+    keys = ("iteration", "beta", "labels", "survival", "survival_on_expert_starts", "distance",
+            "normalized_distance", "action_error", "val_loss")  # fmt: skip
+    rows = [[_cell(row.get(k)) for k in keys] for row in parts.dagger.get("rows", [])]
+    body = table(columns, rows, "one row per iteration (held-out evaluation seeds)")
+    expert = parts.dagger.get("expert") or {}
+    if "survival_rate" in expert:
+        body += paragraph(f"expert on the same seeds: survival {expert['survival_rate']:.0%}")
+    return [Section("DAgger iterations", body)]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def _plots(parts: RunParts) -> list[Section]:
+    if parts.evaluation_dir is None:
+        return []
+    names = {"trajectories": "joint commands of learner and expert on the shown seed",
+             "action_error": "on-policy action error against the expert, by second",
+             "episodes": "every episode: survival time and distance"}  # fmt: skip
+    pngs = sorted((parts.evaluation_dir / "plots").glob("*.png"))
+    body = "".join(picture(p, names.get(p.stem, p.stem.replace("_", " "))) for p in pngs)
+    return [Section("Trajectories and action error", body)] if body else []
+
+
+def _config(parts: RunParts) -> list[Section]:
+    body = ""
+    if parts.dagger is not None:
+        body += preformatted(json.dumps(parts.dagger.get("config", {}), indent=2))
+    if parts.training is not None:
+        body += preformatted((parts.training / CONFIG_FILE).read_text())
+    return [Section("Config", body)] if body else []
+
+
+def _dataset(parts: RunParts) -> list[Section]:
+    if parts.data is None:
+        return []
+    from datasets import DatasetError, open_dataset
+    from pipeline.reports.dataset_summary import dataset_rows
+
+    try:
+        with open_dataset(parts.data) as ds:
+            rows = dataset_rows(ds.summary().to_dict(), len(ds.dropped_attempts))
+    except DatasetError as exc:
+        return [Section("Demonstrations", paragraph(f"{parts.data}: {exc}", note=True))]
+    return [Section("Demonstrations", table(["", "value"], rows, str(parts.data)))]
+
+
+def _reproduce(parts: RunParts) -> list[Section]:
+    if not parts.commands:
+        return []
+    return [Section("Commands that reproduce it", preformatted("\n".join(parts.commands)))]
+
+
+# -- MLflow ----------------------------------------------------------------------------------
+
+
+def _run_to_log(parts: RunParts) -> str | None:
+    if parts.evaluation is not None and parts.evaluation.eval_run_id:
+        return parts.evaluation.eval_run_id
+    if parts.dagger is not None and parts.dagger.get("run_id"):
+        return parts.dagger["run_id"]
+    if parts.training is not None:
+        return _read_json(parts.training / TRAINING_RUN_FILE).get("run_id")
+    return None
+
+
+def _log(path: Path, parts: RunParts, tracking_uri: str) -> str | None:
+    """Attach the page to the run's MLflow run when that run is in ``tracking_uri``."""
+    from pipeline.tracking.store import client_for, sqlite_path
+
+    run_id = _run_to_log(parts)
+    database = sqlite_path(tracking_uri)
+    if not run_id or (database is not None and not database.is_file()):
+        return None  # never create a store just to look
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client_for(tracking_uri).get_run(run_id)
+    except MlflowException:
+        return None
+    from pipeline.tracking import open_tracker
+
+    with open_tracker(tracking_uri, resume_run_id=run_id) as tracker:
+        tracker.log_artifact(path, ARTIFACT_DIR)
+    return run_id
