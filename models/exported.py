@@ -79,9 +79,16 @@ class LiteRTForward(_LazyRunner):
     def _open(self) -> Any:
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=self.path, num_threads=1)
-        # The signature runner resizes the batch axis to each call's inputs.
-        return interpreter.get_signature_runner()
+        from sim.quiet import muted_output
+
+        # The runtime announces its CPU delegate on stderr when it first allocates.
+        with muted_output():
+            interpreter = Interpreter(model_path=self.path, num_threads=1)
+            # The signature runner resizes the batch axis to each call's inputs.
+            runner = interpreter.get_signature_runner()
+            runner(**{name: np.zeros((1, *detail["shape"][1:]), detail["dtype"])
+                      for name, detail in runner.get_input_details().items()})  # fmt: skip
+        return runner
 
     def _run(self, feed: dict[str, Array]) -> Any:
         outputs = self._session(**feed)

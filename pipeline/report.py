@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.outputs import check_output_path
+from pipeline.core.outputs import check_output_path, read_json_object
 from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
 from pipeline.reports.html_page import (
     Section,
@@ -139,13 +139,7 @@ def build_report(request: ReportRequest, tracking_uri: str | None = None) -> Rep
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"RUN {path}: cannot read it ({exc})") from None
-    if not isinstance(data, dict):
-        raise PipelineError(f"RUN {path}: not a report of this pipeline")
-    return data
+    return read_json_object(path, "RUN")
 
 
 def _evaluation(path: Path) -> Any:

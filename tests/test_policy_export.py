@@ -87,14 +87,16 @@ def test_int8_litert_is_smaller_and_reports_its_error(exports):
     assert int8["max_abs_diff"] > floats["max_abs_diff"]  # quantized weights do differ
 
 
-def test_evaluate_runs_an_exported_policy_in_closed_loop(exports, trained, tmp_path, capsys):
+def test_evaluate_runs_an_exported_policy_in_closed_loop(exports, trained, tmp_path, capfd):
     reports = {}
     for name, policy in {"keras": trained, "onnx": exports["onnx"] / "model.onnx",
                          "litert": exports["litert"]}.items():  # fmt: skip
         json_path = tmp_path / f"{name}.json"
-        code, _, err = cli(capsys, "evaluate", "--policy", str(policy), "--episodes", "2",
+        code, _, err = cli(capfd, "evaluate", "--policy", str(policy), "--episodes", "2",
                            "--workers", "2", "--no-track", "--json", str(json_path))  # fmt: skip
         assert code == 0, err
+        # Nothing from the runtimes on stderr, worker processes included (file descriptor 2).
+        assert "INFO" not in err and "XNNPACK" not in err and "onnxruntime" not in err, err
         reports[name] = json.loads(json_path.read_text())
     for name in ("onnx", "litert"):
         assert reports[name]["seeds"] == reports["keras"]["seeds"]

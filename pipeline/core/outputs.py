@@ -78,6 +78,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def read_json_object(path: Path, where: str) -> dict[str, Any]:
+    """The JSON object in ``path``; one line starting with ``where`` (the option or argument
+    that led here) for a file that cannot be read or holds something else."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{where}: {path} is unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{where}: {path} is not a JSON object")
+    return data
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as JSON atomically (NaN/Inf become null, so any reader can parse it);
     missing folders above ``path`` are created."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.outputs import write_json
+from pipeline.core.outputs import read_json_object, write_json
 from pipeline.core.run_files import CONFIG_FILE, RUN_START_FILE
 from pipeline.training.config import TrainConfig, config_differences, load_config
 
@@ -44,13 +44,7 @@ def read_run_start(out: Path) -> dict[str, Any]:
     path = out / RUN_START_FILE
     if not path.is_file():
         return {}
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"--resume {out}: {path} is unreadable ({exc})") from None
-    if not isinstance(record, dict):
-        raise PipelineError(f"--resume {out}: {path} is not a JSON object")
-    return record
+    return read_json_object(path, f"--resume {out}")
 
 
 def check_resume_record(
