@@ -125,7 +125,7 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
     report: CompareReport | None = None
     for name, sources in request.groups.items():
         for source in sources:
-            resolved = resolve_policy_source(source, lookup_uri)
+            resolved = resolve_policy_source(source, lookup_uri, exported=True)
             if report is not None and resolved.loaded.spec.env_id != report.env_id:
                 raise PipelineError(
                     f"--group {name}: {source} was trained on {resolved.loaded.spec.env_id}, "

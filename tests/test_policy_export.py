@@ -138,6 +138,16 @@ def test_bad_inputs_are_refused_in_one_line_with_nothing_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
+def test_commands_that_need_weights_refuse_an_export(exports, run_data, tmp_path, capsys):
+    for args in (["policy", "export", str(exports["onnx"]), "--format", "litert", "--out",
+                  str(tmp_path / "again")],
+                 ["train", "--data", str(run_data), "--init-from", str(exports["onnx"]),
+                  "--out", str(tmp_path / "warm"), "--no-track"]):  # fmt: skip
+        code, _, err = cli(capsys, *args)
+        assert code == 2 and "an exported policy" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_runtime_is_named(trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     code, _, err = cli(capsys, "policy", "export", str(trained), "--format", "onnx",

@@ -150,7 +150,7 @@ def evaluate(
 
     check_request(request)
     resolved = resolve_policy_source(
-        request.policy, tracking_uri or _lookup_uri(request, lookup_uri)
+        request.policy, tracking_uri or _lookup_uri(request, lookup_uri), exported=True
     )
     scratch = Path(tempfile.mkdtemp(prefix="evaluate-"))
     try:

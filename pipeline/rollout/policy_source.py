@@ -73,12 +73,13 @@ def local_policy_env(text: str) -> str | None:
 
 
 def resolve_policy_source(
-    text: str, tracking_uri: str | None, option: str = "--policy"
+    text: str, tracking_uri: str | None, option: str = "--policy", exported: bool = False
 ) -> ResolvedPolicy:
     """Load the policy ``text`` names; one-line ``PipelineError`` naming ``option`` for
     anything wrong.
 
-    ``tracking_uri`` is the store MLflow URIs are resolved against.
+    ``tracking_uri`` is the store MLflow URIs are resolved against. ``exported``: accept an
+    exported policy (commands that only roll a policy out); the others need its weights.
     """
     if is_mlflow_uri(text):
         if tracking_uri is None:
@@ -94,9 +95,13 @@ def resolve_policy_source(
             raise
     path = Path(text)
     if export_directory_of(path) is not None:
-        exported = _load_exported(path, text, option)
-        run = _training_run(exported.directory)
-        return ResolvedPolicy(exported, text, run.get("run_id"), run.get("tracking_uri"), run)
+        if not exported:
+            raise PipelineError(f"{option} {text}: an exported policy (pipeline policy export); "
+                                "this needs the Keras policy it was exported from")  # fmt: skip
+        exported_policy = _load_exported(path, text, option)
+        run = _training_run(exported_policy.directory)
+        return ResolvedPolicy(exported_policy, text, run.get("run_id"), run.get("tracking_uri"),
+                              run)  # fmt: skip
     if (path / POLICY_SUBDIR / MANIFEST_FILE).is_file():
         path = path / POLICY_SUBDIR
     loaded = _load(path, text, option)
