@@ -81,6 +81,22 @@ def test_evaluate_renders_the_policys_view_and_shows_it_beside_the_video(
     assert frame[:, 320:].std() > 0  # the panel shows a picture, not black
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_an_image_policy_exports_with_its_frame_stack_and_walks_from_the_file(
+    fmt, image_policy, camera_data, tmp_path, capsys
+):
+    out = tmp_path / fmt
+    code, _, err = cli(capsys, "policy", "export", str(image_policy), "--format", fmt, "--out",
+                       str(out), "--states", "200")  # fmt: skip
+    assert code == 0, err
+    record = json.loads((out / "export.json").read_text())
+    assert record["max_abs_diff"] <= 1e-4 and record["states"] == 200
+    assert record["data"] == str(camera_data)  # the policy's own recording, with frames
+    code, _, err = cli(capsys, "evaluate", "--policy", str(out), "--episodes", "1",
+                       "--workers", "1", "--no-track")  # fmt: skip
+    assert code == 0, err
+
+
 def test_a_camera_policy_refuses_to_act_without_its_frame(image_policy):
     policy = LearnedPolicy.from_loaded(load_policy(image_policy / "policy"))
     policy.reset(0)
