@@ -127,12 +127,9 @@ def build_report(request: ReportRequest, tracking_uri: str | None = None) -> Rep
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page(title, subtitle, sections), encoding="utf-8")
     tmp.replace(out)
-    result = ReportResult(out, kind, run, out.stat().st_size, time.perf_counter() - start,
-                          [s.title for s in sections])  # fmt: skip
-    if tracking_uri is not None:
-        result.logged_run = _log(out, parts, tracking_uri)
-    result.seconds = time.perf_counter() - start
-    return result
+    logged = _log(out, parts, tracking_uri) if tracking_uri is not None else None
+    return ReportResult(out, kind, run, out.stat().st_size, time.perf_counter() - start,
+                        [s.title for s in sections], logged)  # fmt: skip
 
 
 # -- what a run holds ------------------------------------------------------------------------
@@ -330,19 +327,14 @@ def _video_path(path: str, parts: RunParts) -> Path | None:
 
 
 def _videos(parts: RunParts) -> list[Section]:
-    report = parts.evaluation
-    if report is None:
+    if parts.evaluation is None:
         return []
-    evaluation_json = _read_json(parts.evaluation_dir / MARKERS[EVALUATION])  # type: ignore[operator]
     shown = []
-    for filmed in evaluation_json.get("filmed", []):
-        path = _video_path(str(filmed.get("path", "")), parts)
+    for filmed in parts.evaluation.filmed:
+        path = _video_path(filmed.path, parts)
         if path is not None:
-            what = f"{path.name}: seed {filmed.get('seed')}, {filmed.get('what', '')}"
-            shown.append(video(path, what))
-    if not shown:
-        return []
-    return [Section("Videos", "".join(shown))]
+            shown.append(video(path, f"{path.name}: seed {filmed.seed}, {filmed.what}"))
+    return [Section("Videos", "".join(shown))] if shown else []
 
 
 def _training_summary(training: Path) -> str:

@@ -106,9 +106,11 @@ class EvaluateReport:
         results = {name: [EpisodeResult.from_dict(e) for e in episodes]
                    for name, episodes in data["episodes"].items()}  # fmt: skip
         shown = VideoChoice(**data["shown"]) if data.get("shown") else None
+        filmed = [Filmed(**f) for f in data.get("filmed", [])]
         return cls(policy=data["policy"], env_id=data["env_id"], env_kwargs=data["env_kwargs"],
                    seeds=list(data["seeds"]), results=results, summaries=data["summary"],
-                   scores=data.get("scores") or {}, shown=shown, videos=data.get("videos", []),
+                   scores=data.get("scores") or {}, shown=shown, filmed=filmed,
+                   videos=data.get("videos", []),
                    plots=data.get("plots", []), validation_loss=data.get("validation_loss"),
                    training_run_id=data.get("training_run_id"),
                    eval_run_id=data.get("eval_run_id"),
