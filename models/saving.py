@@ -28,13 +28,13 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import keras
 from pydantic import BaseModel
 
+from datasets.store.schema import installed_version
 from models.policy_files import (
     CONFIG_FILE,
     FORMAT_NAME,
@@ -76,13 +76,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _shape(tensor: Any) -> tuple[int | None, ...]:
@@ -168,7 +161,7 @@ def save_policy(
             "format_version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "keras_version": keras.__version__,
-            "tensorflow_version": _version("tensorflow"),
+            "tensorflow_version": installed_version("tensorflow"),
             "files": {name: _sha256(staging / name) for name in _PAYLOAD},
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")

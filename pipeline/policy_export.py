@@ -25,7 +25,6 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -213,15 +212,9 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _write_beside(staging: Path, loaded: Any, training: dict[str, Any],
                   report: ExportReport) -> None:  # fmt: skip
+    from datasets.store.schema import installed_version
     from models.exported import EXPORT_FILE
     from models.policy_files import CONFIG_FILE, MANIFEST_FILE, SPEC_FILE
     from pipeline.core.run_files import TRAINING_RUN_FILE
@@ -235,6 +228,6 @@ def _write_beside(staging: Path, loaded: Any, training: dict[str, Any],
     write_json(staging / EXPORT_FILE, {
         **report.to_dict(),
         "source_manifest": manifest,
-        "versions": {name: _version(name) for name in runtimes},
+        "versions": {name: installed_version(name) for name in runtimes},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })  # fmt: skip

@@ -11,7 +11,6 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from datasets.store.schema import (
     DatasetMetadata,
     EpisodeInfo,
     SpaceSpec,
+    installed_version,
     utc_now,
 )
 
@@ -123,10 +123,7 @@ def _requirements(env_spec: Any | None, meta: DatasetMetadata) -> list[str]:
 
 
 def _package_version(name: str) -> str:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return "not installed"
+    return installed_version(name) or "not installed"
 
 
 def _with_reset_row(array: np.ndarray) -> np.ndarray:

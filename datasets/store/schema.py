@@ -386,14 +386,19 @@ class DroppedAttempt:
     """Why it was dropped, e.g. ``fell`` or ``rejected: non-finite values in actions``."""
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``; None when it is not installed."""
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape the file's contents."""
     versions = {"python": platform.python_version(), "hdf5": h5py.version.hdf5_version}
     for name in ("numpy", "h5py", "pybullet", "gymnasium"):
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+        versions[name] = installed_version(name) or "not installed"
     return versions
 
 
