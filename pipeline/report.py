@@ -20,11 +20,13 @@ run's MLflow run as an artifact (``reports/report.html``) when that run is in th
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.policy_files import SPEC_FILE
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, read_json_object
 from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
@@ -65,6 +67,10 @@ class RunParts:
     run: Path
     training: Path | None = None
     """The training run directory (config.yaml, plots/, checkpoint/state.json)."""
+    training_record: dict[str, Any] = field(default_factory=dict)
+    """Its ``training_run.json``."""
+    training_spec: dict[str, Any] = field(default_factory=dict)
+    """Its policy's ``spec.json`` (env, where the statistics came from)."""
     evaluation: Any = None
     """The ``EvaluateReport`` read back from evaluation.json."""
     evaluation_dir: Path | None = None
@@ -157,15 +163,12 @@ def _training_dir_of(policy: str) -> Path | None:
     return None
 
 
-def _data_of(training: Path | None) -> Path | None:
-    if training is None:
-        return None
+def _policy_spec(training: Path) -> dict[str, Any]:
     try:
-        spec = json.loads((training / POLICY_DIR / "spec.json").read_text())
+        spec = json.loads((training / POLICY_DIR / SPEC_FILE).read_text())
     except (OSError, ValueError):
-        return None
-    source = Path(str(spec.get("stats_source", "")))
-    return source if source.is_file() else None
+        return {}
+    return spec if isinstance(spec, dict) else {}
 
 
 def gather(kind: str, run: Path) -> RunParts:
@@ -193,7 +196,12 @@ def gather(kind: str, run: Path) -> RunParts:
             parts.training = _training_dir_of(parts.evaluation.policy)
     if parts.training is not None and not (parts.training / CONFIG_FILE).is_file():
         parts.training = None
-    parts.data = parts.data if parts.data and parts.data.is_file() else _data_of(parts.training)
+    if parts.training is not None:
+        parts.training_record = _read_json(parts.training / TRAINING_RUN_FILE)
+        parts.training_spec = _policy_spec(parts.training)
+    if not (parts.data and parts.data.is_file()):
+        source = Path(str(parts.training_spec.get("stats_source", "")))
+        parts.data = source if source.is_file() else None
     parts.commands = _commands(parts)
     return parts
 
@@ -201,12 +209,7 @@ def gather(kind: str, run: Path) -> RunParts:
 def _env_of(parts: RunParts) -> str | None:
     if parts.dagger is not None:
         return parts.dagger.get("env_id")
-    if parts.training is not None:
-        try:
-            return json.loads((parts.training / POLICY_DIR / "spec.json").read_text())["env_id"]
-        except (OSError, ValueError, KeyError):
-            return None
-    return None
+    return parts.training_spec.get("env_id")
 
 
 # -- commands that reproduce it --------------------------------------------------------------
@@ -308,8 +311,6 @@ def _phases(parts: RunParts) -> list[Section]:
     if report is None or not has_phases(report.results):
         return []
     columns, rows = phase_rows(report.results)
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="report-") as tmp:
         png = Path(tmp) / "phases.png"
         plot_phase_survival(report.results, png)
@@ -337,9 +338,8 @@ def _videos(parts: RunParts) -> list[Section]:
     return [Section("Videos", "".join(shown))] if shown else []
 
 
-def _training_summary(training: Path) -> str:
+def _training_summary(training: Path, record: dict[str, Any]) -> str:
     state_file = training / "checkpoint" / "state.json"
-    record = _read_json(training / TRAINING_RUN_FILE)
     rows = [["best validation loss", f"{record.get('best_val_loss', float('nan')):.4g}"],
             ["best epoch", str(record.get("best_epoch"))]]  # fmt: skip
     if state_file.is_file():
@@ -362,7 +362,7 @@ def _curves(parts: RunParts) -> list[Section]:
             "DAgger: survival and distance against expert-labelled steps",
         )
     if parts.training is not None:
-        body += _training_summary(parts.training)
+        body += _training_summary(parts.training, parts.training_record)
         for png in sorted((parts.training / "plots").glob("*.png")):
             body += picture(png, f"training: {png.stem.replace('_', ' ')}")
     return [Section("Learning curves", body)] if body else []
@@ -437,9 +437,7 @@ def _run_to_log(parts: RunParts) -> str | None:
         return parts.evaluation.eval_run_id
     if parts.dagger is not None and parts.dagger.get("run_id"):
         return parts.dagger["run_id"]
-    if parts.training is not None:
-        return _read_json(parts.training / TRAINING_RUN_FILE).get("run_id")
-    return None
+    return parts.training_record.get("run_id")
 
 
 def _log(path: Path, parts: RunParts, tracking_uri: str) -> str | None:
