@@ -103,6 +103,19 @@ class LayerOptions(StrictConfig):
     the policy acts with the mean)."""
     huber_delta: float = Field(1.0, gt=0.0)
     """Huber's switch point from quadratic to linear, in z-scored action units."""
+    ensemble: int = Field(1, ge=1, le=16)
+    """Members of an ensemble: the network (trunk and output layer) built this many times
+    from different initial weights on the same normalized input, each fitted to the
+    targets on its own loss (the training loss is their mean); the policy acts with the
+    mean of their actions. Averaging cancels much of what one fit gets wrong by the luck of
+    its initialization, at about ``ensemble`` times the training and inference cost.
+    Not with the ``gaussian_nll`` loss."""
+
+    @model_validator(mode="after")
+    def _ensemble_of_point_losses(self) -> LayerOptions:
+        if self.ensemble > 1 and self.loss == "gaussian_nll":
+            raise ValueError("ensemble > 1 needs a point loss (mse or huber), not gaussian_nll")
+        return self
 
 
 PositiveInt = Annotated[int, Field(gt=0)]

@@ -191,6 +191,8 @@ def _merge(op: Op, xs: list[Array]) -> Array:
         return np.concatenate(xs, axis=-1)
     if op.kind == "add":
         return np.sum(xs, axis=0)
+    if op.kind == "mean":
+        return np.mean(xs, axis=0)
     raise AssertionError(f"unknown merge op {op.kind}")
 
 
@@ -328,6 +330,8 @@ def _layer_ops(layer: Any) -> list[Op]:
         return [Op("permute", settings={"axes": tuple(int(v) for v in layer.dims)})]
     if kind == "Add":
         return [Op("add")]
+    if kind == "Average":
+        return [Op("mean")]
     if kind == "Concatenate":
         if layer.axis not in (-1, len(layer.output.shape) - 1):
             raise UnsupportedModelError(f"layer {layer.name}: concatenation over axis {layer.axis}")
@@ -385,7 +389,7 @@ def _graph(model: Any) -> list[Step]:
         if any(id(tensor) not in slots for tensor in inputs):
             raise UnsupportedModelError(f"layer {layer.name}: its inputs come later")
         ops = tuple(_layer_ops(layer))
-        if len(inputs) > 1 and (not ops or ops[0].kind not in ("add", "concat")):
+        if len(inputs) > 1 and (not ops or ops[0].kind not in ("add", "mean", "concat")):
             raise UnsupportedModelError(f"layer {layer.name}: several inputs")
         steps.append(Step(ops, tuple(slots[id(tensor)] for tensor in inputs)))
         slots[id(layer.output)] = len(model.inputs) + len(steps) - 1

@@ -21,6 +21,11 @@ measured in units where every action dimension counts alike. ``policy`` maps raw
 observations to raw actions: it is what rollouts call and what gets saved. Training
 ``train_model`` trains ``policy``; no custom ``train_step`` is involved, so both are plain
 functional models that save and load with ``safe_mode=True``.
+
+An ensemble (``ensemble: N`` in the config) builds trunk and output layer N times on the
+same normalized observation; ``policy`` averages the members' z-scored actions before the
+inverse normalization, ``train_model`` outputs them side by side for a loss that scores
+each member on its own (``models.ensemble``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any, TypeVar
 import keras
 import numpy as np
 
-from models.builders.blocks import Blocks
+from models.builders.blocks import Blocks, member_layer_name
 from models.builders.cnn import build_cnn1d
 from models.builders.cnn2d import build_cnn2d
 from models.builders.mlp import build_mlp
@@ -48,7 +53,12 @@ from models.config import (
 from models.spec import IMAGE_INPUT, OBS_INPUT, PolicySpec
 
 TRAIN_OUTPUT_LAYER = "action_normalized"
-"""Name of the linear output layer (z-scored actions); the train model ends here."""
+"""Name of the linear output layer (z-scored actions); the train model ends here. Ensemble
+member k > 0 names its layers ``m<k>_...`` (``member_layer_name``)."""
+ENSEMBLE_MEAN_LAYER = "ensemble_mean"
+"""An ensemble policy's average of its members' z-scored actions."""
+ENSEMBLE_MEMBERS_LAYER = "ensemble_members"
+"""An ensemble's training output: the members' z-scored actions side by side."""
 GAUSSIAN_HEAD_LAYER = "gaussian_head"
 """With the Gaussian log-likelihood loss: the training model's last layer (mean, log std)."""
 OBS_NORM_LAYER = "obs_norm"
@@ -145,24 +155,42 @@ def resolve_config(
 
 
 def build_loss(config: LayerOptions, act_dim: int) -> keras.losses.Loss:
-    """The configured training loss (on z-scored actions)."""
+    """The configured training loss (on z-scored actions); for an ensemble, the mean of the
+    members' losses (``models.ensemble``)."""
+    loss: keras.losses.Loss
     if config.loss == "huber":
-        return keras.losses.Huber(delta=config.huber_delta, name="huber")
-    if config.loss == "gaussian_nll":
+        loss = keras.losses.Huber(delta=config.huber_delta, name="huber")
+    elif config.loss == "gaussian_nll":
         from models.gaussian import GaussianNLL
 
         return GaussianNLL(act_dim)
-    return keras.losses.MeanSquaredError(name="mse")
+    else:
+        loss = keras.losses.MeanSquaredError(name="mse")
+    if config.ensemble == 1:
+        return loss
+    from models.ensemble import MemberMeanLoss
+
+    return MemberMeanLoss(loss, config.ensemble, act_dim)
 
 
-def _training_head(config: LayerOptions, act_dim: int, normalized_action: Any) -> Any:
+def _training_head(config: LayerOptions, act_dim: int, members: list[Any]) -> Any:
     """The training model's output: the z-scored action, with a learned log spread beside it
-    for the Gaussian log-likelihood loss (the policy itself always ends at the mean)."""
+    for the Gaussian log-likelihood loss (the policy itself always ends at the mean); an
+    ensemble's members' actions side by side."""
+    if len(members) > 1:
+        return keras.layers.Concatenate(name=ENSEMBLE_MEMBERS_LAYER)(members)
     if config.loss != "gaussian_nll":
-        return normalized_action
+        return members[0]
     from models.gaussian import AppendLogStd
 
-    return AppendLogStd(act_dim, name=GAUSSIAN_HEAD_LAYER)(normalized_action)
+    return AppendLogStd(act_dim, name=GAUSSIAN_HEAD_LAYER)(members[0])
+
+
+def _ensemble_mean(members: list[Any]) -> Any:
+    """The members' z-scored actions averaged (the one member's, unchanged, if alone)."""
+    if len(members) == 1:
+        return members[0]
+    return keras.layers.Average(name=ENSEMBLE_MEAN_LAYER)(members)
 
 
 @dataclass(frozen=True)
@@ -198,7 +226,9 @@ class PolicyModels:
         cls, policy: keras.Model, spec: PolicySpec, config: LayerOptions
     ) -> PolicyModels:
         """Recover the train model from a (reloaded) policy, e.g. to fine-tune it (DAgger)."""
-        head = _training_head(config, spec.act_dim, policy.get_layer(TRAIN_OUTPUT_LAYER).output)
+        members = [policy.get_layer(member_layer_name(TRAIN_OUTPUT_LAYER, k)).output
+                   for k in range(config.ensemble)]  # fmt: skip
+        head = _training_head(config, spec.act_dim, members)
         train_model = keras.Model(policy.input, head, name=f"{policy.name}_train")
         return cls(train_model, policy, spec, config)
 
@@ -273,25 +303,27 @@ def build_policy(
     """
     cfg = resolve_config(name_or_config, config)
     entry = _entry(cfg.name)  # type: ignore[attr-defined]
-    blocks = Blocks(cfg, seed)
     name = cfg.name  # type: ignore[attr-defined]
 
     inputs, x = _model_inputs(spec, cfg, image_dtype)
-    features = entry.builder(x, spec, cfg, blocks)
-    # Glorot suits the output's identity activation whatever the hidden initializer is.
-    normalized_action = keras.layers.Dense(
-        spec.act_dim,
-        kernel_initializer=blocks.initializer("glorot_uniform"),
-        kernel_regularizer=blocks.regularizer(),
-        name=TRAIN_OUTPUT_LAYER,
-        dtype="float32",
-    )(features)
+    members = []
+    for member in range(cfg.ensemble):
+        blocks = Blocks(cfg, seed, member)
+        features = entry.builder(x, spec, cfg, blocks)
+        # Glorot suits the output's identity activation whatever the hidden initializer is.
+        members.append(keras.layers.Dense(
+            spec.act_dim,
+            kernel_initializer=blocks.initializer("glorot_uniform"),
+            kernel_regularizer=blocks.regularizer(),
+            name=blocks.name(TRAIN_OUTPUT_LAYER),
+            dtype="float32",
+        )(features))  # fmt: skip
     action = _normalization(spec.act_mean, spec.act_variance, ACTION_LAYER, invert=True)(
-        normalized_action
+        _ensemble_mean(members)
     )
     model_input = inputs[0] if len(inputs) == 1 else inputs
     train_model = keras.Model(
-        model_input, _training_head(cfg, spec.act_dim, normalized_action), name=f"{name}_train"
+        model_input, _training_head(cfg, spec.act_dim, members), name=f"{name}_train"
     )
     policy = keras.Model(model_input, action, name=f"{name}_policy")
     return PolicyModels(train_model, policy, spec, cfg)

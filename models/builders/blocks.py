@@ -32,17 +32,31 @@ _INITIALIZERS: dict[str, type[keras.initializers.Initializer]] = {
 }
 
 
+def member_layer_name(base: str, member: int) -> str:
+    """Layer ``base`` of ensemble member ``member`` (member 0 keeps the plain name)."""
+    return base if member == 0 else f"m{member}_{base}"
+
+
 class Blocks:
     """What trunk builders build with: seeded initializers, regularizers, the hidden block.
 
     Every random choice draws its seed from one generator seeded by the build seed, in
     construction order, so the same seed gives identical initial weights (and dropout masks)
     while no two layers share a seed.
+
+    ``member`` k > 0 builds another member of an ensemble: its generator is seeded by
+    (seed, k) and every layer name gets the prefix ``m<k>_`` (:meth:`name`); member 0 is
+    exactly the single network the same seed builds.
     """
 
-    def __init__(self, options: LayerOptions, seed: int) -> None:
+    def __init__(self, options: LayerOptions, seed: int, member: int = 0) -> None:
         self.options = options
-        self._rng = np.random.default_rng(seed)
+        self.member = member
+        self._rng = np.random.default_rng(seed if member == 0 else [seed, member])
+
+    def name(self, base: str) -> str:
+        """The layer name ``base`` in this member (builders name every layer through it)."""
+        return member_layer_name(base, self.member)
 
     def seed(self) -> int:
         """A fresh seed for one initializer or dropout layer."""
@@ -93,7 +107,7 @@ class Blocks:
         options = self.options
         layers = zip(options.filters, options.kernel_sizes, options.strides, strict=True)  # type: ignore[attr-defined]
         for index, (filters, kernel, stride) in enumerate(layers):
-            name = f"conv_{index}"
+            name = self.name(f"conv_{index}")
             separable = options.separable  # type: ignore[attr-defined]
             x = self.convolution(rank, filters, kernel, stride, separable, name)(x)
             x = self.dropout(self.pool(self.activate(x, name), rank, name), name)

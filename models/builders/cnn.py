@@ -25,7 +25,7 @@ def build_cnn1d(x: Any, spec: PolicySpec, config: CNN1DConfig, blocks: Blocks) -
             f"the spec has {spec.history}"
         )
     x = blocks.conv_stack(x, 1)
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Flatten(name=blocks.name("flatten"))(x)
     for index, units in enumerate(config.head_sizes):
-        x = blocks.dense(x, units, name=f"head_{index}")
+        x = blocks.dense(x, units, name=blocks.name(f"head_{index}"))
     return x

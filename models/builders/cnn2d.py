@@ -38,13 +38,13 @@ def build_cnn2d(x: Any, spec: PolicySpec, config: CNN2DConfig, blocks: Blocks) -
     image = blocks.conv_stack(x[IMAGE_INPUT], 2)
     for index in range(config.residual_blocks):
         image = _residual_block(image, blocks, config.filters[-1], config.separable,
-                                f"residual_{index}")  # fmt: skip
-    features = keras.layers.Flatten(name="flatten")(image)
+                                blocks.name(f"residual_{index}"))  # fmt: skip
+    features = keras.layers.Flatten(name=blocks.name("flatten"))(image)
     if OBS_INPUT in x:
         state = x[OBS_INPUT]
         if spec.history > 1:
-            state = keras.layers.Flatten(name="state_flatten")(state)
-        features = keras.layers.Concatenate(name="join_state")([features, state])
+            state = keras.layers.Flatten(name=blocks.name("state_flatten"))(state)
+        features = keras.layers.Concatenate(name=blocks.name("join_state"))([features, state])
     for index, units in enumerate(config.head_sizes):
-        features = blocks.dense(features, units, name=f"head_{index}")
+        features = blocks.dense(features, units, name=blocks.name(f"head_{index}"))
     return features

@@ -19,7 +19,7 @@ from models.spec import PolicySpec
 def build_mlp(x: Any, spec: PolicySpec, config: MLPConfig, blocks: Blocks) -> Any:
     """Hidden dense blocks on the normalized observation; returns the last block's output."""
     if spec.history > 1:
-        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Flatten(name=blocks.name("flatten"))(x)
     for index, units in enumerate(config.hidden_sizes):
-        x = blocks.dense(x, units, name=f"hidden_{index}")
+        x = blocks.dense(x, units, name=blocks.name(f"hidden_{index}"))
     return x

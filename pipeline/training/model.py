@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from models import LoadedPolicy
     from models.spec import PolicySpec
 
-_BLOCK_LAYER = re.compile(r"^(?P<block>[a-z]+_\d+)(?:_(?:bn|act|drop))?$")
+_BLOCK_LAYER = re.compile(r"^(?P<member>m\d+_)?(?P<block>[a-z]+_\d+)(?:_(?:bn|act|drop))?$")
 """Layer names of the hidden blocks the builders make: ``hidden_0``, ``hidden_0_bn``,
-``hidden_0_act``, ``hidden_0_drop``, ``conv_1``, ... (``models.registry.Blocks``)."""
+``hidden_0_act``, ``hidden_0_drop``, ``conv_1``, ..., and in ensemble member k > 0 the same
+names after ``m<k>_`` (``models.builders.blocks.Blocks``)."""
 
 
 def build_model(
@@ -79,7 +80,8 @@ def copy_weights(source: LoadedPolicy, policy: Any, where: str) -> None:
 
 
 def hidden_blocks(policy: Any) -> list[list[Any]]:
-    """The hidden blocks of a built policy in input-to-output order, each its layers."""
+    """The hidden blocks of a built policy in input-to-output order, each its layers (of an
+    ensemble: member 0's blocks, each with the same block of every other member)."""
     blocks: dict[str, list[Any]] = {}
     for layer in policy.layers:
         match = _BLOCK_LAYER.match(layer.name)
@@ -89,8 +91,9 @@ def hidden_blocks(policy: Any) -> list[list[Any]]:
 
 
 def freeze_blocks(policy: Any, count: int) -> None:
-    """Stop the first ``count`` hidden blocks from training (batch normalization in them
-    then uses its moving statistics, as a frozen feature extractor should)."""
+    """Stop the first ``count`` hidden blocks (of every ensemble member) from training;
+    batch normalization in them then uses its moving statistics, as a frozen feature
+    extractor should."""
     blocks = hidden_blocks(policy)
     if count > len(blocks):
         raise PipelineError(
