@@ -43,3 +43,24 @@ class MemberMeanLoss(keras.losses.Loss):
         config = dict(config)
         config["base"] = keras.losses.deserialize(config["base"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class EnsembleActionMSE(keras.metrics.MeanMetricWrapper):
+    """Squared error of the ensemble's action (the mean of its members' z-scored actions):
+    what the policy does, comparable with a single network's MSE (the loss scores the
+    members one by one, which is larger)."""
+
+    def __init__(self, members: int, act_dim: int, name: str = "action_mse",
+                 **kwargs: Any) -> None:  # fmt: skip
+        self.members = int(members)
+        self.act_dim = int(act_dim)
+        super().__init__(fn=self._mse, name=name, **kwargs)
+
+    def _mse(self, y_true: Any, y_pred: Any) -> Any:
+        mean = keras.ops.mean(keras.ops.reshape(y_pred, (-1, self.members, self.act_dim)), axis=1)
+        return keras.ops.mean(keras.ops.square(keras.ops.cast(y_true, mean.dtype) - mean), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "members": self.members,
+                "act_dim": self.act_dim}  # fmt: skip

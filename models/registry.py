@@ -213,8 +213,13 @@ class PolicyModels:
 
     @property
     def metrics(self) -> list[Any]:
-        """Extra compile metrics: the mean action's squared error when the loss is not MSE
-        on it alone (the Gaussian log-likelihood), so fits stay comparable."""
+        """Extra compile metrics: the policy's action's squared error when the loss is not
+        MSE on it alone (the Gaussian log-likelihood, an ensemble's member losses), so fits
+        stay comparable."""
+        if self.config.ensemble > 1:
+            from models.ensemble import EnsembleActionMSE
+
+            return [EnsembleActionMSE(self.config.ensemble, self.spec.act_dim)]
         if self.config.loss != "gaussian_nll":
             return []
         from models.gaussian import MeanActionMSE

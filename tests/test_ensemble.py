@@ -61,7 +61,11 @@ def test_each_member_is_fitted_on_its_own_loss():
     loss = float(built.loss(target, built.train_model(obs, training=False)))
     # The mean of the members' own errors, not the error of their mean (which is smaller).
     assert loss == pytest.approx(per_member.mean(), rel=1e-5)
-    assert loss > float(((members.mean(axis=1) - target) ** 2).mean())
+    of_mean = float(((members.mean(axis=1) - target) ** 2).mean())
+    assert loss > of_mean
+    (metric,) = built.metrics
+    metric.update_state(target, built.train_model(obs, training=False))
+    assert (metric.name, float(metric.result())) == ("action_mse", pytest.approx(of_mean, rel=1e-5))
     # A member's loss gradient reaches its own weights only: member 1's output layer gets
     # no gradient from member 0's error.
     import tensorflow as tf
@@ -113,3 +117,39 @@ def test_ensemble_needs_a_point_loss():
     with pytest.raises(pydantic.ValidationError):
         MLPConfig(ensemble=0)
     assert build_loss(MLPConfig(ensemble=2, loss="huber"), ACT_DIM).name == "huber"
+
+
+# --- through the pipeline: train, DAgger's warm start, export --------------------------------
+
+ENSEMBLE_TINY = ["model.hidden_sizes=[32,32]", "model.ensemble=2", "data.batch_size=256",
+                 "training.epochs=2"]  # fmt: skip
+
+
+def test_pipeline_trains_refits_and_exports_an_ensemble(run_data, tmp_path):
+    from pipeline.cli import main
+    from pipeline.dagger import DaggerConfig, dagger
+    from pipeline.train import train
+    from pipeline.training.config import load_config
+
+    result = train(run_data, load_config(None, ENSEMBLE_TINY), tmp_path / "bc")
+    loaded = load_policy(result.policy_dir)
+    assert loaded.config["model"]["ensemble"] == 2
+    names = [layer.name for layer in loaded.model.layers]
+    assert {"action_normalized", "m1_action_normalized", "ensemble_mean"} <= set(names)
+    # The loss scores the members one by one; the policy's own error is logged beside it.
+    assert len(result.history["val_action_mse"]) == 2
+    assert result.history["val_action_mse"][-1] < result.history["val_loss"][-1]
+
+    # DAgger refits warm-start every member from the previous iteration's.
+    run = dagger(run_data, tmp_path / "dagger",
+                 DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1, workers=1),
+                 load_config(None, ENSEMBLE_TINY))  # fmt: skip
+    assert [row.iteration for row in run.rows] == [0, 1]
+    assert load_policy(run.policy_dir).config["model"]["ensemble"] == 2
+
+    # An exported ensemble holds the average too (parity with the Keras policy is checked
+    # before anything is written).
+    out = tmp_path / "onnx"
+    assert main(["policy", "export", str(tmp_path / "bc"), "--format", "onnx", "--out", str(out),
+                 "--states", "200"]) == 0  # fmt: skip
+    assert (out / "model.onnx").is_file()
