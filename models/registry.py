@@ -193,6 +193,13 @@ def _ensemble_mean(members: list[Any]) -> Any:
     return keras.layers.Average(name=ENSEMBLE_MEAN_LAYER)(members)
 
 
+def normalized_action_output(policy: keras.Model) -> Any:
+    """The policy's z-scored action tensor: its output layer's, an ensemble's mean."""
+    names = {layer.name for layer in policy.layers}
+    name = ENSEMBLE_MEAN_LAYER if ENSEMBLE_MEAN_LAYER in names else TRAIN_OUTPUT_LAYER
+    return policy.get_layer(name).output
+
+
 @dataclass(frozen=True)
 class PolicyModels:
     """A built policy: two functional models sharing all layers (see the module docstring)."""

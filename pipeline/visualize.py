@@ -153,7 +153,7 @@ def float_twin(loaded: LoadedPolicy) -> Any:
 
     from models import build_policy
     from models.config import parse_model_config
-    from models.registry import TRAIN_OUTPUT_LAYER
+    from models.registry import normalized_action_output
     from models.spec import IMAGE_INPUT
 
     config = parse_model_config(loaded.config.get("model", loaded.config))
@@ -165,7 +165,7 @@ def float_twin(loaded: LoadedPolicy) -> Any:
     probe = probe if isinstance(probe, dict) else {IMAGE_INPUT: probe}
     if not np.allclose(_call(twin, probe), _call(loaded.model, probe), rtol=1e-4, atol=1e-4):
         raise PipelineError("the float twin of the policy disagrees with it (a bug)")
-    return keras.Model(twin.inputs, twin.get_layer(TRAIN_OUTPUT_LAYER).output)
+    return keras.Model(twin.inputs, normalized_action_output(twin))
 
 
 def saliency_maps(model: Any, inputs: dict[str, np.ndarray], history: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 from models import load_policy, save_policy
 from models.config import MLPConfig, format_validation_error
 from models.inference import compile_numpy
-from models.registry import PolicyModels, build_loss, build_policy
+from models.registry import PolicyModels, build_loss, build_policy, normalized_action_output
 from pipeline.training.model import freeze_blocks
 from tests.test_models import ACT_DIM, BATCH, make_spec, raw_batch
 
@@ -49,6 +49,15 @@ def test_policy_is_the_mean_of_independent_members(name, options, history):
     np.testing.assert_allclose(single.train_model(obs, training=False), members[:, 0], atol=1e-6)
     # The NumPy rollout path computes the same mean.
     np.testing.assert_allclose(compile_numpy(built.policy)(obs), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("members", [1, MEMBERS])
+def test_the_policys_z_scored_action_is_the_members_mean(members):
+    spec = make_spec()
+    built = build_policy("mlp", spec, {"hidden_sizes": [8], "ensemble": members}, seed=3)
+    obs, _ = raw_batch(spec)
+    z_scored = keras.Model(built.policy.input, normalized_action_output(built.policy))
+    np.testing.assert_allclose(z_scored(obs), member_outputs(built, obs).mean(axis=1), atol=1e-6)
 
 
 def test_each_member_is_fitted_on_its_own_loss():
