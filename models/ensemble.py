@@ -16,6 +16,11 @@ from typing import Any
 import keras
 
 
+def member_actions(y_pred: Any, members: int, act_dim: int) -> Any:
+    """The training model's output as (batch, members, act_dim)."""
+    return keras.ops.reshape(y_pred, (-1, members, act_dim))
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class MemberMeanLoss(keras.losses.Loss):
     """The mean over ensemble members of ``base`` between each member's action and the
@@ -29,7 +34,7 @@ class MemberMeanLoss(keras.losses.Loss):
         self.act_dim = int(act_dim)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_pred = keras.ops.reshape(y_pred, (-1, self.members, self.act_dim))
+        y_pred = member_actions(y_pred, self.members, self.act_dim)
         y_true = keras.ops.reshape(keras.ops.cast(y_true, y_pred.dtype), (-1, 1, self.act_dim))
         # (batch, members): the base loss per sample and member; the reduction averages both.
         return self.base.call(keras.ops.broadcast_to(y_true, keras.ops.shape(y_pred)), y_pred)
@@ -58,7 +63,7 @@ class EnsembleActionMSE(keras.metrics.MeanMetricWrapper):
         super().__init__(fn=self._mse, name=name, **kwargs)
 
     def _mse(self, y_true: Any, y_pred: Any) -> Any:
-        mean = keras.ops.mean(keras.ops.reshape(y_pred, (-1, self.members, self.act_dim)), axis=1)
+        mean = keras.ops.mean(member_actions(y_pred, self.members, self.act_dim), axis=1)
         return keras.ops.mean(keras.ops.square(keras.ops.cast(y_true, mean.dtype) - mean), axis=-1)
 
     def get_config(self) -> dict[str, Any]:
