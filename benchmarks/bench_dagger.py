@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_dagger.py [--task walk|run] [--seeds 0,1,2]
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
-        [--beta-decay 0.5] [--max-labels L] [--episode-seconds S] [--eval-episodes 40]
+        [--beta-decay 0.5] [--max-labels L] [--episode-seconds S] [--init-seconds S]
+        [--eval-episodes 40]
         [--eval-seed 1000] [--final-episodes 0] [--final-seed 2000]
         [--train-override KEY=VALUE ...] [--no-bc] [--no-dagger] [--keep-policies DIR]
         [--bc-curve N1,N2,...] [--quick] [--results F]
@@ -55,6 +56,14 @@ def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path,
     record(RecordConfig(out=out, env_id=env_id, episodes=episodes, seed=seed, noise=noise,
                         workers=2, episode_seconds=episode_seconds))  # fmt: skip
     return out
+
+
+def init_seconds(args: argparse.Namespace) -> float | None:
+    """Length of the initial demonstrations: ``--init-seconds`` (0 = the env's full
+    episodes), else ``--episode-seconds``."""
+    if args.init_seconds is None:
+        return args.episode_seconds
+    return args.init_seconds or None
 
 
 def labels_of(path: Path, episodes: int | None = None) -> int:
@@ -135,7 +144,11 @@ def main() -> int:
     parser.add_argument("--beta-decay", type=float, default=0.5)
     parser.add_argument("--max-labels", type=int, default=None)
     parser.add_argument("--episode-seconds", type=float, default=None,
-                        help="walk: length of the initial demos and DAgger's rollouts")  # fmt: skip
+                        help="length of DAgger's rollouts (and of the initial demos unless "
+                        "--init-seconds); evaluation keeps the env's")  # fmt: skip
+    parser.add_argument("--init-seconds", type=float, default=None,
+                        help="length of the initial demos (default: --episode-seconds; 0: "
+                        "the env's full episodes)")  # fmt: skip
     parser.add_argument("--eval-episodes", type=int, default=40)
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--final-episodes", type=int, default=0)
@@ -177,7 +190,7 @@ def main() -> int:
             dagger_policy: Path | None = None
             if not args.no_dagger:
                 init = record_demos(env_id, noise, args.init_demos, seed, work / "init.h5",
-                                    args.episode_seconds)  # fmt: skip
+                                    init_seconds(args))  # fmt: skip
                 config = DaggerConfig(iterations=args.iterations,
                                       episodes_per_iteration=args.episodes_per_iteration,
                                       beta=args.beta, beta_decay=args.beta_decay,

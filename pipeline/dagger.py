@@ -80,10 +80,11 @@ class DaggerConfig(StrictConfig):
     """Label budget (initial data included), never exceeded: an iteration records only the
     episodes that fit at the longest episode length seen, and none once not one fits."""
     episode_seconds: float | None = Field(None, gt=0)
-    """Motion envs only: time limit of the mixture episodes in simulated seconds
-    (default: the skill's, 20 s for the walk). The walk's falls come 1.35-3 s after the
-    start, from some start phases; short episodes spread the labels over many more start
-    states. Evaluation keeps the skill's length."""
+    """Time limit of the mixture episodes in simulated seconds (default: the env's, 20 s
+    for the walk, 16.5 s for the run). The learners' falls come in the first seconds (the
+    walk's 1.35-3 s after a random start phase, the run's while it sets off from rest);
+    short episodes spread the labels over many more starts. Evaluation keeps the env's
+    length."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -173,7 +174,7 @@ def check_request(
         pending = ds.pending_episodes
     if env_id is not None and env_id != recorded:
         raise PipelineError(f"--init-data {init_data}: recorded in {recorded}, not --env {env_id}")
-    env_kwargs(recorded, episode_seconds=config.episode_seconds)  # motion-env options
+    env_kwargs(recorded, episode_seconds=config.episode_seconds)
     if pending:
         raise PipelineError(
             f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -109,7 +110,8 @@ class HumanoidRunEnv(gym.Env):
 
     - Termination: the torso's height is 0.78 m or lower (a fall; ``info["fell"]``),
       or the observation is not finite.
-    - Truncation: ``max_steps`` steps (1000 by default, 16.5 s of simulated time).
+    - Truncation: ``max_steps`` steps (1000 by default, 16.5 s of simulated time), or
+      ``episode_seconds`` of simulated time where that is given.
 
     ``info`` of every step holds the five reward terms, ``distance`` (metres the
     torso moved along +x since reset), ``fell`` and ``sim_time`` (seconds since reset).
@@ -118,11 +120,14 @@ class HumanoidRunEnv(gym.Env):
 
     ```python
     gym.make("sim/HumanoidRun-v0", render_mode=None, max_steps=1000,
-             render_width=320, render_height=240, push=None)
+             render_width=320, render_height=240, push=None, episode_seconds=None)
     ```
 
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a camera following the torso).
     - ``max_steps``: steps until truncation.
+    - ``episode_seconds``: simulated seconds until truncation instead (rounded to whole
+      steps of 0.0165 s; None: ``max_steps``), the option the motion-imitation envs share,
+      e.g. for short DAgger rollouts that put labels on the first seconds from rest.
     - ``render_width``, ``render_height``: frame size in pixels.
     - ``render_view``: ``follow`` (behind the torso) or ``side``.
     - ``push``: ``{"impulse": N*s, "time": s or None}``, a lateral push on the torso in
@@ -149,12 +154,17 @@ class HumanoidRunEnv(gym.Env):
         render_height: int = 240,
         push: dict[str, Any] | None = None,
         render_view: str = "follow",
+        episode_seconds: float | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
+        if episode_seconds is not None:
+            if not (math.isfinite(episode_seconds) and episode_seconds > 0):
+                raise ValueError(f"episode_seconds must be positive, got {episode_seconds}")
+            max_steps = max(1, round(episode_seconds / CONTROL_DT))
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         self.render_mode = render_mode

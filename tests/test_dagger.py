@@ -146,6 +146,22 @@ def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
         assert ended and steps <= one_second // 2 + 1
 
 
+def test_run_mixture_episodes_end_at_episode_seconds(run_data, tmp_path):
+    # The run's falls come while it sets off from rest: short mixture episodes put the
+    # labels there. 0.3 s of 0.0165-s steps is 18 steps.
+    config = DaggerConfig(iterations=1, episodes_per_iteration=2, eval_episodes=1,
+                          episode_seconds=0.3, workers=1)  # fmt: skip
+    dagger(run_data, tmp_path / "out", config, load_config(None, TINY))
+    with open_dataset(run_data) as ds:
+        initial = len(ds)
+    with open_dataset(tmp_path / "out" / "aggregate.h5") as ds:
+        added = [ds.episode(i.id).load() for i in ds.episode_infos()[initial:]]
+        assert ds.sessions[-1]["recording_args"]["episode_seconds"] == 0.3
+    assert len(added) == 2
+    for episode in added:  # ended by the 0.3-s limit (the learner does not fall that soon)
+        assert len(episode.actions) == 18 and episode.truncations[-1]
+
+
 def test_mirror_augmentation_is_warned_about():
     from pipeline.dagger import config_warnings
 
@@ -188,7 +204,6 @@ def test_learner_only_episode_is_labelled_by_the_expert(run):
         (["--episodes-per-iteration", "0"], "--episodes-per-iteration: "),
         (["--env", "sim/HumanoidWalk-v0"], "recorded in sim/HumanoidRun-v0, not --env"),
         (["--max-labels", "10"], "--max-labels 10: below the"),
-        (["--episode-seconds", "3"], "--episode-seconds: applies only to the motion-imitation"),
         (["--episode-seconds", "0"], "--episode-seconds: "),
         (["--out", "{existing}"], "already exists"),
         (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),

@@ -130,6 +130,9 @@ def test_invalid_arguments_and_actions(make_env) -> None:
         HumanoidRunEnv(render_mode="human")
     with pytest.raises(ValueError, match="max_steps"):
         HumanoidRunEnv(max_steps=0)
+    for seconds in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="episode_seconds"):
+            HumanoidRunEnv(episode_seconds=seconds)
     env = make_env()
     env.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
@@ -247,6 +250,17 @@ def test_fall_terminates(make_env) -> None:
     assert steps < 100 and not truncated
     assert info["fell"] is True and info["reward_alive"] == -1.0
     assert obs[0] + 0.8 <= 0.78
+
+
+def test_episode_seconds_sets_the_step_limit(make_env, expert) -> None:
+    # 0.5 s of 0.0165-s steps is 30.3 steps: rounded to 30, and it overrides max_steps.
+    env = make_env(episode_seconds=0.5, max_steps=1000)
+    assert env.unwrapped.max_steps == 30
+    obs, _ = env.reset(seed=0)
+    for step in range(1, 31):
+        obs, _, terminated, truncated, info = env.step(expert(obs))
+        assert not terminated and truncated == (step == 30)
+    assert info["sim_time"] == pytest.approx(0.495)
 
 
 def test_truncation_at_max_steps(make_env, expert) -> None:

@@ -138,8 +138,8 @@ def dagger_command(
     episode_seconds: Annotated[
         float | None,
         typer.Option(
-            help="Motion envs only: length of the mixture episodes in simulated seconds "
-            "(evaluation keeps 20 s)."
+            help="Length of the mixture episodes in simulated seconds (evaluation keeps "
+            "the env's full episodes)."
         ),
     ] = None,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,

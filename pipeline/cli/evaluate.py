@@ -83,7 +83,7 @@ def evaluate_command(
     ] = None,
     episode_seconds: Annotated[
         float | None,
-        typer.Option(help="Motion envs only: episode limit, simulated seconds."),
+        typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
     ] = None,
     compare_expert: Annotated[
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")

@@ -156,8 +156,8 @@ def record_command(
     episode_seconds: Annotated[
         float | None,
         typer.Option(
-            help="Motion envs only: episode length, simulated s.",
-            show_default="the skill's",
+            help="Episode length, simulated s.",
+            show_default="the env's",
         ),
     ] = None,
     camera: Annotated[

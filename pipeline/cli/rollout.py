@@ -140,7 +140,7 @@ def rollout_command(
     ] = None,
     episode_seconds: Annotated[
         float | None,
-        typer.Option(help="Motion envs only: episode limit, simulated seconds."),
+        typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     backend: BackendKind = "local",

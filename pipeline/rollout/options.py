@@ -73,13 +73,11 @@ def env_kwargs(
         choices = ", ".join(sim.ENV_IDS)
         raise PipelineError(f"--env: unknown environment '{env_id}' (one of {choices})")
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
-    for option, value in (("--start-phase", start_phase),
-                          ("--episode-seconds", episode_seconds)):  # fmt: skip
-        if value is not None and not is_motion_env(env_id):
-            raise PipelineError(
-                f"{option}: applies only to the motion-imitation environments "
-                f"({', '.join(sim.MOTION_ENV_IDS)}), not {env_id}"
-            )
+    if start_phase is not None and not is_motion_env(env_id):
+        raise PipelineError(
+            f"--start-phase: applies only to the motion-imitation environments "
+            f"({', '.join(sim.MOTION_ENV_IDS)}), not {env_id}"
+        )
     if start_phase is not None:
         kwargs["start_phase"] = parse_start_phase(start_phase)
     if episode_seconds is not None:
@@ -108,7 +106,7 @@ def parse_camera(value: str) -> tuple[int, int]:
 
 
 def check_episode_seconds(value: float) -> float:
-    """A motion-imitation episode's time limit: finite and > 0."""
+    """An episode's time limit in simulated seconds: finite and > 0."""
     if not (math.isfinite(value) and value > 0):
         raise PipelineError(f"--episode-seconds: {value} must be > 0")
     return value
