@@ -112,6 +112,19 @@ def test_results_do_not_depend_on_the_number_of_workers(trained):
     assert run(1) == run(2)
 
 
+def test_run_episodes_end_at_episode_seconds(trained, capsys, tmp_path):
+    # 0.2 s of 0.0165-s steps is 12 steps; the learner, the expert and random share it.
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "evaluate", "--policy", str(trained), "--episodes", "2",
+                       "--workers", "1", "--episode-seconds", "0.2", "--compare-expert",
+                       "--json", str(out), "--no-track")  # fmt: skip
+    assert code == 0, err
+    episodes = json.loads(out.read_text())["episodes"]
+    for name in ("learner", "expert"):
+        assert [e["steps"] for e in episodes[name]] == [12, 12]
+    assert all(e["steps"] <= 12 for e in episodes["random"])
+
+
 @pytest.mark.parametrize("kind", ["runs", "models"])
 def test_mlflow_uris_resolve_to_the_same_policy(trained, tracked_store, kind):
     record = json.loads((trained / "training_run.json").read_text())

@@ -299,7 +299,7 @@ def _policy_dir(path: Path, env_id: str) -> Path:
         (["--env", "sim/Nope-v0"], "--env: unknown environment 'sim/Nope-v0'"),
         (["--start-phase", "random"], "--start-phase: applies only to the motion-imitation"),
         (["--env", "sim/HumanoidWalk-v0", "--start-phase", "1.5"], "--start-phase: 1.5 is out"),
-        (["--episode-seconds", "2"], "--episode-seconds: applies only to"),
+        (["--episode-seconds", "0"], "--episode-seconds: 0.0 must be > 0"),
         (["--env", "sim/HumanoidWalk-v0", "--episode-seconds", "-1"], "--episode-seconds"),
     ],
 )
