@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import Field
 
+import sim  # noqa: F401  (registers the environments _rollout_step_limit makes)
 from datasets import open_dataset
 from models.config import StrictConfig, config_inputs
 from pipeline.core.errors import PipelineError
@@ -245,7 +246,7 @@ def dagger(
         write_json(out / STATE_FILE, state)
         baselines: dict[str, list[EpisodeResult]] = {}
         previous = Path(result.rows[-1].policy_dir) if result.rows else None
-        longest = _longest_episode(aggregate)
+        longest = min(_longest_episode(aggregate), _rollout_step_limit(env_id, config))
         for iteration in range(len(result.rows), config.iterations + 1):
             episodes = config.episodes_per_iteration
             if result.rows:
@@ -282,9 +283,23 @@ def _longest_episode(aggregate: Path) -> int:
         return max(info.total_steps for info in ds.episode_infos())
 
 
+def _rollout_step_limit(env_id: str, config: DaggerConfig) -> int:
+    """The most steps a mixture episode can take (``--episode-seconds`` or the env's
+    limit): initial demonstrations longer than the rollouts must not shrink the budget's
+    episode count."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **env_kwargs(env_id, episode_seconds=config.episode_seconds))
+    try:
+        return int(env.unwrapped.step_limit)
+    finally:
+        env.close()
+
+
 def _episodes_within_budget(config: DaggerConfig, labels: int, longest: int) -> int:
     """Episodes the next iteration records: all it asks for, or as many as cannot exceed
-    ``max_labels`` even at the longest episode length seen."""
+    ``max_labels`` even at ``longest`` steps each (the longest episode seen, or the
+    rollouts' step limit where that is shorter)."""
     if config.max_labels is None:
         return config.episodes_per_iteration
     return min(config.episodes_per_iteration, max(config.max_labels - labels, 0) // longest)

@@ -261,6 +261,11 @@ class HumanoidRunEnv(gym.Env):
         return -reading.walk_target_dist / CONTROL_DT
 
     @property
+    def step_limit(self) -> int:
+        """The most actions an episode can take before truncation (``max_steps``)."""
+        return self.max_steps
+
+    @property
     def mirror(self) -> MirrorSpec:
         """Left/right mirror map of observations and actions (see :mod:`sim.mirror`)."""
         return mirror_spec("sim/HumanoidRun-v0")

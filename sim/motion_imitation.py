@@ -8,6 +8,7 @@ episode length, whether distance is a metric); ``sim/HumanoidWalk-v0``,
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -289,6 +290,13 @@ class MotionImitationEnv(gym.Env):
         obs, terms = self._observe()
         truncated = not fell and self._ticks >= self.episode_seconds * TICKS_PER_SECOND
         return obs, terms.total, fell, truncated, self._info(terms, fell=fell)
+
+    @property
+    def step_limit(self) -> int:
+        """The most actions an episode can take before truncation: each lasts at least
+        8 ticks (1/30 s), so an upper bound (541 of the bound's 600 in a 20-s walk)."""
+        ticks = math.ceil(self.episode_seconds * TICKS_PER_SECOND - 1e-9)
+        return math.ceil(ticks / round(CONTROL_PERIOD * TICKS_PER_SECOND))
 
     @property
     def mirror(self) -> MirrorSpec:

@@ -148,12 +148,17 @@ def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
 
 def test_run_mixture_episodes_end_at_episode_seconds(run_data, tmp_path):
     # The run's falls come while it sets off from rest: short mixture episodes put the
-    # labels there. 0.3 s of 0.0165-s steps is 18 steps.
-    config = DaggerConfig(iterations=1, episodes_per_iteration=2, eval_episodes=1,
-                          episode_seconds=0.3, workers=1)  # fmt: skip
-    dagger(run_data, tmp_path / "out", config, load_config(None, TINY))
+    # labels there. 0.3 s of 0.0165-s steps is 18 steps, and the label budget counts
+    # them at that length, not at the initial demonstrations' longer one.
     with open_dataset(run_data) as ds:
         initial = len(ds)
+        steps = sum(info.total_steps for info in ds.episode_infos())
+    config = DaggerConfig(iterations=2, episodes_per_iteration=2, eval_episodes=1,
+                          episode_seconds=0.3, max_labels=steps + 2 * 18 + 17,
+                          workers=1)  # fmt: skip
+    rows = dagger(run_data, tmp_path / "out", config, load_config(None, TINY)).rows
+    assert [r.episodes_added for r in rows] == [0, 2]  # then no third 18-step episode fits
+    assert rows[-1].labels == steps + 2 * 18
     with open_dataset(tmp_path / "out" / "aggregate.h5") as ds:
         added = [ds.episode(i.id).load() for i in ds.episode_infos()[initial:]]
         assert ds.sessions[-1]["recording_args"]["episode_seconds"] == 0.3

@@ -255,7 +255,7 @@ def test_fall_terminates(make_env) -> None:
 def test_episode_seconds_sets_the_step_limit(make_env, expert) -> None:
     # 0.5 s of 0.0165-s steps is 30.3 steps: rounded to 30, and it overrides max_steps.
     env = make_env(episode_seconds=0.5, max_steps=1000)
-    assert env.unwrapped.max_steps == 30
+    assert env.unwrapped.max_steps == env.step_limit == 30
     obs, _ = env.reset(seed=0)
     for step in range(1, 31):
         obs, _, terminated, truncated, info = env.step(expert(obs))

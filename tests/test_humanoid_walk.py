@@ -170,6 +170,8 @@ def test_truncation_after_episode_seconds(
     # 0.5 s = 120 ticks; the last action runs to its end (8 or 9 ticks each).
     assert 0.5 <= info["sim_time"] < 0.5 + 9 / 240
     assert len(outcomes) == 14
+    # The bound DAgger's label budget counts with: at least 8 ticks per action.
+    assert env.step_limit == 15 and make_env().step_limit == 600  # 20 s: 541 taken
 
 
 # -- determinism and isolation ---------------------------------------------------------
