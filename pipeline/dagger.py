@@ -79,7 +79,8 @@ class DaggerConfig(StrictConfig):
     """Refit each policy from the seed instead of the previous policy's weights."""
     max_labels: int | None = Field(None, ge=1)
     """Label budget (initial data included), never exceeded: an iteration records only the
-    episodes that fit at the longest episode length seen, and none once not one fits."""
+    episodes that fit at the longest episode length seen (or the mixture episodes' step
+    limit where that is shorter), and none once not one fits."""
     episode_seconds: float | None = Field(None, gt=0)
     """Time limit of the mixture episodes in simulated seconds (default: the env's, 20 s
     for the walk, 16.5 s for the run). The learners' falls come in the first seconds (the

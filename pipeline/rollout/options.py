@@ -73,12 +73,12 @@ def env_kwargs(
         choices = ", ".join(sim.ENV_IDS)
         raise PipelineError(f"--env: unknown environment '{env_id}' (one of {choices})")
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
-    if start_phase is not None and not is_motion_env(env_id):
-        raise PipelineError(
-            f"--start-phase: applies only to the motion-imitation environments "
-            f"({', '.join(sim.MOTION_ENV_IDS)}), not {env_id}"
-        )
     if start_phase is not None:
+        if not is_motion_env(env_id):
+            raise PipelineError(
+                f"--start-phase: applies only to the motion-imitation environments "
+                f"({', '.join(sim.MOTION_ENV_IDS)}), not {env_id}"
+            )
         kwargs["start_phase"] = parse_start_phase(start_phase)
     if episode_seconds is not None:
         kwargs["episode_seconds"] = check_episode_seconds(episode_seconds)
