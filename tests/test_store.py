@@ -147,7 +147,7 @@ def test_file_metadata_round_trip(recorded):
     with h5py.File(path, "r") as f:  # plain HDF5 tools see JSON text and Minari-like groups
         assert json.loads(f.attrs["observation_space"])["shape"] == [5]
         assert f["episode_0/observations"].shape == (21, 5)
-        assert f["episode_0/observations"].compression == "gzip"
+        assert f["episode_0/observations"].compression is None  # under 16 KiB: unfiltered
         assert f["episode_0"].attrs["committed"]
 
 
@@ -227,13 +227,13 @@ def test_compression_spec_errors():
 
 
 def test_compressed_file_is_smaller_on_smooth_data(tmp_path):
-    t = np.linspace(0, 20, 301)[:, None]
+    t = np.linspace(0, 20, 1001)[:, None]  # observations 20 KB: above the small-array bound
     smooth = Episode(
         observations=np.sin(t + np.arange(5)).astype(np.float32),
         actions=np.cos(t[:-1] + np.arange(3)).astype(np.float32),
-        rewards=np.ones(300),
-        terminations=np.zeros(300, bool),
-        truncations=np.r_[np.zeros(299, bool), True],
+        rewards=np.ones(1000),
+        terminations=np.zeros(1000, bool),
+        truncations=np.r_[np.zeros(999, bool), True],
         seed=0,
     )
     sizes = {}
@@ -243,6 +243,22 @@ def test_compressed_file_is_smaller_on_smooth_data(tmp_path):
         with h5py.File(tmp_path / f"{spec}.h5", "r") as f:
             sizes[spec] = f["episode_0/observations"].id.get_storage_size()
     assert sizes["gzip"] < 0.8 * sizes["none"], sizes
+
+
+@pytest.mark.parametrize("spec", ["gzip", "lzf"])
+def test_only_arrays_from_16_kib_are_compressed(tmp_path, rng, spec):
+    # 1000 steps: observations 1001 x 5 float32 = 20 KB and rewards 1000 float64 = 8 KB.
+    with EpisodeWriter.create(tmp_path / "c.h5", META, compression=spec) as writer:
+        writer.commit(make_episode(rng, 1000))
+        writer.commit(make_episode(rng, 20))
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f["episode_0/observations"].compression == spec
+        assert f["episode_0/observations"].chunks is not None
+        for small in ("episode_0/rewards", "episode_0/actions", "episode_0/infos/pose",
+                      "episode_1/observations"):  # fmt: skip
+            assert f[small].compression is None and f[small].chunks is None, small
+    with open_dataset(tmp_path / "c.h5") as ds:
+        assert ds.verify() == []
 
 
 # ------------------------------------------------------------ writer behaviour

@@ -410,10 +410,18 @@ def utc_now() -> str:
 _CHUNK_BYTES = 1 << 16
 """Target chunk size: small enough to read one episode slice cheaply, large enough to compress."""
 
+_SMALL_ARRAY_BYTES = 1 << 14
+"""Arrays smaller than this are stored contiguous and unfiltered. Measured on 3-s walk
+episodes (16 arrays, the observations 55 KB, the rest 0.1-10 KB): compressing every array
+made the file 20% larger than compressing none (each chunked array pays for its chunk
+index, and a few hundred floats barely compress) and took 2.3x the CPU per commit;
+compressing only the arrays from 16 KiB up gave the smallest file, 8% under none."""
+
 
 @dataclass(frozen=True)
 class Compression:
-    """How episode arrays are stored: ``gzip[:level]``, ``lzf`` or ``none``."""
+    """How episode arrays are stored: ``gzip[:level]``, ``lzf`` or ``none``; arrays under
+    16 KiB stay uncompressed whatever the setting (``_SMALL_ARRAY_BYTES`` says why)."""
 
     name: str = "gzip"
     """``gzip``, ``lzf`` or ``none`` (contiguous, uncompressed)."""
@@ -445,6 +453,9 @@ class Compression:
         # Timestamps in object headers would make identical recordings differ byte-wise.
         kwargs: dict[str, Any] = {"track_times": False}
         if self.name == "none" or not shape or shape[0] == 0:
+            return kwargs
+        small = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < _SMALL_ARRAY_BYTES
+        if small and rows is None:
             return kwargs
         row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
         rows = rows or max(1, min(shape[0], _CHUNK_BYTES // row_bytes))
