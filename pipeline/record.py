@@ -38,7 +38,8 @@ from pipeline.rollout.workers import demo_pool
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
 DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
-                 "keep_failed", "beta", "learner", "camera", "camera_view")  # fmt: skip
+                 "keep_failed", "beta", "learner", "camera", "camera_view",
+                 "compression")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ class RecordConfig:
     """Keep episodes in which the expert fell (dropped and logged otherwise)."""
     mode: WriteMode = "create"
     """create a new file, overwrite one, append to a compatible one, or resume one."""
-    compression: str = "gzip"
-    """Compression of the arrays: gzip[:level], lzf or none."""
+    compression: str | None = None
+    """Compression of this session's arrays: gzip[:level], lzf or none; None: gzip (level 4)
+    for a new file, the file's own when appending to or resuming one."""
     max_attempts: int | None = None
     """Give up after this many attempts in this session (default 10 x episodes + 10)."""
     beta: float = 1.0
@@ -263,7 +265,8 @@ def _open_writer(
 ) -> EpisodeWriter:
     args = {**config.defining_args(), **(config.provenance or {})}
     if config.mode == "resume":
-        return EpisodeWriter.resume(config.out, recording_args={**args, "workers": config.workers})
+        return EpisodeWriter.resume(config.out, recording_args={**args, "workers": config.workers},
+                                    compression=config.compression)  # fmt: skip
     existing = 0
     if config.mode == "append":
         with open_dataset(config.out) as ds:
@@ -280,10 +283,9 @@ def _open_writer(
         camera=camera,
     )
     if config.mode == "append":
-        return EpisodeWriter.append(config.out, meta)
-    return EpisodeWriter.create(
-        config.out, meta, overwrite=config.mode == "overwrite", compression=config.compression
-    )
+        return EpisodeWriter.append(config.out, meta, compression=config.compression)
+    return EpisodeWriter.create(config.out, meta, overwrite=config.mode == "overwrite",
+                                compression=config.compression or "gzip")  # fmt: skip
 
 
 def _record_into(

@@ -53,6 +53,7 @@ def test_dagger_aggregates_mixture_episodes_with_provenance(run, run_data):
         assert [s["beta"] for s in sessions] == [1.0, 0.5, 0.25]
         assert sessions[1]["learner"].endswith("iter-00/policy")
         assert sessions[1]["learner_digest"] != sessions[2]["learner_digest"]
+        assert [s.get("compression") for s in sessions[1:]] == ["none", "none"]
         expert = sim.load_expert("humanoid_run")
         for episode_id in range(initial, initial + 4):
             episode = ds.episode(episode_id)
@@ -289,6 +290,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(run, run_data, tmp_
         np.testing.assert_array_equal(act_a, act_b)
     for a, b in zip(_weights(reference / "policy"), _weights(out / "policy"), strict=True):
         np.testing.assert_array_equal(a, b)
+    with open_dataset(out / "aggregate.h5") as ds:  # mixture episodes stored uncompressed
+        assert {s["recording_args"].get("compression") for s in ds.sessions[1:]} == {"none"}
 
 
 def test_resume_refuses_nothing_to_resume_and_other_arguments(run_data, tmp_path, capsys):

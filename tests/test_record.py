@@ -121,6 +121,42 @@ def test_append_continues_attempts_and_refuses_other_env(tmp_path, capsys):
     assert fingerprint(path) == after
 
 
+def _observation_filters(path: Path) -> list[str | None]:
+    """Each episode's observation compression (the walk's 2.5-s episodes: above 16 KiB)."""
+    with h5py.File(path, "r") as f:
+        groups = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k[8:]))
+        assert all(f[k]["observations"].nbytes >= 1 << 14 for k in groups)
+        return [f[k]["observations"].compression for k in groups]
+
+
+def test_appended_and_resumed_sessions_keep_their_own_compression(tmp_path, capsys):
+    path = tmp_path / "walk.h5"
+    args = ["--start-phase", "0", "--episode-seconds", "1", "--out", str(path)]
+    assert cli(capsys, "record", "--episodes", "1", *args)[0] == 0
+    assert cli(capsys, "record", "--episodes", "1", "--append", "--compression", "none",
+               *args)[0] == 0  # fmt: skip
+    assert cli(capsys, "record", "--episodes", "1", "--append", *args)[0] == 0
+    assert _observation_filters(path) == ["gzip", None, "gzip"]  # the file's: gzip
+
+    # A resumed session compresses as the session it continues (interrupted after 1 of 2).
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    summary = record(RecordConfig(out=path, episodes=2, seed=5, mode="append", compression="lzf",
+                                  env_id=WALK, start_phase=0.0, episode_seconds=1.0),
+                     on_episode=interrupt)  # fmt: skip
+    assert summary.interrupted and summary.total_episodes == 4
+    code, _, err = cli(capsys, "record", "--out", str(path), "--resume", "--compression", "none")
+    assert code == 2 and "--compression: 'none' differs from the recording being resumed" in err
+    assert cli(capsys, "record", "--out", str(path), "--resume")[0] == 0
+    with open_dataset(path) as ds:
+        assert ds.sessions[-1]["kind"] == "resume"
+        assert ds.sessions[-1]["recording_args"]["compression"] == "lzf"
+    with open_dataset(path) as ds:
+        assert ds.verify() == [] and len(ds) == 5
+    assert _observation_filters(path) == ["gzip", None, "gzip", "lzf", "lzf"]
+
+
 def _spawn_record(path: Path, *extra: str) -> subprocess.Popen:
     args = [
         "--episodes",

@@ -131,11 +131,12 @@ class EpisodeWriter:
         durable: bool,
         merge_overhead: float,
         max_pending: int,
+        compression: Compression | None = None,
     ) -> None:
         self._path = path
         self._lock = lock
         self._meta = meta
-        self._comp = Compression.parse(meta.compression)
+        self._comp = compression or Compression.parse(meta.compression)
         self._durable = durable
         self._schedule = MergeSchedule(merge_overhead, max_pending)
         self._pending: list[journal.JournalEntry] = []
@@ -199,6 +200,7 @@ class EpisodeWriter:
         path: str | Path,
         metadata: DatasetMetadata,
         *,
+        compression: str | Compression | None = None,
         durable: bool = True,
         merge_overhead: float = 0.02,
         max_pending: int = 64,
@@ -208,6 +210,8 @@ class EpisodeWriter:
         Compatible means same schema version, environment id and spaces; otherwise a
         one-line :class:`IncompatibleDatasetError` (or ``SchemaVersionError``) is raised
         and nothing is changed. Attempt indices continue after the file's last one.
+        ``compression``: of this session's episodes (None: the file's; HDF5 stores each
+        array's filters with it, so readers need not know).
         """
         return cls._open_existing(
             Path(path),
@@ -217,6 +221,7 @@ class EpisodeWriter:
             durable,
             merge_overhead,
             max_pending,
+            compression,
         )
 
     @classmethod
@@ -225,6 +230,7 @@ class EpisodeWriter:
         path: str | Path,
         *,
         recording_args: dict[str, Any] | None = None,
+        compression: str | Compression | None = None,
         durable: bool = True,
         merge_overhead: float = 0.02,
         max_pending: int = 64,
@@ -232,11 +238,13 @@ class EpisodeWriter:
         """Continue an interrupted recording at the file's next attempt.
 
         Episodes an interrupted writer left in the journal are merged first.
-        ``recording_args`` (the resuming command's arguments) go to the sessions log.
+        ``recording_args`` (the resuming command's arguments) go to the sessions log;
+        ``compression`` as in :meth:`append` (the interrupted session's, to continue it alike).
         """
         return cls._open_existing(
-            Path(path), "resume", None, recording_args, durable, merge_overhead, max_pending
-        )
+            Path(path), "resume", None, recording_args, durable, merge_overhead, max_pending,
+            compression,
+        )  # fmt: skip
 
     @classmethod
     def _open_existing(
@@ -248,7 +256,9 @@ class EpisodeWriter:
         durable: bool,
         merge_overhead: float,
         max_pending: int,
+        compression: str | Compression | None,
     ) -> EpisodeWriter:
+        comp = None if compression is None else Compression.parse(compression)
         validate(path)
         with open_dataset(path, include_journal=False) as ds:
             file_meta = ds.metadata
@@ -263,6 +273,7 @@ class EpisodeWriter:
                 durable=durable,
                 merge_overhead=merge_overhead,
                 max_pending=max_pending,
+                compression=comp,
             )
             # Under the lock nobody else writes here: what the journal holds beyond the
             # file's next attempt was committed by a writer that died; the rest is garbage.

@@ -46,7 +46,8 @@ def validate_config(config: RecordConfig) -> None:
     if config.max_attempts is not None and config.max_attempts < 1:
         raise PipelineError(f"--max-attempts: must be >= 1, got {config.max_attempts}")
     try:
-        Compression.parse(config.compression)
+        if config.compression is not None:
+            Compression.parse(config.compression)
     except ValueError as exc:
         raise PipelineError(f"--compression: {exc}") from None
     out = config.out
@@ -186,8 +187,13 @@ def record_command(
         bool, typer.Option(help="Continue an interrupted recording at its next attempt.")
     ] = False,
     compression: Annotated[
-        str, typer.Option(help="gzip[:level] (level 4 unless given), lzf or none.")
-    ] = "gzip",
+        str | None,
+        typer.Option(
+            help="gzip[:level] (level 4 unless given), lzf or none: of the episodes "
+            "this command writes (arrays under 16 KiB stay uncompressed).",
+            show_default="gzip; --append: the file's; --resume: as before",
+        ),
+    ] = None,
     max_attempts: Annotated[
         int | None,
         typer.Option(help="Give up after this many attempts.", show_default="10 x episodes + 10"),
@@ -207,7 +213,7 @@ def record_command(
     explicit = {"env_id": env, "expert": expert, "seed": seed, "noise": noise,
                 "start_phase": start_phase, "episode_seconds": episode_seconds,
                 "keep_failed": keep_failed, "camera": camera,
-                "camera_view": camera_view}  # fmt: skip
+                "camera_view": camera_view, "compression": compression}  # fmt: skip
     # With --resume the file supplies what the command line leaves at its default.
     options = {"env_id": "env"}
     given = {k for k, v in explicit.items()
@@ -218,7 +224,6 @@ def record_command(
         workers=workers,
         backend=parse_backend(backend, ray_address),
         mode=modes[0] if modes else "create",  # type: ignore[arg-type]
-        compression=compression,
         max_attempts=max_attempts,
         **{k: v for k, v in explicit.items() if v is not None},
     )
