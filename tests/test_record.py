@@ -152,9 +152,11 @@ def test_appended_and_resumed_sessions_keep_their_own_compression(tmp_path, caps
     with open_dataset(path) as ds:
         assert ds.sessions[-1]["kind"] == "resume"
         assert ds.sessions[-1]["recording_args"]["compression"] == "lzf"
-    with open_dataset(path) as ds:
         assert ds.verify() == [] and len(ds) == 5
     assert _observation_filters(path) == ["gzip", None, "gzip", "lzf", "lzf"]
+    code, _, _ = cli(capsys, "inspect", str(path), "--json", str(tmp_path / "i.json"))
+    summary = json.loads((tmp_path / "i.json").read_text())["summary"]
+    assert code == 0 and summary["compression"] == "gzip:4, none, lzf"
 
 
 def _spawn_record(path: Path, *extra: str) -> subprocess.Popen:

@@ -22,6 +22,7 @@ from datasets.store.schema import (
     ACTIONS,
     IMAGES,
     OBSERVATIONS,
+    Compression,
     DatasetMetadata,
     DroppedAttempt,
     EpisodeInfo,
@@ -104,7 +105,8 @@ class DatasetSummary:
     noise_scale: float
     """DART noise scale of the first recording session."""
     compression: str
-    """Compression of the arrays."""
+    """Compression of the arrays: the file's, then any other an appended session chose
+    (e.g. ``gzip:4, none``)."""
     created: str
     """UTC creation time."""
     episodes: int
@@ -186,6 +188,20 @@ class _Range:
         return self.low.astype(float).tolist(), self.high.astype(float).tolist()
 
 
+def _compressions(first: str, sessions: list[dict[str, Any]]) -> str:
+    """The file's compression and, in order, the others its sessions' arguments name."""
+    names = [first]
+    for session in sessions:
+        chosen = (session.get("recording_args") or {}).get("compression")
+        if chosen is not None:
+            try:
+                name = str(Compression.parse(chosen))
+            except ValueError:  # not written by this package's recorder
+                name = str(chosen)
+            names += [name] if name not in names else []
+    return ", ".join(names)
+
+
 def summarize(ds: SummarySource) -> DatasetSummary:
     """Read every episode once, block by block, and gather the statistics."""
     infos = ds.episode_infos()
@@ -213,7 +229,7 @@ def summarize(ds: SummarySource) -> DatasetSummary:
         env_id=meta.env_id,
         expert_id=meta.expert_id,
         noise_scale=meta.noise_scale,
-        compression=meta.compression,
+        compression=_compressions(meta.compression, ds.sessions),
         created=meta.created,
         episodes=len(infos),
         pending_episodes=ds.pending_episodes,
