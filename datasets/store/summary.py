@@ -198,7 +198,8 @@ def _compressions(first: str, sessions: list[dict[str, Any]]) -> str:
                 name = str(Compression.parse(chosen))
             except ValueError:  # not written by this package's recorder
                 name = str(chosen)
-            names += [name] if name not in names else []
+            if name not in names:
+                names.append(name)
     return ", ".join(names)
 
 
