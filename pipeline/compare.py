@@ -26,6 +26,7 @@ from pipeline.evaluate import (
     expert_normalized_scores,
     run_evaluation,
 )
+from pipeline.rollout.action_noise import check_action_noise
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.options import check_episode_options, parse_push
 from pipeline.rollout.policy_source import (
@@ -52,6 +53,9 @@ class CompareRequest:
     overwrite: bool = False
     push: str | None = None
     """``IMPULSE[@TIME]``: push every episode of every policy alike (``evaluate --push``)."""
+    action_noise: float = 0.0
+    """Noise on every executed action of the learners and the expert, in the expert's
+    action scales (``evaluate --action-noise``)."""
 
 
 @dataclass
@@ -66,6 +70,8 @@ class CompareReport:
     random: dict[str, Any] = field(default_factory=dict)
     push: dict[str, Any] | None = None
     """How every episode was pushed (``--push``), if it was."""
+    action_noise: float = 0.0
+    """The ``--action-noise`` every policy but random acted under."""
 
 
 def parse_groups(specs: list[str], policies: list[str]) -> dict[str, list[str]]:
@@ -99,6 +105,7 @@ def check_request(request: CompareRequest) -> str | None:
         check_output_path(request.json_path, "--json", (".json",), overwrite=request.overwrite)
     if request.push is not None:
         parse_push(request.push)
+    check_action_noise(request.action_noise)
     envs: dict[str, str] = {}
     for name, sources in request.groups.items():
         for source in sources:
@@ -133,7 +140,8 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
                 )
             evaluation = run_evaluation(EvaluateRequest(
                 policy=source, episodes=request.episodes, seed=request.seed,
-                workers=request.workers, compare_expert=not baselines, push=request.push),
+                workers=request.workers, compare_expert=not baselines, push=request.push,
+                action_noise=request.action_noise),
                 resolved)  # fmt: skip
             if not baselines:
                 baselines = {EXPERT: evaluation.results[EXPERT],
@@ -141,7 +149,8 @@ def compare(request: CompareRequest, lookup_uri: str | None = None) -> CompareRe
                 report = CompareReport(env_id=evaluation.env_id, seeds=evaluation.seeds,
                                        expert=summarize(baselines[EXPERT]),
                                        random=summarize(baselines[RANDOM]),
-                                       push=evaluation.env_kwargs.get("push"))  # fmt: skip
+                                       push=evaluation.env_kwargs.get("push"),
+                                       action_noise=request.action_noise)  # fmt: skip
             assert report is not None
             learner = evaluation.results[LEARNER]
             scores = expert_normalized_scores({LEARNER: learner, **baselines})

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite, Push, TrackingUri
+from pipeline.cli.options import ActionNoiseOption, Overwrite, Push, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
@@ -71,6 +71,7 @@ def run_compare_command(
     """Check, compare, print the table; plot, JSON and MLflow where asked."""
     from pipeline.compare import check_request, compare
     from pipeline.reports.compare_plots import plot_groups
+    from pipeline.rollout.action_noise import describe_action_noise
     from pipeline.rollout.options import describe_push
     from pipeline.tracking import open_tracker, run_name
 
@@ -83,6 +84,8 @@ def run_compare_command(
     console.print(compare_table(report))
     if report.push:
         console.print(f"pushed: {describe_push(report.push)}")
+    if report.action_noise > 0:
+        console.print(f"perturbed: {describe_action_noise(report.action_noise)}")
     payload = {"command": "compare", "groups_given": request.groups, **asdict(report)}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,8 @@ def run_compare_command(
         name = run_name("compare", report.env_id)
         with open_tracker(tracking_uri, run_name=name, tags=tags) as tracker:
             tracker.log_params({"groups": request.groups, "episodes": request.episodes,
-                                "seed": request.seed})  # fmt: skip
+                                "seed": request.seed, "push": request.push,
+                                "action_noise": request.action_noise})  # fmt: skip
             for name, stats in report.groups.items():
                 tracker.log_metrics({f"compare/{name}/{key}": value["mean"]
                                      for key, value in stats.items() if key != "policies"},
@@ -124,6 +128,7 @@ def compare_command(
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     push: Push = None,
+    action_noise: ActionNoiseOption = 0.0,
     out: Annotated[
         Path | None, typer.Option(help="Directory for compare.json and compare.png.")
     ] = None,
@@ -141,7 +146,8 @@ def compare_command(
 
     request = CompareRequest(groups=parse_groups(group or [], policy or []), episodes=episodes,
                              seed=seed, workers=workers, json_path=json_out,
-                             overwrite=overwrite, push=push)  # fmt: skip
+                             overwrite=overwrite, push=push,
+                             action_noise=action_noise)  # fmt: skip
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)
     run_compare_command(request, out, uri, make_console(), lookup_uri=tracking_uri)

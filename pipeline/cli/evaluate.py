@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import BackendKind, Overwrite, Push, RayAddress, TrackingUri
+from pipeline.cli.options import (
+    ActionNoiseOption,
+    BackendKind,
+    Overwrite,
+    Push,
+    RayAddress,
+    TrackingUri,
+)
 from pipeline.cli.progress import StageProgress, make_console
 
 if TYPE_CHECKING:
@@ -89,6 +96,7 @@ def evaluate_command(
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
     ] = False,
     push: Push = None,
+    action_noise: ActionNoiseOption = 0.0,
     video: Annotated[
         Path | None,
         typer.Option(
@@ -115,8 +123,8 @@ def evaluate_command(
                               workers=workers, start_phase=start_phase,
                               backend=parse_backend(backend, ray_address),
                               episode_seconds=episode_seconds, compare_expert=compare_expert,
-                              push=push, video=video, out=out, json_path=json_out,
-                              overwrite=overwrite)  # fmt: skip
+                              push=push, action_noise=action_noise, video=video, out=out,
+                              json_path=json_out, overwrite=overwrite)  # fmt: skip
     check_request(request)
     uri = None if no_track else prepare(tracking_uri)
     # With --no-track an MLflow policy URI still resolves against --tracking-uri.

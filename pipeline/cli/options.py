@@ -27,6 +27,19 @@ Push = Annotated[
 ]
 """The ``--push`` option of the commands that evaluate policies."""
 
+ActionNoiseOption = Annotated[
+    float,
+    typer.Option(
+        "--action-noise",
+        metavar="SIGMA",
+        help="Add Gaussian noise of SIGMA x the expert's action scale (DART's unit) to every "
+        "executed action of the learner and the expert, drawn from the episode's seed: how "
+        "robust is the walk? The expert itself keeps ~90% of its surviving walk starts at "
+        "0.001.",
+    ),
+]
+"""The ``--action-noise`` option of the commands that evaluate policies."""
+
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the option ``name`` was given rather than left at its default."""

@@ -148,7 +148,7 @@ def log_evaluation(
         tracker.log_params(flatten_params({
             "policy": request.policy, "env_id": report.env_id, "episodes": request.episodes,
             "seed": request.seed, "compare_expert": request.compare_expert,
-            "env_kwargs": report.env_kwargs,
+            "env_kwargs": report.env_kwargs, "action_noise": request.action_noise,
         }))  # fmt: skip
         tracker.log_metrics(eval_metrics(report), step=0)
         curve = report.summaries[LEARNER].get("action_error_by_second") or []

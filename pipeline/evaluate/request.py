@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, check_output_path
+from pipeline.rollout.action_noise import check_action_noise
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult
 from pipeline.rollout.filming import Filmed, VideoChoice, choose_video_episode
@@ -60,6 +61,10 @@ class EvaluateRequest:
     """``IMPULSE[@TIME]``: push every episode sideways on the torso with IMPULSE N*s at
     TIME seconds, or without TIME at a random moment of the gait (the side is random too;
     both drawn from the episode's seed, so every policy gets the same push)."""
+    action_noise: float = 0.0
+    """Gaussian noise on every executed action of the learner and the expert, in units of
+    the expert's action scale (DART's unit), drawn from the episode's seed; 0: none. The
+    random baseline acts as it would. The action error then includes the noise."""
     video: Path | None = None
     """Video (.mp4/.gif) of the learner on the first seed the expert (with compare_expert,
     else the learner) survives; with compare_expert also ``<stem>_vs_expert<suffix>``:
@@ -84,6 +89,8 @@ class EvaluateReport:
     results: dict[str, list[EpisodeResult]]
     """Per policy (learner, expert, random), per episode."""
     summaries: dict[str, dict[str, Any]]
+    action_noise: float = 0.0
+    """Noise on the learner's and the expert's executed actions (``--action-noise``)."""
     scores: dict[str, Any] = field(default_factory=dict)
     """Expert-normalized scores and survival on expert-surviving starts."""
     shown: VideoChoice | None = None
@@ -109,6 +116,7 @@ class EvaluateReport:
         filmed = [Filmed(**f) for f in data.get("filmed", [])]
         return cls(policy=data["policy"], env_id=data["env_id"], env_kwargs=data["env_kwargs"],
                    seeds=list(data["seeds"]), results=results, summaries=data["summary"],
+                   action_noise=data.get("action_noise", 0.0),
                    scores=data.get("scores") or {}, shown=shown, filmed=filmed,
                    videos=data.get("videos", []),
                    plots=data.get("plots", []), validation_loss=data.get("validation_loss"),
@@ -119,7 +127,8 @@ class EvaluateReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "command": "evaluate", "policy": self.policy, "env_id": self.env_id,
-            "env_kwargs": self.env_kwargs, "seeds": self.seeds,
+            "env_kwargs": self.env_kwargs, "action_noise": self.action_noise,
+            "seeds": self.seeds,
             "episodes": {k: [r.to_dict() for r in v] for k, v in self.results.items()},
             "summary": self.summaries, "scores": self.scores, "videos": self.videos,
             "shown": asdict(self.shown) if self.shown else None,
@@ -137,6 +146,7 @@ def check_request(request: EvaluateRequest) -> None:
         raise PipelineError(f"--policy {request.policy}: policy directory not found")
     check_episode_options(request.episodes, request.workers, request.video, request.json_path,
                           request.overwrite)  # fmt: skip
+    check_action_noise(request.action_noise)
     if request.video is not None and request.compare_expert:
         check_output_path(side_by_side_path(request.video), "--video", overwrite=request.overwrite)
     # The env is the policy's unless --env names one; a local policy's spec says which.

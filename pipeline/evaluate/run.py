@@ -38,6 +38,7 @@ from pipeline.evaluate.request import (
     env_for,
     shown_episode,
 )
+from pipeline.rollout.action_noise import ActionNoise, NoisyPolicy
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
 from pipeline.rollout.policy_source import (
@@ -71,9 +72,17 @@ def run_evaluation(
     expert_name = sim.EXPERT_FOR_ENV.get(env_id)
     if request.compare_expert and expert_name is None:
         raise PipelineError(f"--compare-expert: {env_id} has no shipped expert")
+    if request.action_noise > 0 and expert_name is None:
+        raise PipelineError(
+            f"--action-noise: {env_id} has no shipped expert whose action scale sets the unit"
+        )
     make_parent(request.video, "--video")  # every input is checked by now
     expert = sim.load_expert(expert_name) if expert_name else None
     relabel = ExpertRelabeller(expert, spec.act_scale()[1].astype(np.float64)) if expert else None
+    noise = ActionNoise(request.action_noise, expert.action_scale) if expert else None
+
+    def perturbed(policy: Any) -> Any:
+        return NoisyPolicy(policy, noise) if noise is not None and noise.sigma > 0 else policy
 
     def run(name: str, policy: Any, relabeller: Any = None) -> list:
         on_result = (lambda r: progress(name, r)) if progress else None
@@ -83,17 +92,18 @@ def run_evaluation(
         return run_episodes(env_id, kwargs, policy, tasks, request.workers, on_result,
                             relabeller, request.backend)  # fmt: skip
 
-    policies: dict[str, Any] = {LEARNER: learner_policy(resolved)}
+    policies: dict[str, Any] = {LEARNER: perturbed(learner_policy(resolved))}
     results = {LEARNER: run(LEARNER, policies[LEARNER], relabel)}
     if request.compare_expert:
         assert expert is not None
-        policies[EXPERT] = ExpertPolicy(expert)
+        policies[EXPERT] = perturbed(ExpertPolicy(expert))
         results[EXPERT] = run(EXPERT, policies[EXPERT])
         results[RANDOM] = run(RANDOM, RandomPolicy(env.action_low, env.action_high))
     report = EvaluateReport(
         policy=request.policy, env_id=env_id,
         env_kwargs={k: v for k, v in kwargs.items() if k != "render_mode"}, seeds=seeds,
         results=results, summaries={k: summarize(v) for k, v in results.items()},
+        action_noise=request.action_noise,
         training_run_id=resolved.training_run_id,
         validation_loss=_validation_loss(resolved),
     )  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from pipeline.evaluate.request import LEARNER, EvaluateReport
+from pipeline.rollout.action_noise import describe_action_noise
 from pipeline.rollout.filming import first_fall, no_fall_line
 from pipeline.rollout.options import describe_push
 
@@ -67,6 +68,8 @@ def summary_lines(report: EvaluateReport) -> list[str]:
     push = report.env_kwargs.get("push")
     if push:
         lines.append(f"pushed: {describe_push(push)}")
+    if report.action_noise > 0:
+        lines.append(f"perturbed: {describe_action_noise(report.action_noise)}")
     scores = report.scores
     if scores:
         shown = [f"{name} {scores[f'normalized_{key}']:.2f}"

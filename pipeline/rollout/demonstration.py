@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from datasets import Episode
+from pipeline.rollout.action_noise import ActionNoise
 from pipeline.rollout.policies import Policy
 from sim import MLPExpert
 
@@ -83,6 +84,7 @@ def record_demonstration(
     tick = time.perf_counter()
     seed = attempt_seed(task.base_seed, task.attempt)
     rng = noise_rng(task.base_seed, task.attempt)
+    noise = ActionNoise(task.noise, expert.action_scale)
     chooser = mixture_rng(task.base_seed, task.attempt)
     dtype = env.action_space.dtype
     obs, _ = env.reset(seed=seed, options=task.options)
@@ -100,8 +102,7 @@ def record_demonstration(
             label = expert.act(obs).astype(dtype)
             action = label
             if task.noise > 0:
-                noise = rng.normal(size=label.shape) * task.noise * expert.action_scale
-                action = (label + noise).astype(dtype)
+                action = noise.perturb(label, rng).astype(dtype)
         else:
             assert learner is not None
             label = action = np.asarray(learner.act(obs)).astype(dtype)
