@@ -17,6 +17,10 @@ from mlflow_server import mlflow_server  # noqa: F401  (one real server per test
 # Simulation worker processes spawned by tests inherit this (2 PyBullet processes on 2
 # cores run ~3.5x slower without it).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Commands print at their log width when COLUMNS is unset; pytest-xdist's worker processes
+# start with COLUMNS=80 (a plain run has none), which would narrow every table they print.
+# Tests that need a width set it themselves.
+os.environ.pop("COLUMNS", None)
 
 
 @contextlib.contextmanager

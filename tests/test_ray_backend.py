@@ -32,6 +32,10 @@ from pipeline.rollout.workers import EpisodeTask, rollout_pool
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip install '.[ray]')")
 
+# One xdist worker runs every test that starts Ray: the README's `ray stop` stops every
+# cluster on the machine.
+pytestmark = pytest.mark.xdist_group("ray")
+
 RUN = "sim/HumanoidRun-v0"
 RAY = Path(sys.executable).parent / "ray"
 

@@ -116,6 +116,7 @@ def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
 # Every README command in one test: about 5 minutes alone on 2 cores, twice that when the
 # machine is shared, so it gets more than the suite's 600-s per-test limit.
 @pytest.mark.timeout(1500)
+@pytest.mark.xdist_group("ray")  # its `ray stop` stops every Ray cluster on the machine
 def test_readme_runs_in_order(tmp_path):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
