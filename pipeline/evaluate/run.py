@@ -79,10 +79,11 @@ def run_evaluation(
     make_parent(request.video, "--video")  # every input is checked by now
     expert = sim.load_expert(expert_name) if expert_name else None
     relabel = ExpertRelabeller(expert, spec.act_scale()[1].astype(np.float64)) if expert else None
-    noise = ActionNoise(request.action_noise, expert.action_scale) if expert else None
+    noise = (ActionNoise(request.action_noise, expert.action_scale)
+             if expert and request.action_noise > 0 else None)  # fmt: skip
 
     def perturbed(policy: Any) -> Any:
-        return NoisyPolicy(policy, noise) if noise is not None and noise.sigma > 0 else policy
+        return policy if noise is None else NoisyPolicy(policy, noise)
 
     def run(name: str, policy: Any, relabeller: Any = None) -> list:
         on_result = (lambda r: progress(name, r)) if progress else None
