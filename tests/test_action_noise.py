@@ -106,10 +106,10 @@ def test_evaluate_perturbs_learner_and_expert_alike_and_repeats_on_any_workers(
 
 @pytest.mark.parametrize(
     ("command", "value", "words"),
-    [("evaluate", "-0.1", "--action-noise: -0.1 must be a number >= 0"),
-     ("evaluate", "nan", "--action-noise: nan must be a number >= 0"),
+    [("evaluate", "-0.1", "--action-noise: -0.1 must be a finite number >= 0"),
+     ("evaluate", "nan", "--action-noise: nan must be a finite number >= 0"),
      ("evaluate", "abc", "--action-noise"),
-     ("compare", "-1", "--action-noise: -1.0 must be a number >= 0")],
+     ("compare", "-1", "--action-noise: -1.0 must be a finite number >= 0")],
 )  # fmt: skip
 def test_bad_action_noise_is_one_line(policy, tmp_path, capsys, command, value, words):
     out = tmp_path / "report.json"

@@ -41,7 +41,7 @@ def check_action_noise(sigma: float) -> float:
     """An ``--action-noise`` value: a finite number >= 0."""
     if not (math.isfinite(sigma) and sigma >= 0):
         raise PipelineError(
-            f"--action-noise: {sigma} must be a number >= 0 (in the expert's action scales)"
+            f"--action-noise: {sigma} must be a finite number >= 0 (in the expert's action scales)"
         )
     return sigma
 
