@@ -91,6 +91,13 @@ class DaggerConfig(StrictConfig):
     walk's 1.35-3 s after a random start phase, the run's while it sets off from rest);
     short episodes spread the labels over many more starts. Evaluation keeps the env's
     length."""
+    lead_seconds: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    """Before each mixture episode the learner alone drives for a time drawn uniformly from
+    [0, lead_seconds], unlabelled and not stored; the episode stored is the
+    ``episode_seconds`` after it, or, where the learner falls during the lead, the
+    ``episode_seconds`` that end at its fall. Short episodes put the labels on the starts;
+    a lead also puts them on the learner's later walking and on its falls, at no cost in
+    labels. Needs ``episode_seconds``; 0: every episode starts at the reset."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -181,6 +188,11 @@ def check_request(
     if env_id is not None and env_id != recorded:
         raise PipelineError(f"--init-data {init_data}: recorded in {recorded}, not --env {env_id}")
     env_kwargs(recorded, episode_seconds=config.episode_seconds)
+    if config.lead_seconds > 0 and config.episode_seconds is None:
+        raise PipelineError(
+            f"--lead-seconds {config.lead_seconds:g}: needs --episode-seconds (the labelled "
+            "window after the lead)"
+        )
     if pending:
         raise PipelineError(
             f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "
@@ -407,7 +419,8 @@ def _roll_out(
     else:
         summary = record(RecordConfig(
             **common, env_id=env_id, episodes=episodes, seed=config.seed,
-            episode_seconds=config.episode_seconds, compression=MIXTURE_COMPRESSION,
+            episode_seconds=config.episode_seconds, lead_seconds=config.lead_seconds,
+            compression=MIXTURE_COMPRESSION,
             keep_failed=True, mode="append", beta=beta, learner=str(learner.resolve()),
             provenance={"dagger_iteration": iteration},
         ))  # fmt: skip

@@ -30,7 +30,7 @@ from datasets import (
 )
 from pipeline.core.errors import PipelineError
 from pipeline.rollout.cluster import LOCAL, Backend
-from pipeline.rollout.demonstration import DemoTask
+from pipeline.rollout.demonstration import DemoTask, Lead
 from pipeline.rollout.options import is_motion_env, parse_camera, parse_start_phase
 from pipeline.rollout.policies import LearnedPolicy
 from pipeline.rollout.workers import demo_pool
@@ -38,7 +38,7 @@ from pipeline.rollout.workers import demo_pool
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
 DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
-                 "keep_failed", "beta", "learner", "camera", "camera_view",
+                 "keep_failed", "beta", "learner", "lead_seconds", "camera", "camera_view",
                  "compression")  # fmt: skip
 
 
@@ -85,6 +85,10 @@ class RecordConfig:
     others and the expert labels every visited state afterwards (DAgger)."""
     learner: str | None = None
     """Policy directory of the learner mixed with the expert when ``beta`` < 1."""
+    lead_seconds: float = 0.0
+    """DAgger: the learner alone drives each episode first for a seeded random time up to
+    this, unlabelled; the episode stored is the ``episode_seconds`` window after it (or
+    before the learner's fall during it). Needs ``learner`` and ``episode_seconds``."""
     provenance: dict[str, Any] | None = None
     """Extra facts stored with this session's recording arguments (DAgger's iteration);
     the learner's digest is added by :func:`record`."""
@@ -151,8 +155,25 @@ def env_kwargs_of(config: RecordConfig) -> dict[str, Any]:
     elif is_motion_env(config.env_id):
         kwargs["start_phase"] = "random"
     if config.episode_seconds is not None:
-        kwargs["episode_seconds"] = config.episode_seconds
+        # A lead runs before the window, within the same episode.
+        kwargs["episode_seconds"] = config.episode_seconds + config.lead_seconds
     return kwargs
+
+
+def lead_of(config: RecordConfig) -> Lead | None:
+    """The recording's lead (None without one); its window's step limit is that of an
+    ``episode_seconds`` episode of the env."""
+    if not config.lead_seconds:
+        return None
+    if config.learner is None or config.episode_seconds is None:
+        raise PipelineError("a lead (lead_seconds) needs a learner and episode_seconds")
+    env = gym.make(config.env_id, **{**env_kwargs_of(config),
+                                     "episode_seconds": config.episode_seconds})  # fmt: skip
+    try:
+        steps = int(env.unwrapped.step_limit)
+    finally:
+        env.close()
+    return Lead(config.lead_seconds, config.episode_seconds, steps)
 
 
 def camera_spec(config: RecordConfig) -> CameraSpec | None:
@@ -303,7 +324,8 @@ def _record_into(
     budget = config.max_attempts or 10 * max(target - writer.episode_count, 1) + 10
     first = writer.next_attempt
     render = config.camera is not None
-    tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta, render=render)
+    lead = lead_of(config)
+    tasks = (DemoTask(n, config.seed, config.noise, beta=config.beta, render=render, lead=lead)
              for n in count(first))  # fmt: skip
     with demo_pool(config.env_id, env_kwargs, expert, config.workers, learner,
                    config.backend) as pool:  # fmt: skip

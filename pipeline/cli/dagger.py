@@ -142,6 +142,14 @@ def dagger_command(
             "the env's full episodes)."
         ),
     ] = None,
+    lead_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Before each mixture episode the learner alone drives for a random time up "
+            "to this, unlabelled; the labelled episode is the --episode-seconds after it (or "
+            "before its fall). Needs --episode-seconds."
+        ),
+    ] = 0.0,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
@@ -169,7 +177,7 @@ def dagger_command(
     values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
               "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
               "max_labels": max_labels, "episode_seconds": episode_seconds,
-              "eval_episodes": eval_episodes,
+              "lead_seconds": lead_seconds, "eval_episodes": eval_episodes,
               "eval_seed": eval_seed, "workers": workers, "seed": seed}  # fmt: skip
     try:
         cfg = DaggerConfig(**values)

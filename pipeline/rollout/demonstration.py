@@ -10,6 +10,12 @@ DAgger's mixture (``beta`` < 1 and a learner): at each step the expert acts with
 probability ``beta`` (drawn from a generator of its own, seeded by the attempt), the
 learner otherwise; after the episode the expert labels every visited state in one batched
 forward pass. The learner's states are what the next policy must learn to recover from.
+
+A lead (DAgger's ``lead_seconds``): before the recorded part the learner alone drives for
+a seeded random time, unlabelled; the episode returned is the window after it, or, where
+the learner falls first, the window that ends at its fall. The labels then land on the
+states the learner reaches later in its walk (and on those that lead to its falls)
+without spending any on the steps that lead there.
 """
 
 from __future__ import annotations
@@ -45,8 +51,26 @@ def mixture_rng(base_seed: int, attempt: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([base_seed, attempt, 2]))
 
 
+def lead_rng(base_seed: int, attempt: int) -> np.random.Generator:
+    """The generator drawing how long the learner leads alone in an attempt."""
+    return np.random.default_rng(np.random.SeedSequence([base_seed, attempt, 3]))
+
+
 EXPERT_ACTED = "expert_acted"
 """Per-step info of a mixture episode: 1 where the expert chose the executed action."""
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The learner alone drives first; only a window of the episode is returned."""
+
+    max_seconds: float
+    """The lead lasts a time drawn uniformly from [0, max_seconds] (to the next step)."""
+    window_seconds: float
+    """Simulated seconds returned after the lead (or before a fall during it)."""
+    window_steps: int
+    """The most steps the window holds (the step limit of a ``window_seconds`` episode),
+    so a label budget counted in such episodes is never exceeded."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class DemoTask:
     render: bool = False
     """Store ``env.render()`` of every state as the episode's images (the env renders
     with the recording's camera)."""
+    lead: Lead | None = None
+    """Let the learner drive alone first (the env's time limit must cover lead and window)."""
 
 
 def record_demonstration(
@@ -81,6 +107,9 @@ def record_demonstration(
     mixing = task.beta < 1.0
     if mixing and learner is None:
         raise ValueError(f"beta {task.beta} < 1 needs a learner to act on the other steps")
+    if task.lead is not None and learner is None:
+        raise ValueError("a lead needs a learner to drive it")
+    relabelled = mixing or task.lead is not None
     tick = time.perf_counter()
     seed = attempt_seed(task.base_seed, task.attempt)
     rng = noise_rng(task.base_seed, task.attempt)
@@ -96,8 +125,18 @@ def record_demonstration(
     infos: dict[str, list[float]] = {}
     terminated = truncated = False
     info: dict[str, Any] = {}
+    lead_s = (
+        0.0
+        if task.lead is None
+        else lead_rng(task.base_seed, task.attempt).uniform(0.0, task.lead.max_seconds)
+    )
+    times = [0.0]  # simulated seconds at each state
+    window_start: int | None = None if task.lead else 0
     while not (terminated or truncated):
-        by_expert = not mixing or chooser.random() < task.beta
+        if window_start is None and times[-1] >= lead_s:
+            window_start = len(labels)
+        # During a lead the learner drives alone; the mixture draws start with the window.
+        by_expert = window_start is not None and (not mixing or chooser.random() < task.beta)
         if by_expert:
             label = expert.act(obs).astype(dtype)
             action = label
@@ -119,10 +158,24 @@ def record_demonstration(
         for key, value in info.items():
             if isinstance(value, int | float | bool | np.number | np.bool_):
                 infos.setdefault(key, []).append(float(value))
+        times.append(float(info.get("sim_time", math.nan)))
+        if task.lead and window_start is not None and not terminated:
+            window_ended = (
+                times[-1] - times[window_start] >= task.lead.window_seconds - 1e-9
+                or len(labels) - window_start >= task.lead.window_steps
+            )
+            truncated = truncs[-1] = truncated or window_ended
     arrays = {k: np.asarray(v) for k, v in infos.items() if len(v) == len(rewards)}
+    if task.lead:
+        keep = slice(_window_start(window_start, times, task.lead), len(labels))
+        observations = observations[keep.start :]
+        frames = frames[keep.start :]
+        labels, executed, rewards = labels[keep], executed[keep], rewards[keep]
+        terms, truncs, expert_acted = terms[keep], truncs[keep], expert_acted[keep]
+        arrays = {k: v[keep] for k, v in arrays.items()}
     actions = np.asarray(labels, dtype=dtype)
     timings = {"rollout": time.perf_counter() - tick, "relabel": 0.0}
-    if mixing:
+    if relabelled:
         # The expert labels every state the mixture visited, in one batched pass.
         tick = time.perf_counter()
         actions = np.asarray(expert.act(np.asarray(observations[:-1])), dtype=dtype)
@@ -131,7 +184,9 @@ def record_demonstration(
     return Episode(
         observations=np.asarray(observations, dtype=env.observation_space.dtype),
         actions=actions,
-        executed_actions=(np.asarray(executed, dtype=dtype) if task.noise > 0 or mixing else None),
+        executed_actions=(
+            np.asarray(executed, dtype=dtype) if task.noise > 0 or relabelled else None
+        ),
         rewards=np.asarray(rewards, dtype=np.float64),
         terminations=np.asarray(terms, dtype=bool),
         truncations=np.asarray(truncs, dtype=bool),
@@ -143,3 +198,20 @@ def record_demonstration(
         distance=float(info.get("distance", math.nan)),
         timings=timings,
     )
+
+
+def _window_start(start: int | None, times: list[float], lead: Lead) -> int:
+    """First step returned: where the window began, or, when the episode ended during the
+    lead, the earliest step within ``lead.window_seconds`` (and ``lead.window_steps``) of
+    the end."""
+    if start is not None:
+        return start
+    end = len(times) - 1
+    first = end
+    while (
+        first > 0
+        and end - (first - 1) <= lead.window_steps
+        and (times[end] - times[first - 1] <= lead.window_seconds + 1e-9)
+    ):
+        first -= 1
+    return first
