@@ -133,3 +133,36 @@ def test_compare_perturbs_every_policy_and_says_so(policy, tmp_path, capsys):
     assert reports["0"]["action_noise"] == 0.0 and reports["0.3"]["action_noise"] == 0.3
     assert "perturbed: Gaussian noise of 0.3" in printed
     assert reports["0.3"]["expert"]["return"] != reports["0"]["expert"]["return"]
+
+
+def test_rollout_perturbs_the_expert_and_repeats(tmp_path, capsys):
+    def returns(noise: str, name: str) -> tuple[list[float], str]:
+        path = tmp_path / name
+        code = main(["rollout", "--env", RUN, "--episodes", "2", "--seed", "4",
+                     "--action-noise", noise, "--json", str(path)])  # fmt: skip
+        printed, err = capsys.readouterr()
+        assert code == 0, err
+        report = json.loads(path.read_text())
+        assert report["action_noise"] == float(noise)
+        return [e["return"] for e in report["episodes"]], printed
+
+    clean, printed = returns("0", "clean.json")
+    assert "perturbed" not in printed
+    noisy, printed = returns("0.3", "noisy.json")
+    assert "perturbed: Gaussian noise of 0.3 x the expert's action scale" in printed
+    assert all(a != b for a, b in zip(clean, noisy, strict=True))
+    assert returns("0.3", "again.json")[0] == noisy
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [(["--action-noise", "-2"], "--action-noise: -2.0 must be a finite number >= 0"),
+     (["--action-noise", "0.1", "--policy", "random"], "--action-noise: perturbs an expert's")],
+)  # fmt: skip
+def test_bad_rollout_action_noise_is_one_line(tmp_path, capsys, extra, words):
+    out = tmp_path / "rollout.json"
+    code = main(["rollout", "--env", RUN, "--episodes", "1", *extra, "--json", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: ") and words in err, err
+    assert not out.exists()

@@ -33,12 +33,12 @@ ActionNoiseOption = Annotated[
         "--action-noise",
         metavar="SIGMA",
         help="Add Gaussian noise of SIGMA x the expert's action scale (DART's unit) to every "
-        "executed action of the learner and the expert, drawn from the episode's seed: how "
-        "robust is the walk? The expert itself keeps ~90% of its surviving walk starts at "
-        "0.001.",
+        "executed action of the learner and the expert (never the random policy), drawn from "
+        "the episode's seed: how robust is the walk? The expert itself keeps ~90% of its "
+        "surviving walk starts at 0.001.",
     ),
 ]
-"""The ``--action-noise`` option of the commands that evaluate policies."""
+"""The ``--action-noise`` option of the commands that roll out and evaluate policies."""
 
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:

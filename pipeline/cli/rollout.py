@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import BackendKind, Overwrite, RayAddress
+from pipeline.cli.options import ActionNoiseOption, BackendKind, Overwrite, RayAddress
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.outputs import make_parent, write_json
 from pipeline.rollout.cluster import LOCAL, Backend
@@ -45,6 +45,9 @@ class RolloutRequest:
     """Metrics as JSON."""
     overwrite: bool = False
     """Replace an existing video or JSON file (refused otherwise)."""
+    action_noise: float = 0.0
+    """Gaussian noise of this many of the expert's action scales on every executed action
+    (an expert's only), drawn from each episode's seed: how reproducible is its walk?"""
 
 
 def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
@@ -56,11 +59,15 @@ def env_kwargs_for(request: RolloutRequest) -> dict[str, Any]:
 
 def validate(request: RolloutRequest) -> dict[str, Any]:
     """Check every option before any work starts; returns the env kwargs."""
+    from pipeline.core.errors import PipelineError
+    from pipeline.rollout.action_noise import check_action_noise
     from pipeline.rollout.options import check_episode_options
     from pipeline.rollout.policies import check_policy_name
 
     kwargs = env_kwargs_for(request)
     check_policy_name(request.policy, request.env_id)
+    if check_action_noise(request.action_noise) > 0 and request.policy == "random":
+        raise PipelineError("--action-noise: perturbs an expert's actions, not the random policy's")
     check_episode_options(request.episodes, request.workers, request.video, request.json_path,
                           request.overwrite)  # fmt: skip
     return kwargs
@@ -71,6 +78,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     import gymnasium as gym
 
     from pipeline.reports.tables import episode_table
+    from pipeline.rollout.action_noise import ActionNoise, NoisyPolicy, describe_action_noise
     from pipeline.rollout.cluster import cluster_session
     from pipeline.rollout.episodes import summarize
     from pipeline.rollout.filming import choose_video_episode, film_policy, no_fall_line
@@ -84,6 +92,8 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     finally:
         space_env.close()
     policy = resolve_policy(request.policy, request.env_id, low, high)
+    if request.action_noise > 0:
+        policy = NoisyPolicy(policy, ActionNoise(request.action_noise, policy.expert.action_scale))
     make_parent(request.video, "--video")
     tasks = [EpisodeTask(request.seed + i) for i in range(request.episodes)]
     falls = 0
@@ -100,6 +110,8 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
                                    advance, backend=request.backend)  # fmt: skip
     summary = summarize(results)
     console.print(episode_table(f"{request.env_id}, policy {request.policy}", results, summary))
+    if request.action_noise > 0:
+        console.print(f"perturbed: {describe_action_noise(request.action_noise, 'expert')}")
     filmed = []
     if request.video is not None:
         who = "random policy" if request.policy == "random" else "expert"
@@ -114,6 +126,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
             "env_id": request.env_id,
             "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "render_mode"},
             "policy": request.policy,
+            "action_noise": request.action_noise,
             "seed": request.seed,
             "workers": request.workers,
             "episodes": [r.to_dict() for r in results],
@@ -142,6 +155,7 @@ def rollout_command(
         float | None,
         typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
     ] = None,
+    action_noise: ActionNoiseOption = 0.0,
     workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
@@ -167,6 +181,7 @@ def rollout_command(
         seed=seed,
         start_phase=start_phase,
         episode_seconds=episode_seconds,
+        action_noise=action_noise,
         workers=workers,
         backend=parse_backend(backend, ray_address),
         video=video,

@@ -77,7 +77,7 @@ class NoisyPolicy:
         return self.noise.perturb(np.asarray(action), self._rng)
 
 
-def describe_action_noise(sigma: float) -> str:
-    """One line saying how the actions were perturbed."""
+def describe_action_noise(sigma: float, whose: str = "the learner and the expert") -> str:
+    """One line saying how the actions of ``whose`` were perturbed."""
     return (f"Gaussian noise of {sigma:g} x the expert's action scale on every executed "
-            "action of the learner and the expert, drawn from the episode's seed")  # fmt: skip
+            f"action of {whose}, drawn from the episode's seed")  # fmt: skip
