@@ -49,7 +49,7 @@ from pipeline.evaluate import (
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult, summarize
-from pipeline.rollout.options import env_kwargs
+from pipeline.rollout.options import env_kwargs, episode_step_limit
 from pipeline.rollout.policy_source import resolve_policy_source
 from pipeline.rollout.scores import mean_of
 from pipeline.tracking import Tracker, open_tracker, run_name
@@ -304,13 +304,7 @@ def _rollout_step_limit(env_id: str, config: DaggerConfig) -> int:
     """The most steps a mixture episode can take (``--episode-seconds`` or the env's
     limit): initial demonstrations longer than the rollouts must not shrink the budget's
     episode count."""
-    import gymnasium as gym
-
-    env = gym.make(env_id, **env_kwargs(env_id, episode_seconds=config.episode_seconds))
-    try:
-        return int(env.unwrapped.step_limit)
-    finally:
-        env.close()
+    return episode_step_limit(env_id, env_kwargs(env_id, episode_seconds=config.episode_seconds))
 
 
 def _episodes_within_budget(config: DaggerConfig, labels: int, longest: int) -> int:

@@ -31,7 +31,12 @@ from datasets import (
 from pipeline.core.errors import PipelineError
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.demonstration import DemoTask, Lead
-from pipeline.rollout.options import is_motion_env, parse_camera, parse_start_phase
+from pipeline.rollout.options import (
+    episode_step_limit,
+    is_motion_env,
+    parse_camera,
+    parse_start_phase,
+)
 from pipeline.rollout.policies import LearnedPolicy
 from pipeline.rollout.workers import demo_pool
 
@@ -167,12 +172,8 @@ def lead_of(config: RecordConfig) -> Lead | None:
         return None
     if config.learner is None or config.episode_seconds is None:
         raise PipelineError("a lead (lead_seconds) needs a learner and episode_seconds")
-    env = gym.make(config.env_id, **{**env_kwargs_of(config),
-                                     "episode_seconds": config.episode_seconds})  # fmt: skip
-    try:
-        steps = int(env.unwrapped.step_limit)
-    finally:
-        env.close()
+    window = {**env_kwargs_of(config), "episode_seconds": config.episode_seconds}
+    steps = episode_step_limit(config.env_id, window)
     return Lead(config.lead_seconds, config.episode_seconds, steps)
 
 

@@ -18,6 +18,7 @@ from pipeline.rollout.demonstration import (
     lead_rng,
     record_demonstration,
 )
+from pipeline.rollout.options import episode_step_limit
 from pipeline.rollout.policies import ExpertPolicy, RandomPolicy
 from pipeline.training.config import load_config
 
@@ -31,11 +32,7 @@ def _walk(seconds: float) -> gym.Env:
 
 
 def _step_limit(seconds: float) -> int:
-    env = gym.make(WALK, episode_seconds=seconds)
-    try:
-        return int(env.unwrapped.step_limit)
-    finally:
-        env.close()
+    return episode_step_limit(WALK, {"episode_seconds": seconds})
 
 
 @pytest.fixture(scope="module")

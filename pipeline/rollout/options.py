@@ -21,6 +21,17 @@ def is_motion_env(env_id: str) -> bool:
     return env_id in sim.MOTION_ENV_IDS
 
 
+def episode_step_limit(env_id: str, kwargs: dict[str, Any]) -> int:
+    """The most actions an episode of ``env_id`` made with ``kwargs`` can take."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **kwargs)
+    try:
+        return int(env.unwrapped.step_limit)
+    finally:
+        env.close()
+
+
 def parse_start_phase(value: str) -> float | str:
     """'random', or a phase in [0, 1)."""
     if value == "random":
