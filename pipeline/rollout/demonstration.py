@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -119,22 +119,17 @@ def record_demonstration(
     obs, _ = env.reset(seed=seed, options=task.options)
     if learner is not None:
         learner.reset(seed)
-    observations, labels, executed, rewards, terms, truncs = [obs], [], [], [], [], []
+    observations = [obs]
     frames = [env.render()] if task.render else []
-    expert_acted: list[float] = []
-    infos: dict[str, list[float]] = {}
+    steps = _Steps()
     terminated = truncated = False
     info: dict[str, Any] = {}
-    lead_s = (
-        0.0
-        if task.lead is None
-        else lead_rng(task.base_seed, task.attempt).uniform(0.0, task.lead.max_seconds)
-    )
+    lead_s = _lead_seconds(task)
     times = [0.0]  # simulated seconds at each state
     window_start: int | None = None if task.lead else 0
     while not (terminated or truncated):
         if window_start is None and times[-1] >= lead_s:
-            window_start = len(labels)
+            window_start = len(steps.labels)
         # During a lead the learner drives alone; the mixture draws start with the window.
         by_expert = window_start is not None and (not mixing or chooser.random() < task.beta)
         if by_expert:
@@ -145,51 +140,39 @@ def record_demonstration(
         else:
             assert learner is not None
             label = action = np.asarray(learner.act(obs)).astype(dtype)
-        expert_acted.append(float(by_expert))
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
         if task.render:
             frames.append(env.render())
-        labels.append(label)
-        executed.append(action)
-        rewards.append(reward)
-        terms.append(terminated)
-        truncs.append(truncated)
-        for key, value in info.items():
-            if isinstance(value, int | float | bool | np.number | np.bool_):
-                infos.setdefault(key, []).append(float(value))
+        steps.add(label, action, by_expert, reward, terminated, truncated, info)
         times.append(float(info.get("sim_time", math.nan)))
         if task.lead and window_start is not None and not terminated:
             window_ended = (
                 times[-1] - times[window_start] >= task.lead.window_seconds - 1e-9
-                or len(labels) - window_start >= task.lead.window_steps
+                or len(steps.labels) - window_start >= task.lead.window_steps
             )
-            truncated = truncs[-1] = truncated or window_ended
-    arrays = {k: np.asarray(v) for k, v in infos.items() if len(v) == len(rewards)}
+            truncated = steps.truncs[-1] = truncated or window_ended
     if task.lead:
-        keep = slice(_window_start(window_start, times, task.lead), len(labels))
-        observations = observations[keep.start :]
-        frames = frames[keep.start :]
-        labels, executed, rewards = labels[keep], executed[keep], rewards[keep]
-        terms, truncs, expert_acted = terms[keep], truncs[keep], expert_acted[keep]
-        arrays = {k: v[keep] for k, v in arrays.items()}
-    actions = np.asarray(labels, dtype=dtype)
+        first = _window_start(window_start, times, task.lead)
+        observations, frames, steps = observations[first:], frames[first:], steps.since(first)
+    arrays = steps.info_arrays()
+    actions = np.asarray(steps.labels, dtype=dtype)
     timings = {"rollout": time.perf_counter() - tick, "relabel": 0.0}
     if relabelled:
         # The expert labels every state the mixture visited, in one batched pass.
         tick = time.perf_counter()
         actions = np.asarray(expert.act(np.asarray(observations[:-1])), dtype=dtype)
         timings["relabel"] = time.perf_counter() - tick
-        arrays[EXPERT_ACTED] = np.asarray(expert_acted)
+        arrays[EXPERT_ACTED] = np.asarray(steps.expert_acted)
     return Episode(
         observations=np.asarray(observations, dtype=env.observation_space.dtype),
         actions=actions,
         executed_actions=(
-            np.asarray(executed, dtype=dtype) if task.noise > 0 or relabelled else None
+            np.asarray(steps.executed, dtype=dtype) if task.noise > 0 or relabelled else None
         ),
-        rewards=np.asarray(rewards, dtype=np.float64),
-        terminations=np.asarray(terms, dtype=bool),
-        truncations=np.asarray(truncs, dtype=bool),
+        rewards=np.asarray(steps.rewards, dtype=np.float64),
+        terminations=np.asarray(steps.terms, dtype=bool),
+        truncations=np.asarray(steps.truncs, dtype=bool),
         infos=arrays,
         images=np.asarray(frames, dtype=np.uint8) if task.render else None,
         seed=seed,
@@ -198,6 +181,52 @@ def record_demonstration(
         distance=float(info.get("distance", math.nan)),
         timings=timings,
     )
+
+
+@dataclass
+class _Steps:
+    """What each step of an episode stores (labels before the expert's relabelling)."""
+
+    labels: list[np.ndarray] = field(default_factory=list)
+    executed: list[np.ndarray] = field(default_factory=list)
+    expert_acted: list[float] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    terms: list[bool] = field(default_factory=list)
+    truncs: list[bool] = field(default_factory=list)
+    infos: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, label: np.ndarray, action: np.ndarray, by_expert: bool, reward: float,
+            terminated: bool, truncated: bool, info: dict[str, Any]) -> None:  # fmt: skip
+        self.labels.append(label)
+        self.executed.append(action)
+        self.expert_acted.append(float(by_expert))
+        self.rewards.append(reward)
+        self.terms.append(terminated)
+        self.truncs.append(truncated)
+        for key, value in info.items():
+            if isinstance(value, int | float | bool | np.number | np.bool_):
+                self.infos.setdefault(key, []).append(float(value))
+
+    def info_arrays(self) -> dict[str, np.ndarray]:
+        """The numeric infos every step reported."""
+        count = len(self.rewards)
+        return {k: np.asarray(v) for k, v in self.infos.items() if len(v) == count}
+
+    def since(self, first: int) -> _Steps:
+        """The steps from ``first`` on; an info some step lacked is dropped."""
+        count = len(self.rewards)
+        return _Steps(
+            self.labels[first:], self.executed[first:], self.expert_acted[first:],
+            self.rewards[first:], self.terms[first:], self.truncs[first:],
+            {k: v[first:] for k, v in self.infos.items() if len(v) == count},
+        )  # fmt: skip
+
+
+def _lead_seconds(task: DemoTask) -> float:
+    """How long the learner drives alone before the window (0 without a lead)."""
+    if task.lead is None:
+        return 0.0
+    return float(lead_rng(task.base_seed, task.attempt).uniform(0.0, task.lead.max_seconds))
 
 
 def _window_start(start: int | None, times: list[float], lead: Lead) -> int:
