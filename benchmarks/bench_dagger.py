@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_dagger.py [--task walk|run] [--seeds 0,1,2]
         [--init-demos 10] [--iterations 4] [--episodes-per-iteration 5] [--beta 0.5]
         [--beta-decay 0.5] [--max-labels L] [--episode-seconds S] [--lead-seconds S]
+        [--lead-share P]
         [--init-seconds S]
         [--eval-episodes 40]
         [--eval-seed 1000] [--final-episodes 0] [--final-seed 2000]
@@ -150,6 +151,8 @@ def main() -> int:
     parser.add_argument("--lead-seconds", type=float, default=0.0,
                         help="the learner alone drives up to this long before each "
                         "labelled rollout window (pipeline dagger --lead-seconds)")  # fmt: skip
+    parser.add_argument("--lead-share", type=float, default=1.0,
+                        help="the probability that a rollout has a lead")  # fmt: skip
     parser.add_argument("--init-seconds", type=float, default=None,
                         help="length of the initial demos (default: --episode-seconds; 0: "
                         "the env's full episodes)")  # fmt: skip
@@ -201,6 +204,7 @@ def main() -> int:
                                       max_labels=args.max_labels,
                                       episode_seconds=args.episode_seconds,
                                       lead_seconds=args.lead_seconds,
+                                      lead_share=args.lead_share,
                                       eval_episodes=args.eval_episodes,
                                       eval_seed=args.eval_seed,
                                       workers=2, seed=seed)  # fmt: skip

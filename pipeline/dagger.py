@@ -98,6 +98,9 @@ class DaggerConfig(StrictConfig):
     ``episode_seconds`` that end at its fall. Short episodes put the labels on the starts;
     a lead also puts them on the learner's later walking and on its falls, at no cost in
     labels. Needs ``episode_seconds``; 0: every episode starts at the reset."""
+    lead_share: float = Field(1.0, gt=0.0, le=1.0)
+    """The probability that a mixture episode has a lead; the others start at the reset,
+    where the walk's early falls come from."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
@@ -414,6 +417,7 @@ def _roll_out(
         summary = record(RecordConfig(
             **common, env_id=env_id, episodes=episodes, seed=config.seed,
             episode_seconds=config.episode_seconds, lead_seconds=config.lead_seconds,
+            lead_share=config.lead_share,
             compression=MIXTURE_COMPRESSION,
             keep_failed=True, mode="append", beta=beta, learner=str(learner.resolve()),
             provenance={"dagger_iteration": iteration},

@@ -43,8 +43,8 @@ from pipeline.rollout.workers import demo_pool
 WriteMode = Literal["create", "append", "overwrite", "resume"]
 # Arguments that define which episodes a recording produces; a resume must keep them.
 DEFINING_ARGS = ("env_id", "expert", "seed", "noise", "start_phase", "episode_seconds",
-                 "keep_failed", "beta", "learner", "lead_seconds", "camera", "camera_view",
-                 "compression")  # fmt: skip
+                 "keep_failed", "beta", "learner", "lead_seconds", "lead_share", "camera",
+                 "camera_view", "compression")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class RecordConfig:
     """DAgger: the learner alone drives each episode first for a seeded random time up to
     this, unlabelled; the episode stored is the ``episode_seconds`` window after it (or
     before the learner's fall during it). Needs ``learner`` and ``episode_seconds``."""
+    lead_share: float = 1.0
+    """The probability that an episode has a lead; the others start at the reset."""
     provenance: dict[str, Any] | None = None
     """Extra facts stored with this session's recording arguments (DAgger's iteration);
     the learner's digest is added by :func:`record`."""
@@ -174,7 +176,7 @@ def lead_of(config: RecordConfig) -> Lead | None:
         raise PipelineError("a lead (lead_seconds) needs a learner and episode_seconds")
     window = {**env_kwargs_of(config), "episode_seconds": config.episode_seconds}
     steps = episode_step_limit(config.env_id, window)
-    return Lead(config.lead_seconds, config.episode_seconds, steps)
+    return Lead(config.lead_seconds, config.episode_seconds, steps, config.lead_share)
 
 
 def camera_spec(config: RecordConfig) -> CameraSpec | None:

@@ -214,6 +214,8 @@ def test_learner_only_episode_is_labelled_by_the_expert(run):
         (["--lead-seconds", "-1"], "--lead-seconds: "),
         (["--lead-seconds", "nan"], "--lead-seconds: "),
         (["--lead-seconds", "2"], "--lead-seconds 2: needs --episode-seconds"),
+        (["--lead-share", "0"], "--lead-share: "),
+        (["--lead-share", "1.5"], "--lead-share: "),
         (["--out", "{existing}"], "already exists"),
         (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),
     ],

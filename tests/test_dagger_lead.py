@@ -146,3 +146,24 @@ def test_dagger_with_a_lead_stores_windows_within_the_budget(run_data, tmp_path)
         )
         starts.append(times[0])
     assert max(starts) > 2 * 0.0165  # at least one window began after a lead
+
+
+def test_a_lead_share_leaves_the_other_attempts_at_the_reset(expert):
+    learner = ExpertPolicy(expert)
+    lead = Lead(max_seconds=4.0, window_seconds=1.0, window_steps=_step_limit(1.0), share=0.5)
+    long_env, short_env = _walk(5.0), _walk(1.0)
+    led_attempts = []
+    try:
+        for attempt in range(8):
+            task = DemoTask(attempt, 2, beta=0.5, lead=lead)
+            episode = record_demonstration(long_env, expert, task, learner)
+            if lead_rng(2, attempt).random() < 0.5:
+                led_attempts.append(attempt)
+                assert episode.infos["sim_time"][0] > 0.05 or episode.fell
+                continue
+            plain = record_demonstration(short_env, expert, DemoTask(attempt, 2, beta=0.5), learner)
+            np.testing.assert_array_equal(episode.observations, plain.observations)
+    finally:
+        long_env.close()
+        short_env.close()
+    assert 0 < len(led_attempts) < 8

@@ -150,6 +150,10 @@ def dagger_command(
             "before its fall). Needs --episode-seconds."
         ),
     ] = 0.0,
+    lead_share: Annotated[
+        float,
+        typer.Option(help="The probability that a mixture episode has a lead (0 < P <= 1)."),
+    ] = 1.0,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
@@ -177,7 +181,8 @@ def dagger_command(
     values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
               "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
               "max_labels": max_labels, "episode_seconds": episode_seconds,
-              "lead_seconds": lead_seconds, "eval_episodes": eval_episodes,
+              "lead_seconds": lead_seconds, "lead_share": lead_share,
+              "eval_episodes": eval_episodes,
               "eval_seed": eval_seed, "workers": workers, "seed": seed}  # fmt: skip
     try:
         cfg = DaggerConfig(**values)

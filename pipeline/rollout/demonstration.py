@@ -71,6 +71,8 @@ class Lead:
     window_steps: int
     """The most steps the window holds (the step limit of a ``window_seconds`` episode),
     so a label budget counted in such episodes is never exceeded."""
+    share: float = 1.0
+    """The probability that an attempt has a lead at all; the others start at the reset."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,10 @@ def _lead_seconds(task: DemoTask) -> float:
     """How long the learner drives alone before the window (0 without a lead)."""
     if task.lead is None:
         return 0.0
-    return float(lead_rng(task.base_seed, task.attempt).uniform(0.0, task.lead.max_seconds))
+    rng = lead_rng(task.base_seed, task.attempt)
+    if task.lead.share < 1.0 and rng.random() >= task.lead.share:
+        return 0.0
+    return float(rng.uniform(0.0, task.lead.max_seconds))
 
 
 def _window_start(start: int | None, times: list[float], lead: Lead) -> int:
