@@ -12,7 +12,8 @@ The policy is refitted on the aggregate (from the previous policy's weights unle
 which run once on the same seeds. It stops after ``iterations`` or when ``max_labels``
 expert-labelled steps are spent: an iteration records only as many episodes as fit in the
 remaining budget at the length of the longest episode in the aggregate, so the total never
-exceeds it.
+exceeds it. With ``lead_seconds`` the learner first drives alone, unlabelled, and only a
+window of each episode is stored (:mod:`pipeline.rollout.demonstration`).
 
 ``DIR/aggregate.h5`` holds the data, ``DIR/iter-NN/`` each iteration's training run,
 ``DIR/policy/`` the final policy (``pipeline evaluate --policy DIR``) and
