@@ -111,7 +111,7 @@ def run_rollout_command(request: RolloutRequest, console: Console) -> list[Episo
     summary = summarize(results)
     console.print(episode_table(f"{request.env_id}, policy {request.policy}", results, summary))
     if request.action_noise > 0:
-        console.print(f"perturbed: {describe_action_noise(request.action_noise, 'expert')}")
+        console.print(f"perturbed: {describe_action_noise(request.action_noise, 'the expert')}")
     filmed = []
     if request.video is not None:
         who = "random policy" if request.policy == "random" else "expert"
