@@ -13,7 +13,7 @@ a learner, and on the expert's *robust* starts: those it survives at every liste
 level, so that a learner's falls can be told apart into starts where the expert itself is a
 coin flip and starts it reliably walks from. With ``--evaluation`` (a ``pipeline evaluate
 --json`` report on the same seeds, with or without ``--action-noise``; repeatable) each
-learner's figures are printed beside it. Writes
+learner's figures are printed beside it. Writes, with the seeds each policy fell on,
 ``benchmarks/results/bench_expert_noise.json``.
 """
 
@@ -73,9 +73,13 @@ def main() -> int:
 
     def row(policy: str, fallen: np.ndarray) -> dict[str, object]:
         on_robust = float(1 - fallen[robust].mean()) if robust.any() else None
-        return {"policy": policy, "survival": float(1 - fallen.mean()),
-                "on_expert_starts": float(1 - fallen[starts].mean()),
-                "on_robust_starts": on_robust}  # fmt: skip
+        return {
+            "policy": policy,
+            "survival": float(1 - fallen.mean()),
+            "on_expert_starts": float(1 - fallen[starts].mean()),
+            "on_robust_starts": on_robust,
+            "fell_seeds": [t.seed for t, f in zip(tasks, fallen, strict=True) if f],
+        }
 
     rows = [row(f"expert, noise {sigma:g}", fell[sigma]) for sigma in sigmas]
     for report in learners.values():
