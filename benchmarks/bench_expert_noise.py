@@ -93,10 +93,11 @@ def main() -> int:
                         f"{int(robust.sum())} it survives at every noise level")  # fmt: skip
     for column in ("policy", "survival", "on the expert's starts", "on its robust starts"):
         table.add_column(column, justify="left" if column == "policy" else "right")
-    for row in rows:
-        robust_share = "-" if row["on_robust_starts"] is None else f"{row['on_robust_starts']:.1%}"
-        table.add_row(row["policy"], f"{row['survival']:.1%}", f"{row['on_expert_starts']:.1%}",
-                      robust_share)  # fmt: skip
+    for entry in rows:
+        on_robust = entry["on_robust_starts"]
+        table.add_row(entry["policy"], f"{entry['survival']:.1%}",
+                      f"{entry['on_expert_starts']:.1%}",
+                      "-" if on_robust is None else f"{on_robust:.1%}")  # fmt: skip
     Console().print(table)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({
