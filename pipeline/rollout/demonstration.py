@@ -229,6 +229,7 @@ def _lead_seconds(task: DemoTask) -> float:
     if task.lead is None:
         return 0.0
     rng = lead_rng(task.base_seed, task.attempt)
+    # No share draw at 1, so every-episode leads keep the draws they had before shares.
     if task.lead.share < 1.0 and rng.random() >= task.lead.share:
         return 0.0
     return float(rng.uniform(0.0, task.lead.max_seconds))
