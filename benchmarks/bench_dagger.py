@@ -169,7 +169,8 @@ def main() -> int:
         help="demonstration counts of the BC and BC+DART curve, e.g. 5,10,20",
     )
     parser.add_argument("--keep-policies", type=Path, default=None,
-                        help="copy the final policies to DIR/<task>-seedS-{dagger,bc}")  # fmt: skip
+                        help="copy the final policies to DIR/<task>-seedS-{dagger,bc}, and "
+                        "DAgger's aggregate file beside its policy")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 demos, 1 iteration")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -177,7 +178,7 @@ def main() -> int:
         args.seeds, args.init_demos, args.iterations = "0", 2, 1
         args.episodes_per_iteration, args.eval_episodes = 1, 2
 
-    from pipeline.dagger import DaggerConfig, dagger
+    from pipeline.dagger import AGGREGATE_FILE, DaggerConfig, dagger
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 
@@ -239,6 +240,9 @@ def main() -> int:
                     if policy is not None and policy.is_dir():
                         target = args.keep_policies / f"{args.task}-seed{seed}-{method}"
                         shutil.copytree(policy, target / "policy", dirs_exist_ok=True)
+                aggregate = work / "dagger" / AGGREGATE_FILE
+                if aggregate.is_file():  # the labels, for refits without new rollouts
+                    shutil.copy2(aggregate, args.keep_policies / f"{args.task}-seed{seed}-dagger")
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(report, indent=2, default=jsonable) + "\n")
             print(f"seed {seed}: done", flush=True)

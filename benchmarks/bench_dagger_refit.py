@@ -1,0 +1,225 @@
+"""DAgger's final policy against refits of its own aggregate with a longer or larger fit.
+
+    .venv/bin/python benchmarks/bench_dagger_refit.py --kept DIR [--task walk] [--seeds 0,1,2]
+        [--variant NAME=KEY=VALUE,KEY=VALUE ...] [--episodes 300] [--seed 2000]
+        [--robust benchmarks/results/bench_expert_noise_robust.json] [--quick] [--results F]
+
+``bench_dagger.py --keep-policies DIR`` leaves each training seed's final policy and its
+aggregate file (the expert's labels on every state the mixture visited) in
+``DIR/<task>-seedS-dagger``. For each training seed S this fits each ``--variant`` from
+scratch on that aggregate (``pipeline train`` in a subprocess, as a user runs it: the env's
+recipe, an ensemble of 5 and training seed S, plus the variant's overrides) and evaluates
+DAgger's own final policy and every refit with ``pipeline evaluate`` on the same held-out
+seeds, with the expert and a random policy on those seeds (run once). The labels are the
+ones DAgger gathered: a refit changes only how well the policy fits them. Reports survival,
+survival on the expert's starts and on its robust starts (``--robust``: those the expert
+survived at every noise level of a ``bench_expert_noise.py`` run on the same seeds),
+normalized distance, pose reward against the expert's, and the action error on the other
+training seeds' aggregates (DAgger-distribution states the policy never trained on; squared
+error per action dimension over that file's action variance, averaged; with one seed, its
+own aggregate). Prints a table and writes ``benchmarks/results/bench_dagger_refit.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "bench_dagger_refit.json"
+PIPELINE = Path(sys.executable).parent / "pipeline"
+AGGREGATE = "aggregate.h5"
+DAGGER = "dagger (as it ended)"
+BASE_OVERRIDES = ["model.ensemble=5"]
+"""The walk DAgger recipe's learner (bench_dagger.py ``--train-override model.ensemble=5``)."""
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, _, overrides = text.partition("=")
+    if not name or not overrides:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: expected NAME=KEY=VALUE,...")
+    return name, [o for o in overrides.split(",") if o]
+
+
+def run(command: list[str], log: Path) -> None:
+    """A pipeline command as a user runs it; its output kept in ``log``."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    with log.open("w") as handle:
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}); see {log}")
+
+
+def evaluate(policy: Path, args: argparse.Namespace, out: Path, compare: bool) -> dict:
+    report = out / "evaluation.json"
+    run([str(PIPELINE), "evaluate", "--policy", str(policy), "--episodes", str(args.episodes),
+         "--seed", str(args.seed), "--workers", "2", "--no-track", "--out", str(out / "eval"),
+         "--json", str(report), "--compare-expert" if compare else "--no-compare-expert"],
+        out / "evaluate.log")  # fmt: skip
+    return json.loads(report.read_text())
+
+
+def robust_starts(path: Path, evaluated: set[int]) -> set[int]:
+    """The evaluated seeds the expert survived at every noise level of a
+    bench_expert_noise.py run (which must have run them all)."""
+    report = json.loads(path.read_text())
+    seeds = set(range(report["seed"], report["seed"] + report["episodes"]))
+    if not evaluated <= seeds:
+        raise ValueError(f"--robust {path}: ran seeds {min(seeds)}-{max(seeds)}, not all the "
+                         f"evaluated {min(evaluated)}-{max(evaluated)}")  # fmt: skip
+    for row in report["rows"]:
+        if row["policy"].startswith("expert"):
+            seeds -= set(row["fell_seeds"])
+    return seeds & evaluated
+
+
+def action_error(policy: Path, aggregates: list[Path]) -> float:
+    """Mean squared action error over the files' per-dimension action variance."""
+    from datasets import open_dataset
+    from models import load_policy
+
+    model = load_policy(policy).model
+    errors = []
+    for path in aggregates:
+        with open_dataset(path) as ds:
+            episodes = [ds.episode(info.id) for info in ds.episode_infos()]
+            obs = np.concatenate([e.observations[: len(e.actions)] for e in episodes])
+            act = np.concatenate([e.actions for e in episodes])
+        predicted = np.asarray(model.predict(obs.astype(np.float32), batch_size=4096, verbose=0))
+        errors.append(float(np.mean((predicted - act) ** 2 / (act.var(axis=0) + 1e-12))))
+    return float(np.mean(errors))
+
+
+def score(report: dict, baselines: dict, robust: set[int] | None) -> dict:
+    from pipeline.evaluate.request import EvaluateReport
+    from pipeline.rollout.scores import mean_of, normalized_scores
+
+    learner = EvaluateReport.from_dict(report).results["learner"]
+    scores = normalized_scores(learner, baselines["expert"], baselines["random"])
+    fell = {r.seed for r in learner if r.fell}
+    row = {
+        "survival": 1 - len(fell) / len(learner),
+        "on_expert_starts": scores["survival_on_expert_surviving_starts"],
+        "normalized_distance": scores["normalized_distance"],
+        "pose_vs_expert": mean_of(report["summary"]["learner"], "pose_reward")
+        / mean_of(baselines["expert_summary"], "pose_reward"),
+        "fell_seeds": sorted(fell),
+    }
+    if robust is not None:
+        row["on_robust_starts"] = 1 - len(fell & robust) / len(robust)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kept", type=Path, required=True)
+    parser.add_argument("--task", default="walk")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variant", type=parse_variant, action="append", default=[])
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=2000)
+    parser.add_argument("--robust", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 10 episodes, 2 epochs")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")][: 1 if args.quick else None]
+    if args.quick:
+        args.episodes = 10
+    variants = args.variant or [("epochs80", ["training.epochs=80"])]
+    if args.quick:
+        variants = [(name, [*o, "training.epochs=2"]) for name, o in variants]
+    kept = {s: args.kept / f"{args.task}-seed{s}-dagger" for s in seeds}
+    for where in kept.values():
+        for needed in (where / "policy", where / AGGREGATE):
+            if not needed.exists():
+                parser.error(f"--kept {args.kept}: no {needed} (bench_dagger.py --keep-policies)")
+    robust = None
+    if args.robust is not None:
+        try:
+            robust = robust_starts(args.robust, set(range(args.seed, args.seed + args.episodes)))
+        except ValueError as error:
+            parser.error(str(error))
+    report: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
+                    "args": {k: str(v) if isinstance(v, Path) else v
+                             for k, v in vars(args).items()},
+                    "variants": dict(variants), "seeds": {}}  # fmt: skip
+    from pipeline.evaluate.request import EvaluateReport
+
+    baselines: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for seed in seeds:
+            others = [kept[s] / AGGREGATE for s in kept if s != seed] or [kept[seed] / AGGREGATE]
+            rows: dict[str, dict] = {}
+            policies = {DAGGER: kept[seed] / "policy"}
+            for name, overrides in variants:
+                out = work / f"seed{seed}-{name}"
+                run([str(PIPELINE), "train", "--data", str(kept[seed] / AGGREGATE), "--out",
+                     str(out), "--no-track", "--seed", str(seed), *BASE_OVERRIDES, *overrides],
+                    work / f"seed{seed}-{name}.log")  # fmt: skip
+                policies[name] = out / "policy"
+            for index, (name, policy) in enumerate(policies.items()):
+                out = work / f"eval-seed{seed}-{index}"
+                out.mkdir()
+                evaluation = evaluate(policy, args, out, compare=not baselines)
+                if not baselines:
+                    results = EvaluateReport.from_dict(evaluation).results
+                    baselines = {"expert": results["expert"], "random": results["random"],
+                                 "expert_summary": evaluation["summary"]["expert"]}  # fmt: skip
+                    report["expert_survival"] = evaluation["summary"]["expert"]["survival_rate"]
+                    report["random_survival"] = evaluation["summary"]["random"]["survival_rate"]
+                rows[name] = {
+                    **score(evaluation, baselines, robust),
+                    "action_error_other_aggregates": action_error(policy, others),
+                }
+                print(f"seed {seed} {name}: {rows[name]['survival']:.1%}", flush=True)
+            report["seeds"][seed] = rows
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report, robust is not None)
+    print(f"results: {args.results}")
+    return 0
+
+
+def print_table(report: dict, with_robust: bool) -> None:
+    table = Table(title=f"DAgger's aggregate refitted (expert {report['expert_survival']:.1%}, "
+                        f"random {report['random_survival']:.1%})")  # fmt: skip
+    columns = ["seed", "policy", "survival", "on expert's starts"]
+    columns += ["on robust starts"] if with_robust else []
+    columns += ["norm. distance", "pose / expert's", "action error, other aggregates"]
+    for column in columns:
+        table.add_column(column, justify="right")
+    keys = ["survival", "on_expert_starts"] + (["on_robust_starts"] if with_robust else [])
+    by_policy: dict[str, list[dict]] = {}
+    for seed, rows in report["seeds"].items():
+        for name, row in rows.items():
+            by_policy.setdefault(name, []).append(row)
+            table.add_row(str(seed), name, *cells(row, keys))
+    for name, rows in by_policy.items():
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "fell_seeds"}
+        table.add_row("mean", name, *cells(mean, keys))
+    Console().print(table)
+
+
+def cells(row: dict, keys: list[str]) -> list[str]:
+    out = [f"{row[k]:.1%}" for k in keys]
+    out += [f"{row['normalized_distance']:.2f}", f"{row['pose_vs_expert']:.3f}"]
+    error = row["action_error_other_aggregates"]
+    return [*out, "nan" if math.isnan(error) else f"{error:.5f}"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
