@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_dagger_refit.py --kept DIR [--task walk] [--seeds 0,1,2]
         [--variant NAME=KEY=VALUE,KEY=VALUE ...] [--episodes 300] [--seed 2000]
-        [--robust benchmarks/results/bench_expert_noise_robust.json] [--quick] [--results F]
+        [--robust benchmarks/results/bench_expert_noise_robust.json] [--keep-policies DIR]
+        [--quick] [--results F]
 
 ``bench_dagger.py --keep-policies DIR`` leaves each training seed's final policy and its
 aggregate file (the expert's labels on every state the mixture visited) in
@@ -17,7 +18,9 @@ survived at every noise level of a ``bench_expert_noise.py`` run on the same see
 normalized distance, pose reward against the expert's, and the action error on the other
 training seeds' aggregates (DAgger-distribution states the policy never trained on; squared
 error per action dimension over that file's action variance, averaged; with one seed, its
-own aggregate). Prints a table and writes ``benchmarks/results/bench_dagger_refit.json``.
+own aggregate). ``--keep-policies DIR`` copies each refit to
+``DIR/<task>-seedS-<variant>/policy``. Prints a table and writes
+``benchmarks/results/bench_dagger_refit.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +135,7 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--robust", type=Path, default=None)
+    parser.add_argument("--keep-policies", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="1 seed, 10 episodes, 2 epochs")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -171,6 +176,9 @@ def main() -> int:
                      str(out), "--no-track", "--seed", str(seed), *BASE_OVERRIDES, *overrides],
                     work / f"seed{seed}-{name}.log")  # fmt: skip
                 policies[name] = out / "policy"
+                if args.keep_policies is not None:
+                    target = args.keep_policies / f"{args.task}-seed{seed}-{name}" / "policy"
+                    shutil.copytree(out / "policy", target, dirs_exist_ok=True)
             for index, (name, policy) in enumerate(policies.items()):
                 out = work / f"eval-seed{seed}-{index}"
                 out.mkdir()
