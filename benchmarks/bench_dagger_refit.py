@@ -89,19 +89,25 @@ def robust_starts(path: Path, evaluated: set[int]) -> set[int]:
     return seeds & evaluated
 
 
-def action_error(policy: Path, aggregates: list[Path]) -> float:
-    """Mean squared action error over the files' per-dimension action variance."""
+def labelled_states(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(observations, expert actions) of every step of a DAgger aggregate."""
     from datasets import open_dataset
+
+    with open_dataset(path) as ds:
+        episodes = [ds.episode(info.id) for info in ds.episode_infos()]
+        obs = np.concatenate([e.observations[: len(e.actions)] for e in episodes])
+        act = np.concatenate([e.actions for e in episodes])
+    return obs.astype(np.float32), act
+
+
+def action_error(policy: Path, labelled: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean squared action error over each file's per-dimension action variance."""
     from models import load_policy
 
     model = load_policy(policy).model
     errors = []
-    for path in aggregates:
-        with open_dataset(path) as ds:
-            episodes = [ds.episode(info.id) for info in ds.episode_infos()]
-            obs = np.concatenate([e.observations[: len(e.actions)] for e in episodes])
-            act = np.concatenate([e.actions for e in episodes])
-        predicted = np.asarray(model.predict(obs.astype(np.float32), batch_size=4096, verbose=0))
+    for obs, act in labelled:
+        predicted = np.asarray(model.predict(obs, batch_size=4096, verbose=0))
         errors.append(float(np.mean((predicted - act) ** 2 / (act.var(axis=0) + 1e-12))))
     return float(np.mean(errors))
 
@@ -163,11 +169,12 @@ def main() -> int:
                     "variants": dict(variants), "seeds": {}}  # fmt: skip
     from pipeline.evaluate.request import EvaluateReport
 
+    labels = {seed: labelled_states(where / AGGREGATE) for seed, where in kept.items()}
     baselines: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for seed in seeds:
-            others = [kept[s] / AGGREGATE for s in kept if s != seed] or [kept[seed] / AGGREGATE]
+            others = [labels[s] for s in kept if s != seed] or [labels[seed]]
             rows: dict[str, dict] = {}
             policies = {DAGGER: kept[seed] / "policy"}
             for name, overrides in variants:
