@@ -44,7 +44,6 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_dagger_refit.json"
 PIPELINE = Path(sys.executable).parent / "pipeline"
-AGGREGATE = "aggregate.h5"
 DAGGER = "dagger (as it ended)"
 BASE_OVERRIDES = ["model.ensemble=5"]
 """The walk DAgger recipe's learner (bench_dagger.py ``--train-override model.ensemble=5``)."""
@@ -151,6 +150,8 @@ def main() -> int:
     variants = args.variant or [("epochs80", ["training.epochs=80"])]
     if args.quick:
         variants = [(name, [*o, "training.epochs=2"]) for name, o in variants]
+    from pipeline.dagger import AGGREGATE_FILE as AGGREGATE
+
     kept = {s: args.kept / f"{args.task}-seed{s}-dagger" for s in seeds}
     for where in kept.values():
         for needed in (where / "policy", where / AGGREGATE):
