@@ -7,6 +7,8 @@
         [--init-seconds S]
         [--eval-episodes 40]
         [--eval-seed 1000] [--final-episodes 0] [--final-seed 2000]
+        [--final-fits 0] [--final-fit-epochs E] [--selection-episodes 200]
+        [--selection-seed 3000]
         [--train-override KEY=VALUE ...] [--no-bc] [--no-dagger] [--keep-policies DIR]
         [--bc-curve N1,N2,...] [--quick] [--results F]
 
@@ -19,7 +21,10 @@ as many demonstrations as DAgger's labels fill). Both are evaluated on the same 
 seeds as the expert and a uniform random policy (the DAgger curve on ``--eval-seed``, every
 iteration). With ``--final-episodes N`` the final DAgger and BC policies are also evaluated
 on N further seeds from ``--final-seed`` that no iteration saw, with the expert and random
-on the same seeds (the headline). ``--train-override`` adds training settings to the
+on the same seeds (the headline). ``--final-fits K`` (with ``--final-fit-epochs``,
+``--selection-episodes``, ``--selection-seed``) makes DAgger publish the best of its last
+policy and K fits from scratch on selection seeds (``pipeline dagger --final-fits``); the
+candidates' scores are in the results. ``--train-override`` adds training settings to the
 recipe (e.g. ``data.augment.mirror_prob=0.5`` for DAgger+mirror). ``--bc-curve`` adds the
 behaviour-cloning learning curve of each training seed: the recipe trained on the first N
 plain and the first N DART demonstrations (recording seed S) for each N, on the same
@@ -39,6 +44,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -160,6 +166,10 @@ def main() -> int:
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--final-episodes", type=int, default=0)
     parser.add_argument("--final-seed", type=int, default=2000)
+    parser.add_argument("--final-fits", type=int, default=0)
+    parser.add_argument("--final-fit-epochs", type=int, default=None)
+    parser.add_argument("--selection-episodes", type=int, default=200)
+    parser.add_argument("--selection-seed", type=int, default=3000)
     parser.add_argument("--train-override", action="append", default=[])
     parser.add_argument("--no-bc", action="store_true", help="DAgger only")
     parser.add_argument("--no-dagger", action="store_true", help="only the --bc-curve")
@@ -208,6 +218,10 @@ def main() -> int:
                                       lead_share=args.lead_share,
                                       eval_episodes=args.eval_episodes,
                                       eval_seed=args.eval_seed,
+                                      final_fits=args.final_fits,
+                                      final_fit_epochs=args.final_fit_epochs,
+                                      selection_episodes=args.selection_episodes,
+                                      selection_seed=args.selection_seed,
                                       workers=2, seed=seed)  # fmt: skip
                 overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",
                              "tracking.enabled=false"]  # fmt: skip
@@ -216,6 +230,8 @@ def main() -> int:
                 dagger_policy = Path(result.policy_dir)
                 entry = {"dagger": [vars(r) for r in result.rows], "expert": result.expert,
                          "random": result.random}  # fmt: skip
+                if result.final is not None:
+                    entry["dagger_choice"] = asdict(result.final)
                 if args.final_episodes:
                     entry["dagger_final"] = closed_loop(dagger_policy, args.final_episodes,
                                                         args.final_seed)  # fmt: skip

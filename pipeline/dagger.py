@@ -13,11 +13,15 @@ which run once on the same seeds. It stops after ``iterations`` or when ``max_la
 expert-labelled steps are spent: an iteration records only as many episodes as fit in the
 remaining budget at the length of the longest episode in the aggregate, so the total never
 exceeds it. With ``lead_seconds`` the learner first drives alone, unlabelled, and only a
-window of each episode is stored (:mod:`pipeline.rollout.demonstration`).
+window of each episode is stored (:mod:`pipeline.rollout.demonstration`). With
+``final_fits`` the run ends by fitting the aggregate that many more times from scratch and
+publishing whichever of those and the last iteration's policy walks best on selection
+seeds apart from the evaluation's (:mod:`pipeline.fit_selection`).
 
 ``DIR/aggregate.h5`` holds the data, ``DIR/iter-NN/`` each iteration's training run,
-``DIR/policy/`` the final policy (``pipeline evaluate --policy DIR``) and
-``DIR/dagger.json`` the config and one row per iteration.
+``DIR/final-fit-k/`` the final fits, ``DIR/policy/`` the final policy (``pipeline evaluate
+--policy DIR``) and ``DIR/dagger.json`` the config, one row per iteration and the final
+choice.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from pipeline.evaluate import (
     expert_normalized_scores,
     run_evaluation,
 )
+from pipeline.fit_selection import Candidate, FitChoice, select_among_fits
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult, summarize
@@ -106,6 +111,19 @@ class DaggerConfig(StrictConfig):
     """Held-out evaluation episodes per iteration."""
     eval_seed: int = 1000
     """First evaluation seed (the rollouts use seeds derived from ``seed``)."""
+    final_fits: int = Field(0, ge=0)
+    """After the last iteration, fit the whole aggregate this many more times from scratch
+    (training seeds ``seed``, ``seed + 100``, ... of the training config) and publish,
+    of those and the last iteration's policy, the one that walks best on the selection
+    seeds. The same labels fitted twice can walk several points apart (BENCHMARKS.md,
+    choosing the final fit in closed loop). 0: publish the last iteration's policy."""
+    final_fit_epochs: int | None = Field(None, ge=1)
+    """Epochs of each final fit (default: the training config's; a fit from scratch may
+    need more than a warm-started refit)."""
+    selection_episodes: int = Field(200, ge=1)
+    """Episodes per final candidate on the selection seeds."""
+    selection_seed: int = Field(3000, ge=0)
+    """First selection seed; the selection seeds must not overlap the evaluation seeds."""
     workers: int = Field(2, ge=1)
     """Worker processes for rollouts and evaluation."""
     backend: Backend = Field(LOCAL, exclude=True)
@@ -164,8 +182,24 @@ class DaggerResult:
     random: dict[str, Any] = field(default_factory=dict)
     policy_dir: str = ""
     """The final policy."""
+    final: FinalChoice | None = None
+    """How the final policy was chosen, with ``final_fits``."""
     run_id: str | None = None
     wall_s: float = 0.0
+
+
+@dataclass
+class FinalChoice:
+    """The candidates for the final policy, the one published, and how it walked on the
+    evaluation seeds (as the iterations' rows do)."""
+
+    candidates: list[Candidate]
+    chosen: str
+    survival: float
+    survival_on_expert_starts: float
+    distance: float
+    normalized_distance: float
+    pose_reward: float
 
 
 def check_request(
@@ -202,6 +236,15 @@ def check_request(
             f"--init-data {init_data}: {pending} episode(s) still in its journal; finish the "
             "recording first (pipeline record --resume)"
         )
+    if config.final_fits:
+        chosen = range(config.selection_seed, config.selection_seed + config.selection_episodes)
+        evaluated = range(config.eval_seed, config.eval_seed + config.eval_episodes)
+        if max(chosen.start, evaluated.start) < min(chosen.stop, evaluated.stop):
+            raise PipelineError(
+                f"--selection-seed {config.selection_seed}: the selection seeds {chosen.start}-"
+                f"{chosen.stop - 1} overlap the evaluation seeds {evaluated.start}-"
+                f"{evaluated.stop - 1}; the evaluation must stay held out"
+            )
     if config.max_labels is not None and config.max_labels < steps:
         raise PipelineError(
             f"--max-labels {config.max_labels}: below the {steps} expert-labelled steps "
@@ -232,6 +275,7 @@ def dagger(
     tracking_uri: str | None = None,
     resume: bool = False,
     on_iteration: Callable[[IterationRow], None] | None = None,
+    on_candidate: Callable[[Candidate], None] | None = None,
 ) -> DaggerResult:
     """Run DAgger; see the module docstring. ``tracking_uri`` None runs without MLflow;
     otherwise a parent run holds one nested training run per iteration.
@@ -288,6 +332,13 @@ def dagger(
             _evaluate(previous, config, baselines)
         result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
         assert previous is not None
+        if config.final_fits:
+            result.final = _choose_final(aggregate, out, env_id, config, train_config,
+                                         result.rows[-1], state, tracking_uri, baselines,
+                                         on_candidate)  # fmt: skip
+            chosen = next(c for c in result.final.candidates if c.name == result.final.chosen)
+            previous = Path(chosen.policy_dir)
+            tracker.log_metrics(_final_metrics(result.final, chosen), step=len(result.rows))
         result.policy_dir = str(_publish(previous, out))
         _report_curve(result, out, tracker)
         _log_final_policy(Path(result.policy_dir), tracker)
@@ -444,6 +495,49 @@ def _evaluate(
         baselines.update({EXPERT: report.results[EXPERT], RANDOM: report.results[RANDOM]})
     results = {LEARNER: report.results[LEARNER], **baselines}
     return expert_normalized_scores(results), report.summaries[LEARNER]
+
+
+def _choose_final(
+    aggregate: Path, out: Path, env_id: str, config: DaggerConfig, train_config: TrainConfig,
+    last: IterationRow, state: dict[str, Any], tracking_uri: str | None,
+    baselines: dict[str, list[EpisodeResult]], on_candidate: Callable[[Candidate], None] | None,
+) -> FinalChoice:  # fmt: skip
+    """The last iteration's policy and ``final_fits`` fits from scratch, judged on the
+    selection seeds; each judged candidate is recorded in the state file at once."""
+    recorded = state.setdefault("final", [])
+
+    def record(candidate: Candidate) -> None:
+        recorded.append(asdict(candidate))
+        write_json(out / STATE_FILE, state)
+        if on_candidate:
+            on_candidate(candidate)
+
+    choice = FitChoice(config.final_fits, config.final_fit_epochs, config.selection_episodes,
+                       config.selection_seed, config.workers)  # fmt: skip
+    given = {f"iteration {last.iteration}": Path(last.policy_dir)}
+    best = select_among_fits(aggregate, env_id, given, train_config, choice, out,
+                             [Candidate(**c) for c in recorded], record, tracking_uri)  # fmt: skip
+    candidates = [Candidate(**c) for c in recorded]
+    if best.training_seed is None:  # the last iteration's policy: its row has the scores
+        walked = (last.survival, last.survival_on_expert_starts, last.distance,
+                  last.normalized_distance, last.pose_reward)  # fmt: skip
+    else:
+        scores, learner = _evaluate(Path(best.policy_dir), config, baselines)
+        walked = (learner["survival_rate"], scores["survival_on_expert_surviving_starts"],
+                  mean_of(learner, "distance"), scores["normalized_distance"],
+                  mean_of(learner, "pose_reward"))  # fmt: skip
+    return FinalChoice(candidates, best.name, *walked)
+
+
+def _final_metrics(final: FinalChoice, chosen: Candidate) -> dict[str, float]:
+    return {
+        "final/selection_survival": chosen.survival,
+        "final/selection_normalized_distance": chosen.normalized_distance,
+        "final/eval_survival": final.survival,
+        "final/eval_survival_on_expert_starts": final.survival_on_expert_starts,
+        "final/eval_normalized_distance": final.normalized_distance,
+        "final/eval_pose_reward": final.pose_reward,
+    }
 
 
 def _metrics(row: IterationRow) -> dict[str, float]:

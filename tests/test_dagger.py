@@ -217,6 +217,12 @@ def test_learner_only_episode_is_labelled_by_the_expert(run):
         (["--lead-share", "0"], "--lead-share: "),
         (["--lead-share", "1.5"], "--lead-share: "),
         (["--out", "{existing}"], "already exists"),
+        (["--final-fits", "-1"], "--final-fits: "),
+        (
+            ["--final-fits", "1", "--selection-seed", "1030"],
+            "--selection-seed 1030: the selection seeds 1030-1229 overlap the evaluation seeds "
+            "1000-1039",
+        ),
         (["--init-data", "{tmp}/missing.h5"], "--init-data {tmp}/missing.h5: file not found"),
     ],
 )
@@ -370,3 +376,64 @@ def test_report_of_a_dagger_run_shows_its_iterations(run, run_data, tmp_path, ca
     assert f"--init-data {run_data.resolve()} --config {out / 'iter-00' / 'config.yaml'}" in text
     assert f"--out {out}-again --iterations 2" in text
     assert 'src="data:image/png;base64,' in text  # the learning curve against labels
+
+
+FINAL = {"iterations": 1, "episodes_per_iteration": 1, "eval_episodes": 2, "workers": 1,
+         "final_fits": 2, "final_fit_epochs": 3, "selection_episodes": 3,
+         "selection_seed": 3000}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def final_run(run_data, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("final") / "out"
+    return out, dagger(run_data, out, DaggerConfig(**FINAL), load_config(None, TINY))
+
+
+def test_final_fits_publish_the_candidate_that_walks_best(final_run):
+    from pipeline.evaluate import LEARNER, EvaluateRequest, run_evaluation
+    from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.training.config import load_config as load_run_config
+
+    out, result = final_run
+    final = result.final
+    assert [(c.name, c.training_seed) for c in final.candidates] == [
+        ("iteration 1", None), ("final-fit-1", 0), ("final-fit-2", 100)]  # fmt: skip
+    best = max(final.candidates, key=lambda c: (c.survival, c.normalized_distance))
+    assert final.chosen == best.name
+    for a, b in zip(_weights(out / "policy"), _weights(Path(best.policy_dir)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    fitted = load_run_config(out / "final-fit-2" / "config.yaml")
+    assert (fitted.seed, fitted.training.epochs, fitted.init.from_policy) == (100, 3, None)
+    # The judge ran the selection seeds as pipeline evaluate runs them.
+    for candidate in final.candidates:
+        request = EvaluateRequest(policy=candidate.policy_dir, episodes=3, seed=3000, workers=1,
+                                  compare_expert=False)  # fmt: skip
+        report = run_evaluation(request, resolve_policy_source(candidate.policy_dir, None))
+        assert report.summaries[LEARNER]["survival_rate"] == candidate.survival
+    saved = json.loads((out / "dagger.json").read_text())["final"]
+    assert saved["chosen"] == final.chosen and len(saved["candidates"]) == 3
+    last = result.rows[-1]
+    if final.chosen == "iteration 1":
+        assert final.survival == last.survival
+    assert 0.0 <= final.survival <= 1.0 and final.normalized_distance == final.normalized_distance
+
+
+def test_final_choice_resumes_with_the_candidates_it_had_judged(final_run, run_data, tmp_path):
+    """Killed after judging the first fit: the resumed run judges only the second and
+    publishes what the uninterrupted run published."""
+    reference, first = final_run
+    out = tmp_path / "resumed"
+    shutil.copytree(reference, out)
+    state = json.loads((out / "dagger_state.json").read_text())
+    state["final"] = state["final"][:2]
+    (out / "dagger_state.json").write_text(json.dumps(state))
+    shutil.rmtree(out / "policy")
+    judged: list[str] = []
+    again = dagger(run_data, out, DaggerConfig(**FINAL), load_config(None, TINY), resume=True,
+                   on_candidate=lambda c: judged.append(c.name))  # fmt: skip
+    assert judged == ["final-fit-2"]
+    assert again.final.chosen == first.final.chosen
+    assert [asdict(c) | {"policy_dir": ""} for c in again.final.candidates] == [
+        asdict(c) | {"policy_dir": ""} for c in first.final.candidates]  # fmt: skip
+    for a, b in zip(_weights(out / "policy"), _weights(reference / "policy"), strict=True):
+        np.testing.assert_array_equal(a, b)

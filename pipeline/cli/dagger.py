@@ -18,7 +18,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
 if TYPE_CHECKING:
-    from pipeline.dagger import DaggerConfig, DaggerResult, IterationRow
+    from pipeline.dagger import DaggerConfig, DaggerResult, FinalChoice, IterationRow
+    from pipeline.fit_selection import Candidate
 
 
 def _pct(value: float) -> str:
@@ -36,6 +37,30 @@ def iteration_line(row: IterationRow) -> str:
             f"{_pct(row.survival)}, normalized distance {_num(row.normalized_distance)}, "
             f"fit {row.fit_s:.0f} s, rollouts {row.rollout_s:.0f} s, "
             f"evaluation {row.eval_s:.0f} s")  # fmt: skip
+
+
+def candidate_line(candidate: Candidate, episodes: int) -> str:
+    """One progress line per judged candidate for the final policy."""
+    seed = "" if candidate.training_seed is None else f", training seed {candidate.training_seed}"
+    return (f"final candidate {candidate.name}{seed}: survival {_pct(candidate.survival)} "
+            f"on {episodes} selection episodes, normalized distance "
+            f"{_num(candidate.normalized_distance)}")  # fmt: skip
+
+
+def final_table(final: FinalChoice, episodes: int) -> Table:
+    """The candidates' selection scores, the one published marked, and its evaluation."""
+    table = Table(title=f"The final policy: the best of {len(final.candidates)} on "
+                        f"{episodes} selection episodes")  # fmt: skip
+    for column in ("candidate", "training seed", "survival", "norm. distance", "published"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for c in final.candidates:
+        table.add_row(c.name, "-" if c.training_seed is None else str(c.training_seed),
+                      _pct(c.survival), _num(c.normalized_distance),
+                      "yes" if c.name == final.chosen else "")  # fmt: skip
+    table.caption = (f"{final.chosen} on the evaluation seeds: survival {_pct(final.survival)}, "
+                     f"on the expert's starts {_pct(final.survival_on_expert_starts)}, "
+                     f"normalized distance {_num(final.normalized_distance)}")  # fmt: skip
+    return table
 
 
 def iterations_table(result: DaggerResult, episodes: int) -> Table:
@@ -91,10 +116,16 @@ def run_dagger_command(
     def on_iteration(row: IterationRow) -> None:
         console.print(iteration_line(row), highlight=False)
 
+    def on_candidate(candidate: Candidate) -> None:
+        console.print(candidate_line(candidate, config.selection_episodes), highlight=False)
+
     with cluster_session(config.backend, uri):
         result = dagger(init_data, out, config, train_config, env_id=env_id, tracking_uri=uri,
-                        resume=resume, on_iteration=on_iteration)  # fmt: skip
+                        resume=resume, on_iteration=on_iteration,
+                        on_candidate=on_candidate)  # fmt: skip
     console.print(iterations_table(result, config.eval_episodes))
+    if result.final is not None:
+        console.print(final_table(result.final, config.selection_episodes))
     console.print(f"policy: {result.policy_dir}")
     console.print(f"data: {Path(result.out_dir) / 'aggregate.h5'}")
     if result.run_id:
@@ -156,6 +187,23 @@ def dagger_command(
     ] = 1.0,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
+    final_fits: Annotated[
+        int,
+        typer.Option(
+            help="After the last iteration, fit the aggregate this many more times from "
+            "scratch and publish whichever of those and the last iteration's policy walks "
+            "best on the selection seeds (0: the last iteration's)."
+        ),
+    ] = 0,
+    final_fit_epochs: Annotated[
+        int | None, typer.Option(help="Epochs of each final fit (default: the config's).")
+    ] = None,
+    selection_episodes: Annotated[
+        int, typer.Option(help="Episodes per final candidate on the selection seeds.")
+    ] = 200,
+    selection_seed: Annotated[
+        int, typer.Option(help="First selection seed (apart from the evaluation seeds).")
+    ] = 3000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
@@ -183,7 +231,9 @@ def dagger_command(
               "max_labels": max_labels, "episode_seconds": episode_seconds,
               "lead_seconds": lead_seconds, "lead_share": lead_share,
               "eval_episodes": eval_episodes,
-              "eval_seed": eval_seed, "workers": workers, "seed": seed}  # fmt: skip
+              "eval_seed": eval_seed, "final_fits": final_fits,
+              "final_fit_epochs": final_fit_epochs, "selection_episodes": selection_episodes,
+              "selection_seed": selection_seed, "workers": workers, "seed": seed}  # fmt: skip
     try:
         cfg = DaggerConfig(**values)
     except ValidationError as exc:

@@ -1,0 +1,122 @@
+"""Several fits of one dataset, the one that walks best kept (DAgger's final choice).
+
+The same labels fitted twice can walk several points apart: refits of a 20,000-label walk
+aggregate from scratch, with nothing but the training seed changed, survived 66-77% of
+300 held-out starts (BENCHMARKS.md, "choosing the final fit in closed loop"). Validation
+loss does not tell those fits apart; rollouts do. Each candidate (given policies and fits
+from scratch with training seeds ``seed, seed + SEED_STRIDE, ...``) is scored by the one
+closed-loop judge (:class:`~pipeline.rollout.selection.ClosedLoopJudge`) on selection seeds
+that no evaluation uses, and the best (survival, then expert-normalized distance) is kept.
+Each finished candidate is handed to ``on_candidate`` at once, so a caller can record it
+and a resumed run scores only the ones still missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR
+from pipeline.rollout.selection import ClosedLoopJudge, score_key
+from pipeline.train import train
+from pipeline.training.config import InitConfig, TrainConfig
+
+SEED_STRIDE = 100
+"""Training seeds of the fits: ``seed + SEED_STRIDE * k``, apart from the neighbouring
+seeds a user gives other runs."""
+FIT_DIR = "final-fit-{k}"
+"""Run directory of fit ``k`` (from 1) under the caller's directory."""
+
+
+@dataclass
+class Candidate:
+    """A policy and how it walked on the selection seeds."""
+
+    name: str
+    policy_dir: str
+    training_seed: int | None
+    """The seed of a fit made here; None for a policy given to choose from."""
+    survival: float
+    normalized_distance: float
+    distance: float
+    """Mean distance in metres."""
+
+    def score(self) -> tuple[float, float]:
+        """Higher is better: survival, then normalized distance."""
+        return score_key(asdict(self))
+
+
+@dataclass(frozen=True)
+class FitChoice:
+    """What to fit and how to judge it."""
+
+    fits: int
+    """Fits from scratch to add to the given policies."""
+    epochs: int | None
+    """Epochs of each fit; None: the training config's."""
+    episodes: int
+    """Selection episodes per candidate."""
+    seed: int
+    """First selection seed."""
+    workers: int
+    """Worker processes for the selection episodes."""
+
+
+def choose(candidates: list[Candidate]) -> Candidate:
+    """The best-scored candidate; the earliest among equals."""
+    return max(candidates, key=lambda c: c.score())
+
+
+def fit_config(train_config: TrainConfig, k: int, epochs: int | None) -> TrainConfig:
+    """The config of fit ``k`` (from 1): from scratch, seed ``seed + SEED_STRIDE (k - 1)``."""
+    training = train_config.training
+    if epochs is not None:
+        training = training.model_copy(update={"epochs": epochs})
+    return train_config.model_copy(update={
+        "seed": train_config.seed + SEED_STRIDE * (k - 1), "init": InitConfig(),
+        "training": training,
+    })  # fmt: skip
+
+
+def select_among_fits(
+    data: Path, env_id: str, given: dict[str, Path], train_config: TrainConfig,
+    choice: FitChoice, out: Path, done: list[Candidate],
+    on_candidate: Callable[[Candidate], None], tracking_uri: str | None = None,
+) -> Candidate:  # fmt: skip
+    """Score the ``given`` policies and ``choice.fits`` fits of ``data`` (each in
+    ``out/final-fit-k``) on the selection seeds and return the best. Candidates in ``done``
+    (recorded by an earlier, interrupted call) are not scored again; an interrupted fit
+    resumes from its checkpoint."""
+    scored = {c.name: c for c in done}
+    judge: list[ClosedLoopJudge] = []  # made at the first candidate that needs it
+
+    def score(name: str, policy: Path, seed: int | None) -> None:
+        if name in scored:
+            return
+        from models import load_policy
+
+        loaded = load_policy(policy)
+        if not judge:
+            judge.append(ClosedLoopJudge(env_id, loaded.spec, choice.episodes, choice.seed,
+                                         choice.workers))  # fmt: skip
+        result: dict[str, Any] = judge[0](loaded.model)
+        scored[name] = Candidate(name, str(policy), seed, result["survival"],
+                                 result["normalized_distance"], result["distance"])  # fmt: skip
+        on_candidate(scored[name])
+
+    for name, policy in given.items():
+        score(name, policy, None)
+    fitted = [FIT_DIR.format(k=k) for k in range(1, choice.fits + 1)]
+    for k, name in enumerate(fitted, start=1):
+        config = fit_config(train_config, k, choice.epochs)
+        run_dir = out / name
+        if name not in scored:
+            resumable = (run_dir / CHECKPOINT_DIR).is_dir()
+            if run_dir.exists() and not resumable:
+                shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+            train(data, config, run_dir, resume=resumable, tracking_uri=tracking_uri)
+        score(name, run_dir / POLICY_DIR, config.seed)
+    return choose([scored[name] for name in [*given, *fitted]])
