@@ -94,7 +94,9 @@ def selection_score(policy: Path, args: argparse.Namespace, out: Path) -> dict:
 
 
 def selected(rows: dict[str, dict]) -> dict:
-    """The candidate with the best selection survival, then distance, named."""
+    """The candidate with the best selection survival, then distance, named: the order of
+    ``pipeline.rollout.selection.score_key`` (on common seeds, raw distance orders as the
+    expert-normalized one does), as ``pipeline dagger --final-fits`` chooses."""
     name = max(rows, key=lambda n: (rows[n]["selection_survival"], rows[n]["selection_distance"]))
     return {**rows[name], "selected_from": name}
 

@@ -333,10 +333,9 @@ def dagger(
         result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
         assert previous is not None
         if config.final_fits:
-            result.final = _choose_final(aggregate, out, env_id, config, train_config,
-                                         result.rows[-1], state, tracking_uri, baselines,
-                                         on_candidate)  # fmt: skip
-            chosen = next(c for c in result.final.candidates if c.name == result.final.chosen)
+            result.final, chosen = _choose_final(aggregate, out, env_id, config, train_config,
+                                                 result.rows[-1], state, tracking_uri,
+                                                 baselines, on_candidate)  # fmt: skip
             previous = Path(chosen.policy_dir)
             tracker.log_metrics(_final_metrics(result.final, chosen), step=len(result.rows))
         result.policy_dir = str(_publish(previous, out))
@@ -501,9 +500,10 @@ def _choose_final(
     aggregate: Path, out: Path, env_id: str, config: DaggerConfig, train_config: TrainConfig,
     last: IterationRow, state: dict[str, Any], tracking_uri: str | None,
     baselines: dict[str, list[EpisodeResult]], on_candidate: Callable[[Candidate], None] | None,
-) -> FinalChoice:  # fmt: skip
+) -> tuple[FinalChoice, Candidate]:  # fmt: skip
     """The last iteration's policy and ``final_fits`` fits from scratch, judged on the
-    selection seeds; each judged candidate is recorded in the state file at once."""
+    selection seeds (each judged candidate recorded in the state file at once); returns
+    the choice and the chosen candidate."""
     recorded = state.setdefault("final", [])
 
     def record(candidate: Candidate) -> None:
@@ -516,8 +516,9 @@ def _choose_final(
                        config.selection_seed, config.workers)  # fmt: skip
     given = {f"iteration {last.iteration}": Path(last.policy_dir)}
     best = select_among_fits(aggregate, env_id, given, train_config, choice, out,
-                             [Candidate(**c) for c in recorded], record, tracking_uri)  # fmt: skip
-    candidates = [Candidate(**c) for c in recorded]
+                             [Candidate.from_dict(c) for c in recorded], record,
+                             tracking_uri)  # fmt: skip
+    candidates = [Candidate.from_dict(c) for c in recorded]
     if best.training_seed is None:  # the last iteration's policy: its row has the scores
         walked = (last.survival, last.survival_on_expert_starts, last.distance,
                   last.normalized_distance, last.pose_reward)  # fmt: skip
@@ -526,7 +527,7 @@ def _choose_final(
         walked = (learner["survival_rate"], scores["survival_on_expert_surviving_starts"],
                   mean_of(learner, "distance"), scores["normalized_distance"],
                   mean_of(learner, "pose_reward"))  # fmt: skip
-    return FinalChoice(candidates, best.name, *walked)
+    return FinalChoice(candidates, best.name, *walked), best
 
 
 def _final_metrics(final: FinalChoice, chosen: Candidate) -> dict[str, float]:

@@ -48,6 +48,12 @@ class Candidate:
     normalized_pose_reward: float = math.nan
     """The second key for a skill that does not travel (the motion envs); NaN otherwise."""
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        """A candidate saved as JSON, which stored NaN as null."""
+        floats = ("survival", "normalized_distance", "distance", "normalized_pose_reward")
+        return cls(**{k: math.nan if k in floats and v is None else v for k, v in data.items()})
+
     def score(self) -> tuple[float, float]:
         """Higher is better: survival, then normalized distance (or pose reward)."""
         return score_key(asdict(self))

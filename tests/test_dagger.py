@@ -341,20 +341,28 @@ def test_resume_after_the_last_iteration_publishes_again(run_data, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_tracked_dagger_nests_one_training_run_per_iteration(run_data, tmp_path):
+@pytest.mark.parametrize("final_fits", [0, 1])
+def test_tracked_dagger_nests_one_training_run_per_iteration(run_data, tmp_path, final_fits):
     from mlflow import MlflowClient
 
     from pipeline.tracking import prepare
 
     uri = prepare(f"sqlite:///{tmp_path / 'mlflow.db'}")
     out = tmp_path / "tracked"
-    config = DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1, workers=1)
+    config = DaggerConfig(iterations=1, episodes_per_iteration=1, eval_episodes=1, workers=1,
+                          final_fits=final_fits, selection_episodes=2)  # fmt: skip
     result = dagger(run_data, out, config, load_config(None, TINY), tracking_uri=uri)
     client = MlflowClient(uri)
     parent = client.get_run(result.run_id)
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{result.run_id}'")  # fmt: skip
-    assert len(children) == 2  # iterations 0 and 1
+    assert len(children) == 2 + final_fits  # iterations 0 and 1, then the final fits
+    if final_fits:
+        assert parent.data.metrics["final/eval_survival"] == result.final.survival
+        chosen = next(c for c in result.final.candidates if c.name == result.final.chosen)
+        assert parent.data.metrics["final/selection_survival"] == chosen.survival
+    else:
+        assert result.final is None and not any(k.startswith("final/") for k in parent.data.metrics)
     assert {c.data.tags["stage"] for c in children} == {"train"}
     curve = client.get_metric_history(result.run_id, "eval/normalized_distance")
     assert [m.step for m in curve] == [0, 1]
@@ -412,10 +420,12 @@ def test_final_fits_publish_the_candidate_that_walks_best(final_run):
         assert report.summaries[LEARNER]["survival_rate"] == candidate.survival
     saved = json.loads((out / "dagger.json").read_text())["final"]
     assert saved["chosen"] == final.chosen and len(saved["candidates"]) == 3
-    last = result.rows[-1]
-    if final.chosen == "iteration 1":
-        assert final.survival == last.survival
-    assert 0.0 <= final.survival <= 1.0 and final.normalized_distance == final.normalized_distance
+    # The published policy's scores are its own on the evaluation seeds.
+    request = EvaluateRequest(policy=str(out / "policy"), episodes=FINAL["eval_episodes"],
+                              seed=1000, workers=1, compare_expert=False)  # fmt: skip
+    report = run_evaluation(request, resolve_policy_source(str(out / "policy"), None))
+    assert final.survival == report.summaries[LEARNER]["survival_rate"]
+    assert final.distance == pytest.approx(report.summaries[LEARNER]["distance"]["mean"])
 
 
 def test_final_choice_resumes_with_the_candidates_it_had_judged(final_run, run_data, tmp_path):
