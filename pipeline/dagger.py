@@ -51,7 +51,7 @@ from pipeline.evaluate import (
     expert_normalized_scores,
     run_evaluation,
 )
-from pipeline.fit_selection import Candidate, FitChoice, select_among_fits
+from pipeline.fit_selection import Candidate, FinalChoice, FitChoice, select_among_fits
 from pipeline.record import RecordConfig, record
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult, summarize
@@ -186,20 +186,6 @@ class DaggerResult:
     """How the final policy was chosen, with ``final_fits``."""
     run_id: str | None = None
     wall_s: float = 0.0
-
-
-@dataclass
-class FinalChoice:
-    """The candidates for the final policy, the one published, and how it walked on the
-    evaluation seeds (as the iterations' rows do)."""
-
-    candidates: list[Candidate]
-    chosen: str
-    survival: float
-    survival_on_expert_starts: float
-    distance: float
-    normalized_distance: float
-    pose_reward: float
 
 
 def check_request(

@@ -75,6 +75,47 @@ class FitChoice:
     """Worker processes for the selection episodes."""
 
 
+@dataclass
+class FinalChoice:
+    """The candidates for a final policy, the one published, and how it walked on the
+    evaluation seeds (as DAgger's iteration rows do)."""
+
+    candidates: list[Candidate]
+    chosen: str
+    survival: float
+    survival_on_expert_starts: float
+    distance: float
+    normalized_distance: float
+    pose_reward: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinalChoice:
+        """A choice saved as JSON (``dagger.json``'s ``final``)."""
+        fields = {k: math.nan if v is None else v for k, v in data.items() if k != "candidates"}
+        return cls([Candidate.from_dict(c) for c in data["candidates"]], **fields)
+
+    def table(self) -> tuple[list[str], list[list[str]], str]:
+        """Columns, a row per candidate (selection scores, the published one marked) and a
+        caption with the published policy's evaluation: what the CLI and the report show."""
+        columns = ["candidate", "training seed", "selection survival", "norm. distance",
+                   "published"]  # fmt: skip
+        rows = [[c.name, "-" if c.training_seed is None else str(c.training_seed),
+                 _percent(c.survival), _number(c.normalized_distance),
+                 "yes" if c.name == self.chosen else ""] for c in self.candidates]  # fmt: skip
+        caption = (f"{self.chosen} on the evaluation seeds: survival {_percent(self.survival)}, "
+                   f"on the expert's starts {_percent(self.survival_on_expert_starts)}, "
+                   f"normalized distance {_number(self.normalized_distance)}")  # fmt: skip
+        return columns, rows, caption
+
+
+def _percent(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _number(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.2f}"
+
+
 def choose(candidates: list[Candidate]) -> Candidate:
     """The best-scored candidate; the earliest among equals."""
     return max(candidates, key=lambda c: c.score())

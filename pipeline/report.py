@@ -9,7 +9,7 @@ What the folder holds decides what the page shows (``quickstart.json``, ``dagger
 - survival and distance by the gait phase each episode started from,
 - the videos (learner, learner beside the expert, its first fall),
 - learning curves (training loss, DAgger's survival against expert labels), the training
-  summary, DAgger's iterations,
+  summary of the published policy, DAgger's iterations and its final choice among fits,
 - the joint-trajectory, action-error and per-episode plots,
 - the config, the demonstration file's summary, and the commands that reproduce the run.
 
@@ -186,8 +186,7 @@ def gather(kind: str, run: Path) -> RunParts:
             parts.evaluation_dir = run / "evaluation"
     else:
         parts.dagger = _read_json(run / MARKERS[DAGGER])
-        rows = parts.dagger.get("rows") or []
-        parts.training = Path(rows[-1]["policy_dir"]).parent if rows else None
+        parts.training = _published_training(parts.dagger)
         aggregate = run / "aggregate.h5"
         parts.data = aggregate if aggregate.is_file() else None
     if parts.evaluation_dir is not None and (parts.evaluation_dir / MARKERS[EVALUATION]).is_file():
@@ -281,8 +280,8 @@ def _dagger_command(parts: RunParts) -> str:
 
 
 def _sections(parts: RunParts) -> list[Section]:
-    builders = (_results, _phases, _videos, _curves, _dagger_rows, _plots, _config, _dataset,
-                _reproduce)  # fmt: skip
+    builders = (_results, _phases, _videos, _curves, _dagger_rows, _dagger_final, _plots,
+                _config, _dataset, _reproduce)  # fmt: skip
     return [section for build in builders for section in build(parts)]
 
 
@@ -381,6 +380,32 @@ def _dagger_rows(parts: RunParts) -> list[Section]:
     if "survival_rate" in expert:
         body += paragraph(f"expert on the same seeds: survival {expert['survival_rate']:.0%}")
     return [Section("DAgger iterations", body)]
+
+
+def _dagger_final(parts: RunParts) -> list[Section]:
+    from pipeline.fit_selection import FinalChoice
+
+    saved = (parts.dagger or {}).get("final")
+    if not saved:
+        return []
+    final = FinalChoice.from_dict(saved)
+    episodes = (parts.dagger or {}).get("config", {}).get("selection_episodes")
+    columns, rows, caption = final.table()
+    body = table(columns, rows, f"each candidate on {episodes} selection episodes, seeds apart "
+                                "from the evaluation's")  # fmt: skip
+    body += paragraph(caption)
+    return [Section(f"DAgger's final policy: the best of {len(final.candidates)}", body)]
+
+
+def _published_training(dagger: dict[str, Any]) -> Path | None:
+    """The training run of the policy DAgger published: the chosen final fit's, else the
+    last iteration's."""
+    final = dagger.get("final") or {}
+    chosen = [c for c in final.get("candidates", []) if c.get("name") == final.get("chosen")]
+    if chosen:
+        return Path(chosen[0]["policy_dir"]).parent
+    rows = dagger.get("rows") or []
+    return Path(rows[-1]["policy_dir"]).parent if rows else None
 
 
 def _cell(value: Any) -> str:

@@ -3,6 +3,7 @@ labels, the aggregate's provenance, refits, evaluation rows, and bad input."""
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import shutil
@@ -426,6 +427,41 @@ def test_final_fits_publish_the_candidate_that_walks_best(final_run):
     report = run_evaluation(request, resolve_policy_source(str(out / "policy"), None))
     assert final.survival == report.summaries[LEARNER]["survival_rate"]
     assert final.distance == pytest.approx(report.summaries[LEARNER]["distance"]["mean"])
+
+
+def _report_page(capsys, run: Path, page: Path) -> str:
+    code, _, err = cli(capsys, "report", str(run), "--out", str(page), "--no-track")
+    assert code == 0, err
+    return page.read_text()
+
+
+def test_report_of_a_dagger_run_shows_its_final_choice(final_run, tmp_path, capsys):
+    out, result = final_run
+    section = _report_page(capsys, out, tmp_path / "final.html").split(
+        "<h2>DAgger&#x27;s final policy: the best of 3</h2>", 1)[1]  # fmt: skip
+    rows = section.split("</tbody>", 1)[0].split("<tr><td>")[1:]
+    assert [row.split("</td>", 1)[0] for row in rows] == [
+        c.name for c in result.final.candidates]  # fmt: skip
+    published = [row for row in rows if "<td>yes</td>" in row]
+    assert len(published) == 1 and published[0].startswith(f"{result.final.chosen}</td>")
+    assert f"survival {100 * result.final.survival:.1f}%" in section
+
+
+@pytest.mark.parametrize("chosen", ["iteration 1", "final-fit-2"])
+def test_report_of_a_dagger_run_shows_the_published_policys_training(final_run, tmp_path,
+                                                                     capsys, chosen):  # fmt: skip
+    """The training summary and config on the page are those of the run that made the
+    published policy: a final fit's when one was chosen, else the last iteration's."""
+    reference, result = final_run
+    out = tmp_path / "run"
+    shutil.copytree(reference, out, ignore=shutil.ignore_patterns("*.h5", "policy"))
+    saved = json.loads((out / "dagger.json").read_text())
+    saved["final"]["chosen"] = chosen
+    (out / "dagger.json").write_text(json.dumps(saved))
+    text = _report_page(capsys, out, tmp_path / "page.html")
+    shown = {c.name: html.escape((Path(c.policy_dir).parent / "config.yaml").read_text()) in text
+             for c in result.final.candidates}  # fmt: skip
+    assert shown == {c.name: c.name == chosen for c in result.final.candidates}
 
 
 def test_final_choice_resumes_with_the_candidates_it_had_judged(final_run, run_data, tmp_path):

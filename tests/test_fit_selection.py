@@ -3,9 +3,11 @@ order of candidates and the configs of the fits. ``tests/test_dagger.py`` runs i
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 
-from pipeline.fit_selection import Candidate, choose, fit_config
+from pipeline.fit_selection import Candidate, FinalChoice, choose, fit_config
 from pipeline.training.config import load_config
 
 
@@ -33,3 +35,18 @@ def test_fits_start_from_scratch_with_spread_seeds_and_their_own_epochs():
     assert {f.init.from_policy for f in fits} == {None}
     assert fit_config(base, 1, None).training.epochs == 40
     assert base.init.from_policy == "/runs/p" and base.seed == 7  # the given config unchanged
+
+
+def test_a_saved_final_choice_reads_back_and_tabulates_the_published_one():
+    candidates = [_candidate("iteration 15", 0.725, 1.01), _candidate("final-fit-1", 0.735, 0.99)]
+    final = FinalChoice(candidates, "final-fit-1", 0.773, 0.967, 15.0, 1.04, math.nan)
+    saved = json.loads(json.dumps(asdict(final)).replace("NaN", "null"))  # as dagger.json holds it
+    again = FinalChoice.from_dict(saved)
+    assert math.isnan(again.pose_reward) and math.isnan(again.candidates[0].normalized_pose_reward)
+    assert asdict(again) | {"pose_reward": 0} == asdict(final) | {"pose_reward": 0}
+    columns, rows, caption = again.table()
+    assert columns[0] == "candidate" and columns[-1] == "published"
+    assert rows == [["iteration 15", "-", "72.5%", "1.01", ""],
+                    ["final-fit-1", "-", "73.5%", "0.99", "yes"]]  # fmt: skip
+    assert caption == ("final-fit-1 on the evaluation seeds: survival 77.3%, on the expert's "
+                       "starts 96.7%, normalized distance 1.04")  # fmt: skip

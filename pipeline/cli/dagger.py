@@ -18,8 +18,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
 if TYPE_CHECKING:
-    from pipeline.dagger import DaggerConfig, DaggerResult, FinalChoice, IterationRow
-    from pipeline.fit_selection import Candidate
+    from pipeline.dagger import DaggerConfig, DaggerResult, IterationRow
+    from pipeline.fit_selection import Candidate, FinalChoice
 
 
 def _pct(value: float) -> str:
@@ -49,17 +49,13 @@ def candidate_line(candidate: Candidate, episodes: int) -> str:
 
 def final_table(final: FinalChoice, episodes: int) -> Table:
     """The candidates' selection scores, the one published marked, and its evaluation."""
+    columns, rows, caption = final.table()
     table = Table(title=f"The final policy: the best of {len(final.candidates)} on "
-                        f"{episodes} selection episodes")  # fmt: skip
-    for column in ("candidate", "training seed", "survival", "norm. distance", "published"):
+                        f"{episodes} selection episodes", caption=caption)  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
-    for c in final.candidates:
-        table.add_row(c.name, "-" if c.training_seed is None else str(c.training_seed),
-                      _pct(c.survival), _num(c.normalized_distance),
-                      "yes" if c.name == final.chosen else "")  # fmt: skip
-    table.caption = (f"{final.chosen} on the evaluation seeds: survival {_pct(final.survival)}, "
-                     f"on the expert's starts {_pct(final.survival_on_expert_starts)}, "
-                     f"normalized distance {_num(final.normalized_distance)}")  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
