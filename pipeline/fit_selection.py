@@ -94,6 +94,10 @@ class FinalChoice:
         fields = {k: math.nan if v is None else v for k, v in data.items() if k != "candidates"}
         return cls([Candidate.from_dict(c) for c in data["candidates"]], **fields)
 
+    def published(self) -> Candidate:
+        """The chosen candidate."""
+        return next(c for c in self.candidates if c.name == self.chosen)
+
     def table(self) -> tuple[list[str], list[list[str]], str]:
         """Columns, a row per candidate (selection scores, the published one marked) and a
         caption with the published policy's evaluation: what the CLI and the report show."""

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.policy_files import SPEC_FILE
 from pipeline.core.errors import PipelineError
@@ -39,6 +39,9 @@ from pipeline.reports.html_page import (
     table,
     video,
 )
+
+if TYPE_CHECKING:
+    from pipeline.fit_selection import FinalChoice
 
 REPORT_FILE = "report.html"
 QUICKSTART, DAGGER, EVALUATION, TRAINING = "quickstart", "dagger", "evaluation", "training"
@@ -383,12 +386,9 @@ def _dagger_rows(parts: RunParts) -> list[Section]:
 
 
 def _dagger_final(parts: RunParts) -> list[Section]:
-    from pipeline.fit_selection import FinalChoice
-
-    saved = (parts.dagger or {}).get("final")
-    if not saved:
+    final = _final_choice(parts.dagger or {})
+    if final is None:
         return []
-    final = FinalChoice.from_dict(saved)
     episodes = (parts.dagger or {}).get("config", {}).get("selection_episodes")
     columns, rows, caption = final.table()
     body = table(columns, rows, f"each candidate on {episodes} selection episodes, seeds apart "
@@ -397,13 +397,20 @@ def _dagger_final(parts: RunParts) -> list[Section]:
     return [Section(f"DAgger's final policy: the best of {len(final.candidates)}", body)]
 
 
+def _final_choice(dagger: dict[str, Any]) -> FinalChoice | None:
+    """DAgger's final choice among fits (a ``FinalChoice``), or None without one."""
+    from pipeline.fit_selection import FinalChoice
+
+    saved = dagger.get("final")
+    return FinalChoice.from_dict(saved) if saved else None
+
+
 def _published_training(dagger: dict[str, Any]) -> Path | None:
     """The training run of the policy DAgger published: the chosen final fit's, else the
     last iteration's."""
-    final = dagger.get("final") or {}
-    chosen = [c for c in final.get("candidates", []) if c.get("name") == final.get("chosen")]
-    if chosen:
-        return Path(chosen[0]["policy_dir"]).parent
+    final = _final_choice(dagger)
+    if final is not None:
+        return Path(final.published().policy_dir).parent
     rows = dagger.get("rows") or []
     return Path(rows[-1]["policy_dir"]).parent if rows else None
 

@@ -44,6 +44,7 @@ def test_a_saved_final_choice_reads_back_and_tabulates_the_published_one():
     again = FinalChoice.from_dict(saved)
     assert math.isnan(again.pose_reward) and math.isnan(again.candidates[0].normalized_pose_reward)
     assert asdict(again) | {"pose_reward": 0} == asdict(final) | {"pose_reward": 0}
+    assert again.published().name == "final-fit-1"
     columns, rows, caption = again.table()
     assert columns[0] == "candidate" and columns[-1] == "published"
     assert rows == [["iteration 15", "-", "72.5%", "1.01", ""],
