@@ -135,6 +135,11 @@ def connect_scene() -> tuple[int, int]:
     )
     p.setGravity(0, -GRAVITY, 0, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS, physicsClientId=client)
+    # Sorted overlapping pairs: without them the order of contact pairs, and so the
+    # solver's result in the last bits, depends on the contacts of earlier episodes
+    # (restoring the pristine state does not reset the pair cache); the walk amplified
+    # that into different DAgger aggregates from the same seeds on one machine.
+    p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=client)
     p.changeDynamics(floor, -1, lateralFriction=FRICTION, physicsClientId=client)
     return client, floor
 

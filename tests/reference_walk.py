@@ -103,6 +103,10 @@ class ReferenceWalk:
             )
         self.humanoid = self.env._humanoid
         self.client = self.env._pybullet_client
+        # Our scene sorts overlapping pairs (the reference's default does not, which makes
+        # its episodes depend on earlier ones): the same setting here keeps the physics
+        # comparable bit for bit.
+        self.client.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
         self._set_start_phase(start_phase)
         self.ended = False
         # The first call is always True (the env sets its clock one second back on reset)
