@@ -28,6 +28,9 @@ class HumanoidWalkEnv(MotionImitationEnv):
 
     - v0: first version; reproduces pybullet 3.2.7's ``deep_mimic`` humanoid3d walk
       (stable PD, 240 Hz physics, ~27 Hz control, imitation reward).
+      2026-12-07: contact pairs are sorted (``deterministicOverlappingPairs``), so an
+      episode no longer depends on the episodes simulated before it; trajectories differ
+      from earlier ones in the last bits after the first contacts.
     """
 
     SKILL: ClassVar[Skill] = WALK
