@@ -78,6 +78,8 @@ class RunParts:
     """The ``EvaluateReport`` read back from evaluation.json."""
     evaluation_dir: Path | None = None
     dagger: dict[str, Any] | None = None
+    final: FinalChoice | None = None
+    """DAgger's final choice among fits (``--final-fits``), when it made one."""
     data: Path | None = None
     """The demonstration file the policy learned from."""
     commands: list[str] = field(default_factory=list)
@@ -189,7 +191,8 @@ def gather(kind: str, run: Path) -> RunParts:
             parts.evaluation_dir = run / "evaluation"
     else:
         parts.dagger = _read_json(run / MARKERS[DAGGER])
-        parts.training = _published_training(parts.dagger)
+        parts.final = _final_choice(run / MARKERS[DAGGER], parts.dagger)
+        parts.training = _published_training(parts.dagger, parts.final)
         aggregate = run / "aggregate.h5"
         parts.data = aggregate if aggregate.is_file() else None
     if parts.evaluation_dir is not None and (parts.evaluation_dir / MARKERS[EVALUATION]).is_file():
@@ -386,7 +389,7 @@ def _dagger_rows(parts: RunParts) -> list[Section]:
 
 
 def _dagger_final(parts: RunParts) -> list[Section]:
-    final = _final_choice(parts.dagger or {})
+    final = parts.final
     if final is None:
         return []
     episodes = (parts.dagger or {}).get("config", {}).get("selection_episodes")
@@ -397,18 +400,25 @@ def _dagger_final(parts: RunParts) -> list[Section]:
     return [Section(f"DAgger's final policy: the best of {len(final.candidates)}", body)]
 
 
-def _final_choice(dagger: dict[str, Any]) -> FinalChoice | None:
-    """DAgger's final choice among fits (a ``FinalChoice``), or None without one."""
+def _final_choice(path: Path, dagger: dict[str, Any]) -> FinalChoice | None:
+    """DAgger's final choice among fits, or None without one."""
     from pipeline.fit_selection import FinalChoice
 
     saved = dagger.get("final")
-    return FinalChoice.from_dict(saved) if saved else None
+    if not saved:
+        return None
+    try:
+        final = FinalChoice.from_dict(saved)
+        final.published()
+    except (AttributeError, KeyError, StopIteration, TypeError) as exc:
+        raise PipelineError(f"RUN {path}: 'final' is not a final choice of pipeline dagger "
+                            f"({type(exc).__name__}: {exc})") from None  # fmt: skip
+    return final
 
 
-def _published_training(dagger: dict[str, Any]) -> Path | None:
+def _published_training(dagger: dict[str, Any], final: FinalChoice | None) -> Path | None:
     """The training run of the policy DAgger published: the chosen final fit's, else the
     last iteration's."""
-    final = _final_choice(dagger)
     if final is not None:
         return Path(final.published().policy_dir).parent
     rows = dagger.get("rows") or []

@@ -464,6 +464,20 @@ def test_report_of_a_dagger_run_shows_the_published_policys_training(final_run, 
     assert shown == {c.name: c.name == chosen for c in result.final.candidates}
 
 
+@pytest.mark.parametrize("final", [{"chosen": "final-fit-9"}, {"candidates": [{"name": 1}]}, [3]])
+def test_report_refuses_a_final_choice_it_cannot_read(final_run, tmp_path, capsys, final):
+    reference, _ = final_run
+    out = tmp_path / "run"
+    shutil.copytree(reference, out, ignore=shutil.ignore_patterns("*.h5", "policy"))
+    saved = json.loads((out / "dagger.json").read_text())
+    saved["final"] = {**saved["final"], **final} if isinstance(final, dict) else final
+    (out / "dagger.json").write_text(json.dumps(saved))
+    page = tmp_path / "page.html"
+    code, _, err = cli(capsys, "report", str(out), "--out", str(page), "--no-track")
+    assert code == 2 and not page.exists()
+    assert err.strip().count("\n") == 0 and "'final' is not a final choice" in err, err
+
+
 def test_final_choice_resumes_with_the_candidates_it_had_judged(final_run, run_data, tmp_path):
     """Killed after judging the first fit: the resumed run judges only the second and
     publishes what the uninterrupted run published."""
