@@ -319,9 +319,10 @@ def dagger(
         result.expert, result.random = summarize(baselines[EXPERT]), summarize(baselines[RANDOM])
         assert previous is not None
         if config.final_fits:
-            result.final, chosen = _choose_final(aggregate, out, env_id, config, train_config,
-                                                 result.rows[-1], state, tracking_uri,
-                                                 baselines, on_candidate)  # fmt: skip
+            result.final = _choose_final(aggregate, out, env_id, config, train_config,
+                                         result.rows[-1], state, tracking_uri, baselines,
+                                         on_candidate)  # fmt: skip
+            chosen = result.final.published()
             previous = Path(chosen.policy_dir)
             tracker.log_metrics(_final_metrics(result.final, chosen), step=len(result.rows))
         result.policy_dir = str(_publish(previous, out))
@@ -486,10 +487,9 @@ def _choose_final(
     aggregate: Path, out: Path, env_id: str, config: DaggerConfig, train_config: TrainConfig,
     last: IterationRow, state: dict[str, Any], tracking_uri: str | None,
     baselines: dict[str, list[EpisodeResult]], on_candidate: Callable[[Candidate], None] | None,
-) -> tuple[FinalChoice, Candidate]:  # fmt: skip
+) -> FinalChoice:  # fmt: skip
     """The last iteration's policy and ``final_fits`` fits from scratch, judged on the
-    selection seeds (each judged candidate recorded in the state file at once); returns
-    the choice and the chosen candidate."""
+    selection seeds (each judged candidate recorded in the state file at once)."""
     recorded = state.setdefault("final", [])
 
     def record(candidate: Candidate) -> None:
@@ -513,7 +513,7 @@ def _choose_final(
         walked = (learner["survival_rate"], scores["survival_on_expert_surviving_starts"],
                   mean_of(learner, "distance"), scores["normalized_distance"],
                   mean_of(learner, "pose_reward"))  # fmt: skip
-    return FinalChoice(candidates, best.name, *walked), best
+    return FinalChoice(candidates, best.name, *walked)
 
 
 def _final_metrics(final: FinalChoice, chosen: Candidate) -> dict[str, float]:
