@@ -42,6 +42,9 @@ def test_the_noise_repeats_with_the_episode_seed_and_has_the_asked_scale():
     assert np.all(np.abs(deviation.mean(axis=0)) < 0.1 * 5 / np.sqrt(4000))
     np.testing.assert_allclose(deviation.std(axis=0), 0.1, rtol=0.08)
     assert noisy.name == "expert" and noisy.camera is None
+    another = NoisyPolicy(clean, ActionNoise(0.1, scale), stream=1)
+    another.reset(5)
+    assert not np.allclose(another.act(obs), first[0])  # same start, an independent draw
 
 
 def test_a_camera_policy_keeps_its_camera_and_gets_its_frames():

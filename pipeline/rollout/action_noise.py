@@ -57,6 +57,9 @@ class NoisyPolicy:
 
     policy: Policy
     noise: ActionNoise
+    stream: int = EVALUATION_STREAM
+    """Mixed with the episode's seed; another stream gives an independent draw of the noise
+    on the same starts (the evaluation's is ``EVALUATION_STREAM``)."""
     _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0), repr=False)
 
     @property
@@ -70,7 +73,7 @@ class NoisyPolicy:
 
     def reset(self, seed: int) -> None:
         self.policy.reset(seed)
-        self._rng = np.random.default_rng(np.random.SeedSequence([seed, EVALUATION_STREAM]))
+        self._rng = np.random.default_rng(np.random.SeedSequence([seed, self.stream]))
 
     def act(self, obs: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         action = self.policy.act(obs) if frame is None else self.policy.act(obs, frame)  # type: ignore[call-arg]
