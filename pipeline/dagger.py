@@ -322,9 +322,8 @@ def dagger(
             result.final = _choose_final(aggregate, out, env_id, config, train_config,
                                          result.rows[-1], state, tracking_uri, baselines,
                                          on_candidate)  # fmt: skip
-            chosen = result.final.published()
-            previous = Path(chosen.policy_dir)
-            tracker.log_metrics(_final_metrics(result.final, chosen), step=len(result.rows))
+            previous = Path(result.final.published().policy_dir)
+            tracker.log_metrics(_final_metrics(result.final), step=len(result.rows))
         result.policy_dir = str(_publish(previous, out))
         _report_curve(result, out, tracker)
         _log_final_policy(Path(result.policy_dir), tracker)
@@ -516,7 +515,8 @@ def _choose_final(
     return FinalChoice(candidates, best.name, *walked)
 
 
-def _final_metrics(final: FinalChoice, chosen: Candidate) -> dict[str, float]:
+def _final_metrics(final: FinalChoice) -> dict[str, float]:
+    chosen = final.published()
     return {
         "final/selection_survival": chosen.survival,
         "final/selection_normalized_distance": chosen.normalized_distance,
