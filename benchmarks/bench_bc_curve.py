@@ -41,7 +41,7 @@ def validation_episodes(n: int) -> int:
 
 
 def demonstrations(task: str, noise: float, episodes: int) -> Path:
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     tag = f"dart{noise:g}" if noise else "plain"
     path = DATA / f"curve-{task}-{tag}-{episodes}.h5"
@@ -76,9 +76,9 @@ def baselines(task: str, seeds: list[int]) -> dict:
 
 
 def point(data: Path, n: int, epochs: int, episodes: int, seed0: int, base: dict, tmp: Path):
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
+    from pipeline.algorithms.behaviour_cloning import train_from_file
     from pipeline.rollout.episodes import summarize
-    from pipeline.train import train
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
     from pipeline.training.config import load_config
 
     v = validation_episodes(n)
@@ -86,7 +86,7 @@ def point(data: Path, n: int, epochs: int, episodes: int, seed0: int, base: dict
                                 f"training.epochs={epochs}"])  # fmt: skip
     out = tmp / f"{data.stem}-{n}"
     start = time.perf_counter()
-    trained = train(data, config, out, tracking_uri=None)
+    trained = train_from_file(data, config, out, tracking_uri=None)
     train_s = time.perf_counter() - start
     assert trained.train_episodes == n, (trained.train_episodes, n)
     report = evaluate(EvaluateRequest(policy=str(out), episodes=episodes, seed=seed0), None)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datasets import open_dataset
-from pipeline.record import RecordConfig, record
+from pipeline.stages.record import RecordConfig, record
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_camera.json"
 TASKS = {"run": "sim/HumanoidRun-v0", "walk": "sim/HumanoidWalk-v0"}

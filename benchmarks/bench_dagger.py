@@ -58,7 +58,7 @@ TASKS = {"walk": ("sim/HumanoidWalk-v0", 0.005), "run": ("sim/HumanoidRun-v0", 0
 
 def record_demos(env_id: str, noise: float, episodes: int, seed: int, out: Path,
                  episode_seconds: float | None = None) -> Path:  # fmt: skip
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     out.parent.mkdir(parents=True, exist_ok=True)
     record(RecordConfig(out=out, env_id=env_id, episodes=episodes, seed=seed, noise=noise,
@@ -84,7 +84,7 @@ def labels_of(path: Path, episodes: int | None = None) -> int:
 
 def closed_loop(policy: Path, episodes: int, seed: int) -> dict:
     """The policy, the expert and a random policy on the same seeds."""
-    from pipeline.evaluate import EvaluateRequest, evaluate
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate
 
     report = evaluate(EvaluateRequest(policy=str(policy), episodes=episodes, seed=seed,
                                       workers=2, compare_expert=True), None)  # fmt: skip
@@ -121,7 +121,7 @@ def bc_row(
     labels: int | None = None,
 ) -> dict:  # fmt: skip
     from datasets import open_dataset
-    from pipeline.train import train
+    from pipeline.algorithms.behaviour_cloning import train_from_file
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 
@@ -130,7 +130,7 @@ def bc_row(
     config = load_config(None, [*recipe_for(env_id), *overrides, f"seed={seed}",
                                 "tracking.enabled=false"])  # fmt: skip
     start = time.perf_counter()
-    train(data, config, out)
+    train_from_file(data, config, out)
     fit_s = time.perf_counter() - start
     return {"labels": labels if labels is not None else labels_of(data), "fit_s": fit_s,
             **closed_loop(out, eval_episodes, eval_seed)}  # fmt: skip
@@ -188,7 +188,7 @@ def main() -> int:
         args.seeds, args.init_demos, args.iterations = "0", 2, 1
         args.episodes_per_iteration, args.eval_episodes = 1, 2
 
-    from pipeline.dagger import AGGREGATE_FILE, DaggerConfig, dagger
+    from pipeline.algorithms.dagger import AGGREGATE_FILE, DaggerConfig, dagger
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 

@@ -95,7 +95,7 @@ def selection_score(policy: Path, args: argparse.Namespace, out: Path) -> dict:
 
 def selected(rows: dict[str, dict]) -> dict:
     """The candidate with the best selection survival, then distance, named: the order of
-    ``pipeline.rollout.selection.score_key`` (on common seeds, raw distance orders as the
+    ``pipeline.rollout.closed_loop_judge.score_key`` (on common seeds, raw distance orders as the
     expert-normalized one does), as ``pipeline dagger --final-fits`` chooses."""
     name = max(rows, key=lambda n: (rows[n]["selection_survival"], rows[n]["selection_distance"]))
     return {**rows[name], "selected_from": name}
@@ -139,8 +139,8 @@ def action_error(policy: Path, labelled: list[tuple[np.ndarray, np.ndarray]]) ->
 
 
 def score(report: dict, baselines: dict, robust: set[int] | None) -> dict:
-    from pipeline.evaluate.request import EvaluateReport
     from pipeline.rollout.scores import mean_of, normalized_scores
+    from pipeline.stages.evaluate.request import EvaluateReport
 
     learner = EvaluateReport.from_dict(report).results["learner"]
     scores = normalized_scores(learner, baselines["expert"], baselines["random"])
@@ -188,7 +188,7 @@ def main() -> int:
     variants = args.variant or [("epochs80", ["training.epochs=80"])]
     if args.quick:
         variants = [(name, [*o, "training.epochs=2"]) for name, o in variants]
-    from pipeline.dagger import AGGREGATE_FILE as AGGREGATE
+    from pipeline.algorithms.dagger import AGGREGATE_FILE as AGGREGATE
 
     kept = {s: args.kept / f"{args.task}-seed{s}-dagger" for s in seeds}
     for where in kept.values():
@@ -206,7 +206,7 @@ def main() -> int:
                     "args": {k: str(v) if isinstance(v, Path) else v
                              for k, v in vars(args).items()},
                     "variants": dict(variants), "seeds": {}}  # fmt: skip
-    from pipeline.evaluate.request import EvaluateReport
+    from pipeline.stages.evaluate.request import EvaluateReport
 
     labels = {seed: labelled_states(where / AGGREGATE) for seed, where in kept.items()}
     baselines: dict = {}

@@ -61,7 +61,7 @@ def main() -> int:
     groups = {"single": [], f"ensemble of {args.members}": []}
     train_s: dict[str, list[float]] = {name: [] for name in groups}
 
-    from pipeline.compare import CompareRequest, compare
+    from pipeline.stages.compare import CompareRequest, compare
 
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:

@@ -84,8 +84,8 @@ def latency(quick: bool) -> list[dict]:
 
 
 def trained_policy(tmp: Path, quick: bool) -> Path:
-    from pipeline.record import RecordConfig, record
-    from pipeline.train import train
+    from pipeline.algorithms.behaviour_cloning import train_from_file
+    from pipeline.stages.record import RecordConfig, record
     from pipeline.training.config import load_config
 
     data = DATA / "HumanoidWalk-v0-50.h5"
@@ -93,7 +93,7 @@ def trained_policy(tmp: Path, quick: bool) -> Path:
         DATA.mkdir(parents=True, exist_ok=True)
         record(RecordConfig(out=data, env_id=WALK, episodes=50, seed=0, workers=2))
     config = load_config(None, [f"training.epochs={2 if quick else 10}"])
-    train(data, config, tmp / "policy", tracking_uri=None)
+    train_from_file(data, config, tmp / "policy", tracking_uri=None)
     return tmp / "policy"
 
 
@@ -102,9 +102,9 @@ def rollout_ratio(policy_dir: Path, episodes: int) -> dict:
     from threadpoolctl import threadpool_limits
 
     import sim
-    from pipeline.evaluate import learner_policy
     from pipeline.rollout.policies import ExpertPolicy
     from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.stages.evaluate import learner_policy
 
     learner = learner_policy(resolve_policy_source(str(policy_dir), None))
     expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[WALK]))

@@ -64,8 +64,8 @@ def camera_data(task: str, camera: str, episodes: int | None) -> Path:
 
 def train_and_evaluate(task: str, arm: str, data: Path, seed: int, epochs: int | None,
                        episodes: int, eval_seed: int, base: dict, tmp: Path) -> dict:  # fmt: skip
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
     from pipeline.rollout.episodes import summarize
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
 
     config, overrides = ARMS[arm]
     config = config or f"configs/{task}_mlp.yaml"
@@ -124,8 +124,8 @@ def main() -> int:
         for task in args.tasks.split(","):
             data = camera_data(task, args.camera, args.demos)
             base = baselines(task, eval_seeds)
-            from pipeline.evaluate import expert_normalized_scores  # noqa: F401
             from pipeline.rollout.episodes import summarize
+            from pipeline.stages.evaluate import expert_normalized_scores  # noqa: F401
 
             entry = {"data": str(data.relative_to(ROOT)),
                      "expert_survival": summarize(base["expert"])["survival_rate"],

@@ -148,9 +148,9 @@ def memory(path: Path, tmp: Path) -> dict:
         return _vmhwm_kb(
             "from pathlib import Path\n"
             "from pipeline.training.config import load_config\n"
-            "from pipeline.train import train\n"
+            "from pipeline.algorithms.behaviour_cloning import train_from_file\n"
             f"config = load_config(Path('configs/cnn2d.yaml'), {settings})\n"
-            f"train(Path({str(data)!r}), config, Path({str(out)!r}))\n"
+            f"train_from_file(Path({str(data)!r}), config, Path({str(out)!r}))\n"
         )
 
     in_memory = (

@@ -35,7 +35,7 @@ TASKS = {"walk": "sim/HumanoidWalk-v0", "run": "sim/HumanoidRun-v0"}
 def expert_states(env_id: str, episodes: int, tmp: Path) -> np.ndarray:
     """Every state the expert visited in ``episodes`` recorded episodes (falls kept)."""
     from datasets import open_dataset
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = tmp / f"{env_id.split('/')[1]}.h5"
     record(RecordConfig(out=path, env_id=env_id, episodes=episodes, workers=2,

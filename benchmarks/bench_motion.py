@@ -47,8 +47,8 @@ GROUPS = ("torso", "legs", "arms", "all")
 
 
 def fit(skill: str, overrides: list[str], seed: int, steps: int, out: Path):
-    from pipeline.motion.config import load_motion_config
-    from pipeline.motion.fit import fit_motion
+    from pipeline.stages.motion.config import load_motion_config
+    from pipeline.stages.motion.fit import fit_motion
 
     config = load_motion_config(None, [f"skill={skill}", f"seed={seed}", f"steps={steps}",
                                        *overrides])  # fmt: skip
@@ -59,7 +59,7 @@ def main() -> int:
     from bench_skills import demonstrations, train_policy, validation_episodes
 
     import sim
-    from pipeline.motion.play import PlayRequest, play_motion
+    from pipeline.stages.motion.play import PlayRequest, play_motion
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="300 steps, 1 seed, 4 episodes")

@@ -59,8 +59,8 @@ def latency_ms(forward, rows: np.ndarray, batch: int, calls: int) -> float:
 
 
 def closed_loop(policy: str, seed: int, episodes: int) -> dict:
-    from pipeline.evaluate import EvaluateRequest, evaluate
     from pipeline.rollout.episodes import summarize
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate
 
     start = time.perf_counter()
     report = evaluate(EvaluateRequest(policy=policy, episodes=episodes, seed=seed), None)
@@ -84,8 +84,8 @@ def main() -> int:
     from models.exported import load_exported
     from models.inference import compile_forward
     from pipeline.core.recorded_inputs import sample_inputs
-    from pipeline.policy_export import ExportRequest, export_policy
     from pipeline.rollout.episodes import summarize
+    from pipeline.stages.policy_export import ExportRequest, export_policy
 
     data = record_data("walk")
     seeds = list(range(args.eval_seed, args.eval_seed + args.episodes))

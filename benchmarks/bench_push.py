@@ -48,7 +48,7 @@ def main() -> int:
         impulses, args.episodes = impulses[::3][:2], 2
     results = args.results or ROOT / "benchmarks" / "results" / f"bench_push_{args.task}.json"
 
-    from pipeline.compare import CompareRequest, compare, parse_groups
+    from pipeline.stages.compare import CompareRequest, compare, parse_groups
 
     groups = parse_groups(args.group, [])
     report: dict = {

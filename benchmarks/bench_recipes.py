@@ -175,8 +175,8 @@ def heldout_errors(out: Path, data: Path) -> dict:
 
 def train_and_evaluate(recipe: list[str], data: Path, seed: int, epochs: int | None,
                        episodes: int, eval_seed: int, base: dict, tmp: Path) -> dict:  # fmt: skip
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
     from pipeline.rollout.episodes import summarize
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
 
     out = tmp / f"run-{seed}-{time.monotonic_ns()}"
     report_json = out.with_suffix(".json")

@@ -33,10 +33,10 @@ from rich.console import Console
 from rich.table import Table
 
 import sim
-from pipeline.record import RecordConfig, env_kwargs_of, record
 from pipeline.rollout.demonstration import attempt_seed
 from pipeline.rollout.policies import ExpertPolicy
 from pipeline.rollout.workers import EpisodeTask, rollout_pool
+from pipeline.stages.record import RecordConfig, env_kwargs_of, record
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 RESULTS = Path(__file__).parent / "results" / "bench_record.json"
@@ -87,7 +87,7 @@ def peak_rss_kb(episodes: int, tmp: Path) -> int:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from pipeline.record import RecordConfig, record\n"
+        "from pipeline.stages.record import RecordConfig, record\n"
         f"record(RecordConfig(out=Path({str(out)!r}), env_id={RUN!r}, episodes={episodes}))\n"
         # VmHWM, not ru_maxrss: ru_maxrss survives fork+exec, so a child started from this
         # (TensorFlow-sized) process would report at least this process's peak.

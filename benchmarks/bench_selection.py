@@ -40,8 +40,8 @@ DEFAULT_RECIPES = "walk recipe (now),built-in (old)"
 
 
 def closed_loop(policy: Path, episodes: int, eval_seed: int, base: dict) -> dict:
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
     from pipeline.rollout.episodes import summarize
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
 
     report = evaluate(EvaluateRequest(policy=str(policy), episodes=episodes, seed=eval_seed), None)
     learner = report.results["learner"]

@@ -100,7 +100,7 @@ def experts(name: str, seeds: list[int], workers: int) -> tuple[dict, dict]:
 
 def demonstrations(name: str, episodes: int) -> Path:
     import sim
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = DATA / f"skills-{name}-plain-{episodes}.h5"
     if not path.exists():
@@ -116,7 +116,7 @@ def validation_episodes(n: int) -> int:
 
 def train_policy(data: Path, env_id: str, n: int, seed: int, source: Path | None, freeze: int,
                  epochs: int | None, out: Path) -> tuple[Path, float]:  # fmt: skip
-    from pipeline.train import train
+    from pipeline.algorithms.behaviour_cloning import train_from_file
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 
@@ -128,14 +128,14 @@ def train_policy(data: Path, env_id: str, n: int, seed: int, source: Path | None
     if source is not None:
         overrides += [f"init.from_policy={source}", f"init.freeze={freeze}"]
     start = time.perf_counter()
-    trained = train(data, load_config(None, overrides), out, tracking_uri=None)
+    trained = train_from_file(data, load_config(None, overrides), out, tracking_uri=None)
     assert trained.train_episodes == n, (trained.train_episodes, n)
     return out, time.perf_counter() - start
 
 
 def score(policy: Path, seeds: list[int], base: dict) -> dict:
     """A trained policy on ``seeds`` beside the expert and random runs in ``base``."""
-    from pipeline.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate, expert_normalized_scores
 
     report = evaluate(EvaluateRequest(policy=str(policy), episodes=len(seeds), seed=seeds[0]),
                       None)  # fmt: skip

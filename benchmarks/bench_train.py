@@ -38,7 +38,7 @@ WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
 
 def demonstrations(env_id: str, episodes: int) -> Path:
     """Record (once) ``episodes`` expert demonstrations with seed 0 and 2 workers."""
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = DATA / f"{env_id.split('/')[1]}-{episodes}.h5"
     if not path.exists():
@@ -124,10 +124,10 @@ def peak_rss_kb(path: Path, out: Path, cache_mb: float) -> int:
     code = (
         "from pathlib import Path\n"
         "from pipeline.training.config import load_config\n"
-        "from pipeline.train import train\n"
+        "from pipeline.algorithms.behaviour_cloning import train_from_file\n"
         "config = load_config(None, ['training.epochs=2', 'tracking.enabled=false',\n"
         f"                            'data.cache_mb={cache_mb}'])\n"
-        f"train(Path({str(path)!r}), config, Path({str(out)!r}))\n"
+        f"train_from_file(Path({str(path)!r}), config, Path({str(out)!r}))\n"
         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -160,7 +160,7 @@ QUALITY_VARIANTS = {
 
 
 def quality(path: Path, epochs: int, tmp: Path) -> dict:
-    from pipeline.train import train
+    from pipeline.algorithms.behaviour_cloning import train_from_file
     from pipeline.training.config import load_config
 
     rows = {}
@@ -168,7 +168,7 @@ def quality(path: Path, epochs: int, tmp: Path) -> dict:
         config = load_config(None, [*overrides, f"training.epochs={epochs}",
                                     "training.early_stopping_patience=5"])  # fmt: skip
         out = tmp / f"{path.stem}-{len(rows)}"
-        result = train(path, config, out)
+        result = train_from_file(path, config, out)
         rows[name] = {"best_val_mse": result.best_val_loss, "best_epoch": result.best_epoch,
                       "final_train_mse": result.final_train_loss,
                       "initial_val_mse": result.initial_val_loss,

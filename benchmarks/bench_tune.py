@@ -58,7 +58,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def run_study(args: argparse.Namespace) -> dict:
-    from pipeline.tune.study import TuneRequest, run_tune
+    from pipeline.workflows.tune.study import TuneRequest, run_tune
 
     data = record_data("walk")
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-tune-")) / "study"
@@ -111,7 +111,7 @@ def run_study(args: argparse.Namespace) -> dict:
 
 
 def run_throughput(args: argparse.Namespace) -> dict:
-    from pipeline.tune.study import TuneRequest, run_tune
+    from pipeline.workflows.tune.study import TuneRequest, run_tune
 
     data = record_data("walk")
     report = {**machine(), "trials": args.trials, "epochs": args.epochs, "runs": {}}

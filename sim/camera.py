@@ -2,6 +2,8 @@
 
 Uses PyBullet's tiny software renderer, which works in DIRECT mode without a display
 (measured here: 320x240 in 16-29 ms; EGL falls back to software and is no faster).
+:class:`FollowCamera` makes the frames; :class:`FollowCameraEnv` is the rendering half
+every environment here shares (``render``, ``camera_frame``, ``close``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import gymnasium as gym
 import numpy as np
 import pybullet as p
 
@@ -87,3 +90,64 @@ class FollowCamera:
         )
         frame = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)
         return np.ascontiguousarray(frame[:, :, :3])
+
+
+class FollowCameraEnv(gym.Env):
+    """The rendering half of an environment simulated in its own PyBullet client and filmed
+    by a :class:`FollowCamera`: ``render()``, ``camera_frame()`` and ``close()``, written once.
+
+    A subclass declares ``metadata`` (``render_modes`` ``["rgb_array"]`` and its
+    ``render_fps``), checks its ``render_mode`` with :meth:`_check_render_mode`, sets
+    ``render_mode``, ``camera`` and ``_client`` in its constructor and says what the camera
+    looks at in :meth:`_camera_target`.
+    """
+
+    camera: FollowCamera
+    """The camera ``render()`` films with; ``camera_frame()`` resizes and turns it."""
+    _client: int | None
+    """This env's PyBullet client; None once closed."""
+
+    @classmethod
+    def _check_render_mode(cls, render_mode: str | None) -> None:
+        """Refuse a ``render_mode`` that is neither None nor one of ``metadata``'s."""
+        if render_mode is not None and render_mode not in cls.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {cls.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+
+    def _camera_target(self) -> Sequence[float]:
+        """The world point the camera looks at now (the humanoid's torso or root)."""
+        raise NotImplementedError
+
+    def _require_client(self) -> int:
+        """This env's PyBullet client; RuntimeError once the env is closed."""
+        if self._client is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return self._client
+
+    def render(self) -> np.ndarray | None:
+        """The current state as an RGB frame (height, width, 3) uint8 from ``camera``, or
+        None unless the env was made with ``render_mode="rgb_array"``."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self._frame(self.camera)
+
+    def camera_frame(self, width: int, height: int, view: str = "follow") -> np.ndarray:
+        """A ``height x width`` RGB frame of the current state from a named view (what an
+        image policy sees; the same pixels ``render()`` gives with those settings). Needs
+        ``render_mode="rgb_array"``: only then is the scene dressed as recorded (the
+        motion-imitation humanoid's link colours)."""
+        if self.render_mode != "rgb_array":
+            raise RuntimeError("camera_frame() needs the env made with render_mode='rgb_array'")
+        return self._frame(self.camera.resized(width, height, view))
+
+    def _frame(self, camera: FollowCamera) -> np.ndarray:
+        client = self._require_client()
+        return camera.render(client, self._camera_target())
+
+    def close(self) -> None:
+        """Disconnect the PyBullet client; closing twice is harmless."""
+        if self._client is not None:
+            p.disconnect(physicsClientId=self._client)
+            self._client = None

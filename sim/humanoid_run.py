@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
-import pybullet as p
 from gymnasium import spaces
 
-from sim.camera import FollowCamera, view_yaw
+from sim.camera import FollowCamera, FollowCameraEnv, view_yaw
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.push import Push, PushPlan
 from sim.run_robot import (
@@ -43,7 +41,7 @@ PUSH_WINDOW_S = 1.0
 shorter than a second)."""
 
 
-class HumanoidRunEnv(gym.Env):
+class HumanoidRunEnv(FollowCameraEnv):
     """A 3D humanoid that should run forward (+x) as fast as it can without falling.
 
     ## Description
@@ -156,11 +154,7 @@ class HumanoidRunEnv(gym.Env):
         render_view: str = "follow",
         episode_seconds: float | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
+        self._check_render_mode(render_mode)
         if episode_seconds is not None:
             if not (math.isfinite(episode_seconds) and episode_seconds > 0):
                 raise ValueError(f"episode_seconds must be positive, got {episode_seconds}")
@@ -270,25 +264,5 @@ class HumanoidRunEnv(gym.Env):
         """Left/right mirror map of observations and actions (see :mod:`sim.mirror`)."""
         return mirror_spec("sim/HumanoidRun-v0")
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self._frame(self.camera)
-
-    def camera_frame(self, width: int, height: int, view: str = "follow") -> np.ndarray:
-        """A ``height x width`` RGB frame of the current state from a named view (what an
-        image policy sees; the same pixels ``render()`` gives with those settings). Needs
-        ``render_mode="rgb_array"``."""
-        if self.render_mode != "rgb_array":
-            raise RuntimeError("camera_frame() needs the env made with render_mode='rgb_array'")
-        return self._frame(self.camera.resized(width, height, view))
-
-    def _frame(self, camera: FollowCamera) -> np.ndarray:
-        if self._client is None:
-            raise RuntimeError("render() called on a closed HumanoidRunEnv")
-        return camera.render(self._client, self._robot.torso_position())
-
-    def close(self) -> None:
-        if self._client is not None:
-            p.disconnect(physicsClientId=self._client)
-            self._client = None
+    def _camera_target(self) -> tuple[float, float, float]:
+        return self._robot.torso_position()

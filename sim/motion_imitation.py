@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
 from sim.assets import pybullet_data_path
-from sim.camera import FollowCamera, paint_links, view_yaw
+from sim.camera import FollowCamera, FollowCameraEnv, paint_links, view_yaw
 from sim.mirror import MirrorSpec, mirror_spec
 from sim.mocap import ACTION_DIM, ClipPose, MotionClip, action_to_targets
 from sim.push import Push, PushPlan
@@ -75,7 +74,7 @@ PUSH_EARLIEST_S = 3.0
 transients (the expert's falls from bad start phases come at 1.7-2.2 s)."""
 
 
-class MotionImitationEnv(gym.Env):
+class MotionImitationEnv(FollowCameraEnv):
     """The DeepMimic humanoid imitating one skill's motion-capture clip.
 
     ## Description
@@ -184,11 +183,7 @@ class MotionImitationEnv(gym.Env):
         skill: Skill | None = None,
         render_view: str = "follow",
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
+        self._check_render_mode(render_mode)
         self._check_phase(start_phase)
         self.skill = skill if skill is not None else self.SKILL
         if episode_seconds is None:
@@ -308,35 +303,10 @@ class MotionImitationEnv(gym.Env):
         change): to render a motion frame by frame, e.g. a learned one beside the clip."""
         self._character.reset(pose)
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self._frame(self.camera)
-
-    def camera_frame(self, width: int, height: int, view: str = "follow") -> np.ndarray:
-        """A ``height x width`` RGB frame of the current state from a named view (what an
-        image policy sees; the same pixels ``render()`` gives with those settings). Needs
-        ``render_mode="rgb_array"``: only then is the character painted as recorded."""
-        if self.render_mode != "rgb_array":
-            raise RuntimeError("camera_frame() needs the env made with render_mode='rgb_array'")
-        return self._frame(self.camera.resized(width, height, view))
-
-    def _frame(self, camera: FollowCamera) -> np.ndarray:
-        client = self._require_client()
-        x, y, z = self._character.root_position()
-        return camera.render(client, (x, y, z))
-
-    def close(self) -> None:
-        if self._client is not None:
-            p.disconnect(physicsClientId=self._client)
-            self._client = None
-
     # -- internals ----------------------------------------------------------------------
 
-    def _require_client(self) -> int:
-        if self._client is None:
-            raise RuntimeError(f"{type(self).__name__} is closed")
-        return self._client
+    def _camera_target(self) -> tuple[float, float, float]:
+        return self._character.root_position()
 
     def _observe(self) -> tuple[np.ndarray, RewardTerms]:
         reading = self._character.read()

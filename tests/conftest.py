@@ -64,7 +64,7 @@ def _isolated_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def run_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four HumanoidRun expert demonstrations (1000 steps each), shared by the session."""
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = tmp_path_factory.mktemp("train-data") / "run.h5"
     record(RecordConfig(out=path, env_id="sim/HumanoidRun-v0", episodes=4, seed=0, workers=2))

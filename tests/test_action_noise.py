@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import sim
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
 from pipeline.rollout.action_noise import ActionNoise, NoisyPolicy
 from pipeline.rollout.policies import ExpertPolicy
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 RUN = "sim/HumanoidRun-v0"
@@ -70,7 +70,7 @@ def policy(run_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("noise") / "run"
     config = load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=1",
                                 "tracking.enabled=false"])  # fmt: skip
-    train(run_data, config, out)
+    train_from_file(run_data, config, out)
     return out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 TINY = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=1"]
@@ -25,15 +25,17 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def runs(run_data, tmp_path_factory) -> Path:
     """Three run policies (training seeds 0, 1, 2) in runs/bc-s0 ... and a walk policy."""
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     root = tmp_path_factory.mktemp("compare")
     for seed in (0, 1, 2):
-        train(run_data, load_config(None, [*TINY, f"seed={seed}"]), root / "runs" / f"bc-s{seed}")
+        train_from_file(
+            run_data, load_config(None, [*TINY, f"seed={seed}"]), root / "runs" / f"bc-s{seed}"
+        )
     walk = root / "walk.h5"
     record(RecordConfig(out=walk, env_id="sim/HumanoidWalk-v0", episodes=2, seed=0,
                         episode_seconds=0.3, start_phase="0"))  # fmt: skip
-    train(walk, load_config(None, [*TINY, "data.val_fraction=0.5"]), root / "walk-policy")
+    train_from_file(walk, load_config(None, [*TINY, "data.val_fraction=0.5"]), root / "walk-policy")
     return root
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from datasets import open_dataset
+from pipeline.algorithms.dagger import DaggerConfig, dagger
 from pipeline.cli import main
-from pipeline.dagger import DaggerConfig, dagger
 from pipeline.rollout.demonstration import EXPERT_ACTED, DemoTask, record_demonstration
 from pipeline.training.config import load_config
 
@@ -127,7 +127,7 @@ def test_max_labels_is_never_exceeded(run_data, tmp_path):
 
 
 def test_walk_mixture_episodes_end_at_episode_seconds(tmp_path):
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     init = tmp_path / "walk.h5"
     record(RecordConfig(out=init, env_id="sim/HumanoidWalk-v0", episodes=2, episode_seconds=1.0))
@@ -170,7 +170,7 @@ def test_run_mixture_episodes_end_at_episode_seconds(run_data, tmp_path):
 
 
 def test_mirror_augmentation_is_warned_about():
-    from pipeline.dagger import config_warnings
+    from pipeline.algorithms.dagger import config_warnings
 
     assert config_warnings(load_config(None, TINY)) == []
     mirrored = load_config(None, [*TINY, "data.augment.mirror_prob=0.5"])
@@ -261,7 +261,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(run, run_data, tmp_
     """Interrupted in iteration 2's fit, or after the first episode of iteration 1's
     rollouts: ``resume`` gives the same aggregate and final policy as the run that was
     never interrupted (the module fixture)."""
-    import pipeline.dagger as dagger_module
+    import pipeline.algorithms.dagger as dagger_module
     import pipeline.rollout.workers as workers
 
     out = tmp_path / "killed"
@@ -399,8 +399,8 @@ def final_run(run_data, tmp_path_factory) -> tuple[Path, object]:
 
 
 def test_final_fits_publish_the_candidate_that_walks_best(final_run):
-    from pipeline.evaluate import LEARNER, EvaluateRequest, run_evaluation
     from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.stages.evaluate import LEARNER, EvaluateRequest, run_evaluation
     from pipeline.training.config import load_config as load_run_config
 
     out, result = final_run

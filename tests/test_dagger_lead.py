@@ -10,7 +10,7 @@ import pytest
 
 import sim
 from datasets import open_dataset
-from pipeline.dagger import DaggerConfig, dagger
+from pipeline.algorithms.dagger import DaggerConfig, dagger
 from pipeline.rollout.demonstration import (
     EXPERT_ACTED,
     DemoTask,

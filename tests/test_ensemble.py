@@ -135,12 +135,12 @@ ENSEMBLE_TINY = ["model.hidden_sizes=[32,32]", "model.ensemble=2", "data.batch_s
 
 
 def test_pipeline_trains_refits_and_exports_an_ensemble(run_data, tmp_path):
+    from pipeline.algorithms.behaviour_cloning import train_from_file
+    from pipeline.algorithms.dagger import DaggerConfig, dagger
     from pipeline.cli import main
-    from pipeline.dagger import DaggerConfig, dagger
-    from pipeline.train import train
     from pipeline.training.config import load_config
 
-    result = train(run_data, load_config(None, ENSEMBLE_TINY), tmp_path / "bc")
+    result = train_from_file(run_data, load_config(None, ENSEMBLE_TINY), tmp_path / "bc")
     loaded = load_policy(result.policy_dir)
     assert loaded.config["model"]["ensemble"] == 2
     names = [layer.name for layer in loaded.model.layers]

@@ -13,8 +13,13 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.evaluate import (
+from pipeline.rollout.episodes import EpisodeResult, run_episode, summarize, wilson_interval
+from pipeline.rollout.filming import first_fall_path
+from pipeline.rollout.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
+from pipeline.rollout.policy_source import MANIFEST_FILE, SPEC_FILE
+from pipeline.stages.evaluate import (
     EXPERT,
     LEARNER,
     RANDOM,
@@ -24,11 +29,6 @@ from pipeline.evaluate import (
     normalized,
     side_by_side_path,
 )
-from pipeline.rollout.episodes import EpisodeResult, run_episode, summarize, wilson_interval
-from pipeline.rollout.filming import first_fall_path
-from pipeline.rollout.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy
-from pipeline.rollout.policy_source import MANIFEST_FILE, SPEC_FILE
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 RUN = "sim/HumanoidRun-v0"
@@ -44,7 +44,7 @@ def trained(run_data, tmp_path_factory, tracked_store) -> Path:
     """A small MLP trained on four run demonstrations, tracked in its own SQLite store."""
     out = tmp_path_factory.mktemp("eval-train") / "run"
     config = load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"])
-    train(run_data, config, out, tracking_uri=tracked_store)
+    train_from_file(run_data, config, out, tracking_uri=tracked_store)
     return out
 
 
@@ -358,12 +358,12 @@ def test_a_temporal_policy_sees_the_windows_it_was_trained_on(run_data, tmp_path
 
     from datasets.training.windows import history_windows
     from models import load_policy
-    from pipeline.evaluate import learner_policy
     from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.stages.evaluate import learner_policy
 
     config = load_config(None, ["model.name=cnn1d", "model.filters=[8]", "model.head_sizes=[16]",
                                 "data.history=4", "training.epochs=1"])  # fmt: skip
-    train(run_data, config, tmp_path / "cnn", tracking_uri=None)
+    train_from_file(run_data, config, tmp_path / "cnn", tracking_uri=None)
     policy = learner_policy(resolve_policy_source(str(tmp_path / "cnn"), None))
     env = gym.make(RUN)
     policy.reset(5)

@@ -9,15 +9,15 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.evaluate import side_by_side_path
-from pipeline.record import RecordConfig, record
 from pipeline.rollout import filming
 from pipeline.rollout.filming import film_fall, first_fall_path
 from pipeline.rollout.options import env_kwargs
 from pipeline.rollout.policies import ExpertPolicy
 from pipeline.rollout.workers import EpisodeTask, run_episodes
-from pipeline.train import train
+from pipeline.stages.evaluate import side_by_side_path
+from pipeline.stages.record import RecordConfig, record
 from pipeline.training.config import load_config
 from sim import load_expert
 
@@ -32,7 +32,7 @@ def walk_policy(tmp_path_factory) -> Path:
     data = root / "walk.h5"
     record(RecordConfig(out=data, env_id=WALK, episodes=3, seed=0, episode_seconds=1.0))
     config = load_config(None, ["model.hidden_sizes=[16,16]", "training.epochs=1"])
-    train(data, config, root / "run", tracking_uri=None)
+    train_from_file(data, config, root / "run", tracking_uri=None)
     return root / "run"
 
 

@@ -1,4 +1,4 @@
-"""The final choice among fits (:mod:`pipeline.fit_selection`) without a simulation: the
+"""The final choice among fits (:mod:`pipeline.algorithms.fit_selection`) without a simulation: the
 order of candidates and the configs of the fits. ``tests/test_dagger.py`` runs it whole."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import asdict
 
-from pipeline.fit_selection import Candidate, FinalChoice, choose, fit_config
+from pipeline.algorithms.fit_selection import Candidate, FinalChoice, choose, fit_config
 from pipeline.training.config import load_config
 
 

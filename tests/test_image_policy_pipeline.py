@@ -196,7 +196,7 @@ def test_visualize_writes_filters_maps_and_saliency_and_logs_them(image_policy, 
 
 def test_saliency_is_the_norm_of_the_action_jacobian_over_pixels(image_policy, camera_data):
     from datasets import open_dataset
-    from pipeline.visualize import clip_inputs, float_twin, saliency_maps
+    from pipeline.stages.visualize import clip_inputs, float_twin, saliency_maps
 
     loaded = load_policy(image_policy / "policy")
     model = float_twin(loaded)

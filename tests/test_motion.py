@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.motion.clip_data import JOINT_COLUMNS, key_frames, rmse_table
+from pipeline.stages.motion.clip_data import JOINT_COLUMNS, key_frames, rmse_table
 from sim.assets import pybullet_data_path
 from sim.mocap import (
     JOINT_VECTOR_NAMES,
@@ -100,7 +100,7 @@ def fitted(tmp_path_factory) -> Path:
 
 
 def test_fit_learns_the_clip_and_saves_a_motion_that_reloads_alone(fitted) -> None:
-    from pipeline.motion.files import load_motion
+    from pipeline.stages.motion.files import load_motion
 
     result = json.loads((fitted / "fit.json").read_text())
     assert result["samples"] == 39 and result["steps"] == 600

@@ -15,10 +15,10 @@ import pytest
 from datasets import open_dataset
 from models import load_policy
 from models.exported import EXPORT_FILE, load_exported
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
 from pipeline.core.recorded_inputs import sample_inputs
-from pipeline.policy_export import keras_actions
-from pipeline.train import train
+from pipeline.stages.policy_export import keras_actions
 from pipeline.training.config import load_config
 
 FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "litert": "model.tflite"}
@@ -28,7 +28,9 @@ FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "litert": "model.tf
 def trained(run_data, tmp_path_factory) -> Path:
     """A small MLP trained on four run demonstrations, untracked."""
     out = tmp_path_factory.mktemp("export-train") / "run"
-    train(run_data, load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"]), out)
+    train_from_file(
+        run_data, load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"]), out
+    )
     return out
 
 
@@ -157,7 +159,7 @@ def test_a_missing_runtime_is_named(trained, tmp_path, capsys, monkeypatch):
 
 
 def test_data_of_another_env_is_refused(trained, tmp_path, capsys):
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     walk = tmp_path / "walk.h5"
     record(RecordConfig(out=walk, env_id="sim/HumanoidWalk-v0", episodes=1, seed=0, workers=1,
@@ -169,7 +171,7 @@ def test_data_of_another_env_is_refused(trained, tmp_path, capsys):
 
 
 def test_an_export_that_fails_parity_leaves_nothing(trained, tmp_path, capsys, monkeypatch):
-    import pipeline.policy_export as stage
+    import pipeline.stages.policy_export as stage
 
     monkeypatch.setattr(stage, "FLOAT_TOLERANCE", -1.0)  # no export can meet it
     code, _, err = cli(capsys, "policy", "export", str(trained), "--format", "onnx",

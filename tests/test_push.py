@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import sim
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 WALK, RUN = "sim/HumanoidWalk-v0", "sim/HumanoidRun-v0"
@@ -102,7 +102,7 @@ def policy(run_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("push") / "run"
     config = load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=1",
                                 "tracking.enabled=false"])  # fmt: skip
-    train(run_data, config, out)
+    train_from_file(run_data, config, out)
     return out
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.quickstart import QuickstartConfig, run_directory, train_config
 from pipeline.training.config import config_to_dict, load_config
+from pipeline.workflows.quickstart import QuickstartConfig, run_directory, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

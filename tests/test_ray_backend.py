@@ -92,11 +92,13 @@ def ray_head() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def policy(run_data, tmp_path_factory) -> Path:
     """A small MLP trained on the session's run demonstrations."""
-    from pipeline.train import train
+    from pipeline.algorithms.behaviour_cloning import train_from_file
     from pipeline.training.config import load_config
 
     out = tmp_path_factory.mktemp("ray-policy") / "run"
-    train(run_data, load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"]), out)
+    train_from_file(
+        run_data, load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"]), out
+    )
     return out
 
 
@@ -170,7 +172,7 @@ def _kill_workers(limit: int | None = None) -> list[int]:
 
 
 def test_a_worker_killed_during_evaluate_is_replaced_and_its_episodes_run_once(ray_head, policy):
-    from pipeline.evaluate import EvaluateRequest, evaluate
+    from pipeline.stages.evaluate import EvaluateRequest, evaluate
 
     def request(backend: Backend) -> EvaluateRequest:
         return EvaluateRequest(policy=str(policy), episodes=6, workers=2, backend=backend)
@@ -193,7 +195,7 @@ def test_a_worker_killed_during_evaluate_is_replaced_and_its_episodes_run_once(r
 # Two DAgger runs (about 30 s): with the slow tests (python3 tasks.py bench).
 @pytest.mark.slow
 def test_dagger_on_ray_aggregates_the_local_episodes(ray_head, run_data, tmp_path):
-    from pipeline.dagger import DaggerConfig, dagger
+    from pipeline.algorithms.dagger import DaggerConfig, dagger
     from pipeline.training.config import load_config
 
     train_config = load_config(None, ["model.hidden_sizes=[16,16]", "data.batch_size=256",

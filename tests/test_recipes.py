@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli.train import recorded_env, resolve_train_config
+from pipeline.algorithms.train_config import recorded_env, resolve_train_config
 from pipeline.training.config import config_to_dict, load_config
 from pipeline.training.recipes import RUN_RECIPE, WALK_RECIPE, recipe_for
 
@@ -16,7 +16,7 @@ WALK = "sim/HumanoidWalk-v0"
 
 @pytest.fixture(scope="module")
 def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = tmp_path_factory.mktemp("walk") / "walk.h5"
     record(RecordConfig(out=path, env_id=WALK, episodes=2, seed=0, episode_seconds=0.3,
@@ -25,8 +25,8 @@ def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _resolve(data: Path | None, config: Path | None = None, overrides: list[str] | None = None):
-    return resolve_train_config(config, overrides or [], None, False, None, None, False, False,
-                                data=data)  # fmt: skip
+    env_id = recorded_env(data) if data is not None else None
+    return resolve_train_config(config, overrides or [], env_id=env_id)
 
 
 @pytest.mark.parametrize(("name", "recipe"), [("walk_mlp", WALK_RECIPE), ("run_mlp", RUN_RECIPE)])

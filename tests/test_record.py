@@ -17,7 +17,7 @@ import pytest
 import sim
 from datasets import open_dataset
 from pipeline.cli import main
-from pipeline.record import RecordConfig, record
+from pipeline.stages.record import RecordConfig, record
 
 WALK = "sim/HumanoidWalk-v0"
 RUN = "sim/HumanoidRun-v0"

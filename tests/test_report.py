@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.record import RecordConfig, record
-from pipeline.train import train
+from pipeline.stages.record import RecordConfig, record
 from pipeline.training.config import load_config
 
 WALK = "sim/HumanoidWalk-v0"
@@ -43,7 +43,7 @@ def walk_run(tmp_path_factory) -> Path:
                         episode_seconds=2.0))  # fmt: skip
     run = root / "run"
     config = load_config(None, ["model.hidden_sizes=[32,32]", "training.epochs=2"])
-    train(data, config, run)
+    train_from_file(data, config, run)
     assert main(["evaluate", "--policy", str(run), "--episodes", "6", "--workers", "2",
                  "--episode-seconds", "2", "--compare-expert", "--video",
                  str(run / "walk.mp4"), "--out", str(run / "evaluation"),
@@ -116,7 +116,7 @@ def test_report_is_logged_to_the_runs_mlflow_run(walk_run, tmp_path, capsys):
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = tmp_path / "tracked"
-    train(walk_run.parent / "walk.h5", load_config(None, ["model.hidden_sizes=[8]",
+    train_from_file(walk_run.parent / "walk.h5", load_config(None, ["model.hidden_sizes=[8]",
                                                           "training.epochs=1"]),
           run, tracking_uri=store)  # fmt: skip
     code, out, err = cli(capsys, "report", str(run), "--tracking-uri", store)

@@ -9,7 +9,7 @@ import pytest
 
 from datasets import open_dataset
 from pipeline.cli import main
-from pipeline.rollout.selection import score_key
+from pipeline.rollout.closed_loop_judge import score_key
 
 TINY = ["training.epochs=2", "model.hidden_sizes=[32,32]", "data.batch_size=256"]
 

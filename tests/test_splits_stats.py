@@ -18,7 +18,7 @@ from datasets.training.stats import FeatureStats, NormalizationStats, compute_st
 
 def recorded(tmp_path_factory: pytest.TempPathFactory, name: str, **config) -> Path:
     """Record a demonstration file once per test session (other modules reuse it)."""
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = tmp_path_factory.getbasetemp() / "recorded" / f"{name}.h5"
     if not path.exists():

@@ -68,7 +68,7 @@ def test_bare_pipeline_shows_help_without_an_empty_error(capsys):
 
 
 def test_record_help_shows_the_recording_defaults(capsys, monkeypatch):
-    from pipeline.record import RecordConfig
+    from pipeline.stages.record import RecordConfig
 
     monkeypatch.setenv("COLUMNS", "250")  # one line per option, no wrapped defaults
     code, out, _ = _help(capsys, "record", "--help")
@@ -111,7 +111,7 @@ def test_mistake_in_the_yaml_file_still_names_the_file(tmp_path):
 
 
 def test_inspect_prints_plain_arguments_and_the_random_start_phase(tmp_path, capsys):
-    from pipeline.record import RecordConfig, record
+    from pipeline.stages.record import RecordConfig, record
 
     path = tmp_path / "walk.h5"
     record(RecordConfig(out=path, episodes=1, episode_seconds=0.3))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from models import load_policy
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 RUN = "sim/HumanoidRun-v0"
@@ -36,7 +36,7 @@ def weights_of(policy_dir: Path) -> list[np.ndarray]:
 
 def test_train_end_to_end_policy_reloads_alone(run_data, tmp_path):
     config = load_config(None, FAST)
-    result = train(run_data, config, tmp_path / "run")
+    result = train_from_file(run_data, config, tmp_path / "run")
     assert result.epochs == 3 and result.train_episodes == 3 and result.val_episodes == 1
     assert result.best_val_loss < result.initial_val_loss
     assert np.isfinite(result.mean_action_val_loss)
@@ -61,14 +61,14 @@ def test_train_end_to_end_policy_reloads_alone(run_data, tmp_path):
 
 def test_deterministic_same_seed_same_weights(run_data, tmp_path):
     config = load_config(None, [*FAST, "training.deterministic=true", "training.epochs=2"])
-    train(run_data, config, tmp_path / "a")
-    train(run_data, config, tmp_path / "b")
+    train_from_file(run_data, config, tmp_path / "a")
+    train_from_file(run_data, config, tmp_path / "b")
     for wa, wb in zip(
         weights_of(tmp_path / "a" / "policy"), weights_of(tmp_path / "b" / "policy"), strict=True
     ):
         np.testing.assert_array_equal(wa, wb)
     other = load_config(None, [*FAST, "training.deterministic=true", "training.epochs=2", "seed=1"])
-    train(run_data, other, tmp_path / "c")
+    train_from_file(run_data, other, tmp_path / "c")
     assert not all(
         np.array_equal(a, c) for a, c in zip(weights_of(tmp_path / "a" / "policy"),
                                              weights_of(tmp_path / "c" / "policy"), strict=True)
@@ -160,7 +160,7 @@ def test_cnn_with_history_and_augmentation(run_data, tmp_path):
                          ["training.epochs=1", "model.filters=[8,8]", "model.head_sizes=[16]",
                           "data.augment.obs_noise=0.1", "data.augment.mirror_prob=0.5",
                           "data.augment.feature_dropout=0.05"])  # fmt: skip
-    result = train(run_data, config, tmp_path / "cnn")
+    result = train_from_file(run_data, config, tmp_path / "cnn")
     spec = load_policy(tmp_path / "cnn" / "policy").spec
     assert spec.history == 4 and spec.obs_norm == "minmax"
     assert np.isfinite(result.best_val_loss)
@@ -324,10 +324,10 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from pipeline.training.config import load_config
-from pipeline.train import train
+from pipeline.algorithms.behaviour_cloning import train_from_file
 config = load_config(None, ["training.strategy=mirrored", "training.epochs=1",
                             "model.hidden_sizes=[16]"])
-result = train(Path(sys.argv[1]), config, Path(sys.argv[2]))
+result = train_from_file(Path(sys.argv[1]), config, Path(sys.argv[2]))
 print("devices", len(tf.config.list_logical_devices("CPU")), "loss", result.best_val_loss)
 """
 
@@ -350,7 +350,7 @@ def test_observation_scale_floor_reaches_the_saved_policy(run_data, tmp_path):
     variances = {}
     for floor in (0.0, 0.5):
         config = load_config(None, [*FAST, "training.epochs=1", f"data.obs_scale_floor={floor}"])
-        train(run_data, config, tmp_path / f"floor{floor}")
+        train_from_file(run_data, config, tmp_path / f"floor{floor}")
         spec = PolicySpec.from_dict(
             json.loads((tmp_path / f"floor{floor}" / "policy" / "spec.json").read_text())
         )
@@ -363,7 +363,7 @@ def test_observation_scale_floor_reaches_the_saved_policy(run_data, tmp_path):
 
 def test_gaussian_log_likelihood_loss_trains_a_policy_that_reloads_alone(run_data, tmp_path):
     config = load_config(None, [*FAST, "training.epochs=2", "model.loss=gaussian_nll"])
-    result = train(run_data, config, tmp_path / "nll")
+    result = train_from_file(run_data, config, tmp_path / "nll")
     assert {"val_action_mse", "action_mse"} <= set(result.history)
     assert all(np.isfinite(result.history["val_action_mse"]))
     policy = load_policy(tmp_path / "nll" / "policy")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from models import load_policy
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.rollout.selection import ClosedLoopJudge, score_key
-from pipeline.train import train
+from pipeline.rollout.closed_loop_judge import ClosedLoopJudge, score_key
+from pipeline.training.checkpoint_selection import rank_correlation
 from pipeline.training.config import load_config
-from pipeline.training.selection import rank_correlation
 
 RUN = "sim/HumanoidRun-v0"
 SELECT = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=6",
@@ -28,7 +28,7 @@ SELECT = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=
 @pytest.fixture(scope="module")
 def selected(run_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("selection") / "run"
-    return out, train(run_data, load_config(None, SELECT), out)
+    return out, train_from_file(run_data, load_config(None, SELECT), out)
 
 
 def test_rollouts_run_on_schedule_and_the_best_epoch_is_saved(selected):
@@ -104,10 +104,10 @@ def test_resumed_run_keeps_its_checks_and_choice(selected, run_data, tmp_path):
 
     config = load_config(None, SELECT)
     with pytest.raises(KeyboardInterrupt):
-        train(run_data, config, tmp_path / "run", on_epoch=stop_after_third_epoch)
+        train_from_file(run_data, config, tmp_path / "run", on_epoch=stop_after_third_epoch)
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert [r["epoch"] for r in state["rollouts"]] == [1]
-    resumed = train(run_data, config, tmp_path / "run", resume=True)
+    resumed = train_from_file(run_data, config, tmp_path / "run", resume=True)
     assert resumed.rollouts == result.rollouts
     assert resumed.selected_epoch == result.selected_epoch
     for a, b in zip(load_policy(tmp_path / "run" / "policy").model.get_weights(),
@@ -161,7 +161,9 @@ def test_tracked_run_logs_the_checks_and_the_choice(run_data, tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = [*SELECT[:-1], "training.epochs=2", "training.rollout_every=1",
                  "training.rollout_episodes=2"]  # fmt: skip
-    result = train(run_data, load_config(None, overrides), tmp_path / "run", tracking_uri=store)
+    result = train_from_file(
+        run_data, load_config(None, overrides), tmp_path / "run", tracking_uri=store
+    )
     client = mlflow.MlflowClient(tracking_uri=store)
     history = client.get_metric_history(result.run_id, "rollout/survival")
     assert sorted(m.step for m in history) == [0, 1]

@@ -22,7 +22,7 @@ from tensorflow.python.eager import context
 from tensorflow.python.framework import config as tf_config
 
 from models import load_policy
-from pipeline.train import train
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.tracking import prepare
 from pipeline.training.config import load_config
 
@@ -40,7 +40,7 @@ if mode == "a-then-b":
     a = load_config(None, [*fast, "seed=7", "model.hidden_sizes=[16]",
                            "training.mixed_precision=true"])
     uri = prepare("sqlite:///" + str(out / "mlflow.db"))
-    train(data, a, out / "a", tracking_uri=uri)
+    train_from_file(data, a, out / "a", tracking_uri=uri)
     import mlflow.tracking._tracking_service.utils as mlflow_uri
 
     after = {"policy": keras.mixed_precision.global_policy().name,
@@ -51,7 +51,7 @@ if mode == "a-then-b":
               "mlflow_global_uri": mlflow_uri._tracking_uri,
               "python_random": random.random(), "numpy_random": float(np.random.random())}
 b = load_config(None, [*fast, "seed=1"])
-train(data, b, out / "b")
+train_from_file(data, b, out / "b")
 weights = load_policy(out / "b" / "policy").model.get_weights()
 np.savez(out / "b_weights.npz", *weights)
 print(json.dumps(report))

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.training.config import load_config
-from pipeline.tune.space import Param, narrow, parse_param
+from pipeline.workflows.tune.space import Param, narrow, parse_param
 
 TINY = ["training.epochs=1", "model.hidden_sizes=[16,16]", "data.batch_size=256"]
 SPACE = """\

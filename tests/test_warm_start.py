@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from models import load_policy
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
-from pipeline.train import train
 from pipeline.training.config import load_config
 
 FAST = ["model.hidden_sizes=[32,32]", "data.batch_size=128", "training.epochs=2"]
@@ -33,7 +33,7 @@ def _learned(model) -> dict[str, list[np.ndarray]]:
 def source(run_data, tmp_path_factory) -> Path:
     """A trained 32-32 policy to start from."""
     out = tmp_path_factory.mktemp("warm") / "source"
-    train(run_data, load_config(None, [*FAST, "seed=3"]), out)
+    train_from_file(run_data, load_config(None, [*FAST, "seed=3"]), out)
     return out
 
 
@@ -60,7 +60,7 @@ def test_warm_start_begins_at_the_source_weights(run_data, source):
 def test_frozen_blocks_keep_the_source_weights_and_the_rest_trains(run_data, source, tmp_path):
     out = tmp_path / "frozen"
     config = load_config(None, [*FAST, f"init.from_policy={source}", "init.freeze=1"])
-    train(run_data, config, out)
+    train_from_file(run_data, config, out)
     after, before = (
         _learned(load_policy(out / "policy").model),
         _learned(load_policy(source / "policy").model),
@@ -82,10 +82,10 @@ def test_normalization_from_new_data_unless_kept(run_data, source, tmp_path):
     # Two episodes, not the source's split: different statistics.
     base = [*FAST, "training.epochs=1", "data.max_episodes=2", "data.val_fraction=0.5"]
     fresh = tmp_path / "fresh"
-    train(run_data, load_config(None, [*base, f"init.from_policy={source}"]), fresh)
+    train_from_file(run_data, load_config(None, [*base, f"init.from_policy={source}"]), fresh)
     kept = tmp_path / "kept"
     overrides = [*base, f"init.from_policy={source}", "init.keep_normalization=true"]
-    train(run_data, load_config(None, overrides), kept)
+    train_from_file(run_data, load_config(None, overrides), kept)
     fresh_spec, kept_spec = load_policy(fresh / "policy").spec, load_policy(kept / "policy").spec
     assert not np.allclose(fresh_spec.obs_mean, source_spec.obs_mean)
     np.testing.assert_array_equal(kept_spec.obs_mean, source_spec.obs_mean)

@@ -1,7 +1,9 @@
 """The episode store: one HDF5 file per dataset, written crash-safely, read lazily.
 
-Import the store's public names from here (``from datasets.store import EpisodeWriter``);
-``datasets`` re-exports them. The modules, from the file layout up:
+This package re-exports nothing: the store's public names (``open_dataset``,
+``EpisodeWriter``, ``DatasetError``, ...) are imported from ``datasets``, their one public
+home (``from datasets import EpisodeWriter``); code inside ``datasets`` imports them from
+the module that defines them. The modules, from the file layout up:
 
 - ``schema``: key names, schema version, spaces, episodes and metadata (the file layout);
   ``errors``: the one-line errors every module here raises.
@@ -17,40 +19,3 @@ Import the store's public names from here (``from datasets.store import EpisodeW
 Training input (``datasets.training``) and interchange formats (``datasets.interchange``)
 build on this package; nothing here imports them.
 """
-
-from datasets.store.errors import DatasetError
-from datasets.store.reader import Dataset, EpisodeView, StepChunk, open_dataset, validate
-from datasets.store.schema import (
-    SCHEMA_VERSION,
-    CameraSpec,
-    Compression,
-    DatasetMetadata,
-    DroppedAttempt,
-    Episode,
-    EpisodeInfo,
-    SpaceSpec,
-)
-from datasets.store.summary import DatasetSummary, Stats
-from datasets.store.writer import CommitResult, EpisodeWriter, WriterStats
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "CameraSpec",
-    "CommitResult",
-    "Compression",
-    "Dataset",
-    "DatasetError",
-    "DatasetMetadata",
-    "DatasetSummary",
-    "DroppedAttempt",
-    "Episode",
-    "EpisodeInfo",
-    "EpisodeView",
-    "EpisodeWriter",
-    "SpaceSpec",
-    "Stats",
-    "StepChunk",
-    "WriterStats",
-    "open_dataset",
-    "validate",
-]

@@ -17,7 +17,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 
 if TYPE_CHECKING:
-    from pipeline.compare import CompareReport, CompareRequest
+    from pipeline.stages.compare import CompareReport, CompareRequest
 
 PLOT_FILE = "compare.png"
 REPORT_FILE = "compare.json"
@@ -69,10 +69,10 @@ def run_compare_command(
     lookup_uri: str | None = None,
 ) -> CompareReport:
     """Check, compare, print the table; plot, JSON and MLflow where asked."""
-    from pipeline.compare import check_request, compare
     from pipeline.reports.compare_plots import plot_groups
     from pipeline.rollout.action_noise import describe_action_noise
     from pipeline.rollout.options import describe_push
+    from pipeline.stages.compare import check_request, compare
     from pipeline.tracking import open_tracker, run_name
 
     check_request(request)
@@ -141,7 +141,7 @@ def compare_command(
 ) -> None:
     """Evaluate several policies or groups of policies on the same seeds: per group the
     mean over its policies with a 95% interval, per policy its own row."""
-    from pipeline.compare import CompareRequest, check_request, parse_groups
+    from pipeline.stages.compare import CompareRequest, check_request, parse_groups
     from pipeline.tracking import prepare
 
     request = CompareRequest(groups=parse_groups(group or [], policy or []), episodes=episodes,

@@ -18,8 +18,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
 if TYPE_CHECKING:
-    from pipeline.dagger import DaggerConfig, DaggerResult, IterationRow
-    from pipeline.fit_selection import Candidate, FinalChoice
+    from pipeline.algorithms.dagger import DaggerConfig, DaggerResult, IterationRow
+    from pipeline.algorithms.fit_selection import Candidate, FinalChoice
 
 
 def _pct(value: float) -> str:
@@ -90,8 +90,8 @@ def run_dagger_command(
 ) -> DaggerResult:
     """Validate everything, then run DAgger and print its table. ``tracking`` is
     (``--no-track``, ``--tracking-uri``)."""
-    from pipeline.cli.train import recorded_env, resolve_train_config
-    from pipeline.dagger import check_request, config_warnings, dagger
+    from pipeline.algorithms.dagger import check_request, config_warnings, dagger
+    from pipeline.algorithms.train_config import TrainOptions, recorded_env, resolve_train_config
     from pipeline.rollout.cluster import cluster_session
     from pipeline.tracking import prepare
 
@@ -99,9 +99,10 @@ def run_dagger_command(
         check_output_path(json_path, "--json", (".json",), overwrite=overwrite)
     config_path, overrides = train_overrides
     no_track, tracking_uri = tracking
-    train_config = resolve_train_config(config_path, overrides, None, no_track, tracking_uri,
-                                        None, False, False,
-                                        env_id=env_id or recorded_env(init_data))  # fmt: skip
+    train_config = resolve_train_config(
+        config_path, overrides, env_id=env_id or recorded_env(init_data),
+        options=TrainOptions(no_track=no_track, tracking_uri=tracking_uri),
+    )  # fmt: skip
     check_request(init_data, out, config, env_id, resume, train_config)
     for warning in config_warnings(train_config):
         console.print(f"warning: {warning}", markup=False)
@@ -219,7 +220,7 @@ def dagger_command(
     saw, refit, repeat; a table of survival and distance per iteration."""
     from pydantic import ValidationError
 
-    from pipeline.dagger import DaggerConfig
+    from pipeline.algorithms.dagger import DaggerConfig
     from pipeline.rollout.cluster import parse_backend
 
     values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,

@@ -106,7 +106,7 @@ SHEET_EPISODES = 4
 def recording_args_text(args: dict[str, Any]) -> str:
     """``key=value, ...`` of a recording, with the start phase its episodes really used
     (a walk recorded without --start-phase started at random phases)."""
-    from pipeline.record import DEFINING_ARGS, RecordConfig, env_kwargs_of
+    from pipeline.stages.record import DEFINING_ARGS, RecordConfig, env_kwargs_of
 
     shown = dict(args)
     defining = {k: args[k] for k in DEFINING_ARGS if k in args}

@@ -19,11 +19,11 @@ from pipeline.cli.options import (
 from pipeline.cli.progress import StageProgress, make_console
 
 if TYPE_CHECKING:
-    from pipeline.evaluate import (
+    from pipeline.rollout.episodes import EpisodeResult
+    from pipeline.stages.evaluate import (
         EvaluateReport,
         EvaluateRequest,
     )
-    from pipeline.rollout.episodes import EpisodeResult
 
 
 def run_evaluate_command(
@@ -33,9 +33,9 @@ def run_evaluate_command(
     lookup_uri: str | None = None,
 ) -> EvaluateReport:
     """Validate, run with a progress bar per policy, print the table and where things went."""
-    from pipeline.evaluate import EXPERT, LEARNER, RANDOM, check_request, evaluate
-    from pipeline.evaluate.tables import results_table, summary_lines, video_lines
     from pipeline.rollout.cluster import cluster_session
+    from pipeline.stages.evaluate import EXPERT, LEARNER, RANDOM, check_request, evaluate
+    from pipeline.stages.evaluate.tables import results_table, summary_lines, video_lines
 
     check_request(request)
     runs = (LEARNER, EXPERT, RANDOM) if request.compare_expert else (LEARNER,)
@@ -115,8 +115,8 @@ def evaluate_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
-    from pipeline.evaluate import EvaluateRequest, check_request
     from pipeline.rollout.cluster import parse_backend
+    from pipeline.stages.evaluate import EvaluateRequest, check_request
     from pipeline.tracking import prepare
 
     request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,

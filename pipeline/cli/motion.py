@@ -60,8 +60,8 @@ def fit_command(
 ) -> None:
     """Learn a skill's clip as phase -> joint angles (Dense 75-50, leaky ReLU, Adam, full
     batch, as in the course's lab); per-joint error, plots and the model, in MLflow."""
-    from pipeline.motion.config import load_motion_config
-    from pipeline.motion.fit import check_fit_out, fit_motion
+    from pipeline.stages.motion.config import load_motion_config
+    from pipeline.stages.motion.fit import check_fit_out, fit_motion
     from sim.skills import SKILLS
 
     if skill is not None and skill not in SKILLS:
@@ -93,7 +93,7 @@ def fit_command(
 
 
 def _print_fit(console: Console, result: Any) -> None:
-    from pipeline.motion.clip_data import JOINT_GROUPS
+    from pipeline.stages.motion.clip_data import JOINT_GROUPS
 
     table = Table(title=f"motion fit: {result.skill}, {result.samples} poses, {result.steps} steps")
     table.add_column("joints")
@@ -137,7 +137,7 @@ def play_command(
 ) -> None:
     """Replay a learned motion: kinematically beside the clip (video), and in physics as
     open-loop PD targets next to the clip's own targets and closed-loop policies."""
-    from pipeline.motion.play import PlayRequest, check_play_request, play_motion
+    from pipeline.stages.motion.play import PlayRequest, check_play_request, play_motion
 
     request = PlayRequest(motion=motion, episodes=episodes, seed=seed, start_phase=start_phase,
                           episode_seconds=episode_seconds, policy=policy, out=out,

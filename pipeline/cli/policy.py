@@ -42,7 +42,7 @@ def export_command(
 ) -> None:
     """Export a policy (normalization inside: raw observations in, raw actions out) with
     its spec beside it, after checking it against the Keras policy on recorded states."""
-    from pipeline.policy_export import ExportRequest, check_request, export_policy
+    from pipeline.stages.policy_export import ExportRequest, check_request, export_policy
 
     request = ExportRequest(policy=policy, format=fmt, out=out, quantize=quantize,
                             data=data, states=states)  # fmt: skip

@@ -13,15 +13,15 @@ from pipeline.cli.options import TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 
 if TYPE_CHECKING:
-    from pipeline.quickstart import QuickstartConfig, QuickstartResult
+    from pipeline.workflows.quickstart import QuickstartConfig, QuickstartResult
 
 
 def run_quickstart_command(
     config: QuickstartConfig, tracking_uri: str | None, console: Console
 ) -> QuickstartResult:
     """Run the quickstart with progress and print what a newcomer needs to see."""
-    from pipeline.evaluate.tables import results_table, summary_lines, video_lines
-    from pipeline.quickstart import quickstart
+    from pipeline.stages.evaluate.tables import results_table, summary_lines, video_lines
+    from pipeline.workflows.quickstart import quickstart
 
     config.check()
     eval_total = 3 * config.eval_episodes
@@ -86,8 +86,8 @@ def quickstart_command(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Record walking demonstrations, train the default policy, evaluate it against the expert."""
-    from pipeline.quickstart import QuickstartConfig
     from pipeline.tracking import prepare
+    from pipeline.workflows.quickstart import QuickstartConfig
 
     config = QuickstartConfig(out=out, demos=demos, noise=noise, epochs=epochs,
                               eval_episodes=eval_episodes, seed=seed, eval_seed=eval_seed,

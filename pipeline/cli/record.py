@@ -18,7 +18,7 @@ from pipeline.core.outputs import OVERWRITE_HINT, check_output_path, make_parent
 
 if TYPE_CHECKING:
     from datasets import Episode
-    from pipeline.record import RecordConfig, RecordSummary
+    from pipeline.stages.record import RecordConfig, RecordSummary
 
 
 def validate_config(config: RecordConfig) -> None:
@@ -76,8 +76,8 @@ def run_record_command(
     config: RecordConfig, given: set[str], json_path: Path | None, console: Console
 ) -> RecordSummary:
     """Run ``pipeline record`` with a progress bar and print a summary table."""
-    from pipeline.record import record
     from pipeline.rollout.cluster import cluster_session
+    from pipeline.stages.record import record
 
     validate_config(config)
     if json_path is not None:
@@ -203,8 +203,8 @@ def record_command(
     ] = None,
 ) -> None:
     """Record expert demonstrations into a crash-safe HDF5 file."""
-    from pipeline.record import RecordConfig
     from pipeline.rollout.cluster import parse_backend
+    from pipeline.stages.record import RecordConfig
 
     modes = [name for name, on in (("append", append), ("overwrite", overwrite),
                                    ("resume", resume)) if on]  # fmt: skip

@@ -30,7 +30,7 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report (opens offline): results against expert and random,
     survival by start phase, videos, learning curves, plots, config, data and commands."""
-    from pipeline.report import ReportRequest, build_report, check_request
+    from pipeline.workflows.report import ReportRequest, build_report, check_request
 
     request = ReportRequest(run=run, out=out, overwrite=overwrite)
     check_request(request)

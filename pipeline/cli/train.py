@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,115 +22,6 @@ if TYPE_CHECKING:
     from pipeline.training.config import TrainConfig
 
 
-def resolve_train_config(
-    config_path: Path | None,
-    overrides: list[str],
-    seed: int | None,
-    no_track: bool,
-    tracking_uri: str | None,
-    register: str | None,
-    deterministic: bool,
-    mixed_precision: bool,
-    resume_out: Path | None = None,
-    data: Path | None = None,
-    init: InitOptions | None = None,
-    env_id: str | None = None,
-) -> TrainConfig:
-    """The config file plus overrides plus command-line options (options win).
-
-    ``resume_out``, the run directory of ``--resume``: without ``--config`` its own
-    ``config.yaml`` is the base, and any setting that then differs from it is refused.
-    Otherwise, without ``--config``, the measured recipe for ``env_id`` (else for the
-    environment that recorded ``data``) is the base (:mod:`pipeline.training.recipes`);
-    an override of ``model.name`` leaves out the recipe's ``model.*`` settings.
-    """
-    from pipeline.training.config import load_config
-    from pipeline.training.recipes import recipe_for
-    from pipeline.training.resume import check_resume_config, saved_config_path
-
-    base: list[str] = []
-    if resume_out is not None and config_path is None:
-        config_path = saved_config_path(resume_out)
-    elif config_path is None and (env_id is not None or data is not None):
-        base = recipe_for(env_id or (recorded_env(data) if data is not None else None) or "")
-    options = _option_overrides(overrides, seed, no_track, tracking_uri, register,
-                                deterministic, mixed_precision)  # fmt: skip
-    options += (init or InitOptions()).overrides()
-    if any(option.partition("=")[0].strip() == "model.name" for option in options):
-        # Another architecture: the recipe's model settings belong to its own.
-        base = [entry for entry in base if not entry.startswith("model.")]
-    config = load_config(config_path, [*base, *options])
-    if resume_out is not None:
-        check_resume_config(resume_out, config)
-    return config
-
-
-@dataclass(frozen=True)
-class InitOptions:
-    """``--init-from``, ``--freeze`` and ``--keep-normalization``: the ``init`` section."""
-
-    from_policy: str | None = None
-    freeze: int | None = None
-    keep_normalization: bool = False
-
-    def overrides(self) -> list[str]:
-        """The options as config overrides; one line for an option that needs a source."""
-        if self.from_policy is None:
-            for option, given in (("--freeze", self.freeze is not None),
-                                  ("--keep-normalization", self.keep_normalization)):  # fmt: skip
-                if given:
-                    raise PipelineError(f"{option} needs --init-from (the policy to start from)")
-            return []
-        from pipeline.rollout.policy_source import is_mlflow_uri
-
-        if not is_mlflow_uri(self.from_policy) and not Path(self.from_policy).exists():
-            raise PipelineError(f"--init-from {self.from_policy}: policy directory not found")
-        # JSON quoting keeps a path like "2026" a string when the override is parsed.
-        extra = [f"init.from_policy={json.dumps(self.from_policy)}"]
-        if self.freeze is not None:
-            extra.append(f"init.freeze={self.freeze}")
-        if self.keep_normalization:
-            extra.append("init.keep_normalization=true")
-        return extra
-
-
-def recorded_env(data: Path) -> str | None:
-    """The env id a demonstration file was recorded in; None when the file cannot be read
-    (the dataset check reports why, with the file's name)."""
-    from datasets import DatasetError, open_dataset
-
-    try:
-        with open_dataset(data) as ds:
-            return ds.metadata.env_id
-    except (DatasetError, OSError):
-        return None
-
-
-def _option_overrides(
-    overrides: list[str],
-    seed: int | None,
-    no_track: bool,
-    tracking_uri: str | None,
-    register: str | None,
-    deterministic: bool,
-    mixed_precision: bool,
-) -> list[str]:
-    extra = list(overrides)
-    if seed is not None:
-        extra.append(f"seed={seed}")
-    if no_track:
-        extra.append("tracking.enabled=false")
-    if tracking_uri is not None:
-        extra.append(f"tracking.tracking_uri={tracking_uri}")
-    if register is not None:
-        extra.append(f"tracking.registered_model={register}")
-    if deterministic:
-        extra.append("training.deterministic=true")
-    if mixed_precision:
-        extra.append("training.mixed_precision=true")
-    return extra
-
-
 def default_out(data: Path, config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{data.stem}-{config.model.name}-seed{config.seed}-{stamp}"
@@ -148,8 +38,8 @@ def run_train_command(
 ) -> dict[str, Any]:
     """Run ``pipeline train`` on the open, checked ``data`` and print the results table
     (``overwrite``: replace an existing ``json_path``; a run directory is never replaced)."""
+    from pipeline.algorithms.behaviour_cloning import train
     from pipeline.tracking import prepare
-    from pipeline.train import prepare_out_dir, train
     from pipeline.training.resume import read_run_start
 
     if json_path is not None:
@@ -158,14 +48,14 @@ def run_train_command(
         if resume:
             raise PipelineError("--resume needs --out (the run directory to continue)")
         out = default_out(data.path, config)
-    prepare_out_dir(out, resume)
     uri = None
     if config.tracking.enabled:
         # A resumed run continues in the store that holds its MLflow run.
         recorded = read_run_start(out).get("tracking_uri") if resume else None
         uri = prepare(recorded or config.tracking.tracking_uri, config.tracking.experiment)
     with StageProgress(console) as progress:
-        bar = progress.add("train epochs", total=config.training.epochs)
+        # The clock starts when train's checks have passed (a refused run shows no bar).
+        bar = progress.add("train epochs", total=config.training.epochs, start=False)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             note = (f"loss {metrics.get('train/loss', math.nan):.4f} "
@@ -175,7 +65,15 @@ def run_train_command(
                          f"distance {metrics['rollout/normalized_distance']:.2f}")  # fmt: skip
             progress.update(bar, completed=epoch + 1, note=note)
 
-        result = train(data, config, out, resume=resume, tracking_uri=uri, on_epoch=on_epoch)
+        result = train(
+            data,
+            config,
+            out,
+            resume=resume,
+            tracking_uri=uri,
+            on_epoch=on_epoch,
+            on_start=lambda: progress.start(bar),
+        )
     console.print(result_table(result))
     console.print(f"policy: {result.policy_dir}")
     if result.run_id:
@@ -314,6 +212,7 @@ def train_command(
 ) -> None:
     """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
     from datasets import DatasetError
+    from pipeline.algorithms.train_config import TrainOptions, resolve_train_config
     from pipeline.training.inputs import open_training_data
 
     # The command's one handle on the file. A config mistake is reported before a data
@@ -323,11 +222,20 @@ def train_command(
     except (PipelineError, DatasetError) as exc:
         ds, problem = None, exc
     try:
-        cfg = resolve_train_config(config, overrides or [], seed, no_track, tracking_uri,
-                                   register, deterministic, mixed_precision,
-                                   resume_out=out if resume else None,
-                                   init=InitOptions(init_from, freeze, keep_normalization),
-                                   env_id=ds.metadata.env_id if ds else None)  # fmt: skip
+        options = TrainOptions(
+            seed,
+            no_track,
+            tracking_uri,
+            register,
+            deterministic,
+            mixed_precision,
+            init_from,
+            freeze,
+            keep_normalization,
+        )
+        cfg = resolve_train_config(config, overrides or [], options=options,
+                                   env_id=ds.metadata.env_id if ds else None,
+                                   resume_out=out if resume else None)  # fmt: skip
         if ds is None:
             raise problem  # type: ignore[misc]
         if overfit_batch:

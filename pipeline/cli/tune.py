@@ -55,7 +55,7 @@ def tune_command(
     """Search the training config (Optuna random search, coarse then fine); every trial is a
     real `pipeline train` run in its own process, the study resumable, MLflow runs nested."""
     from pipeline.rollout.cluster import cluster_session, parse_backend
-    from pipeline.tune.study import TuneRequest, check_tune_request, run_tune
+    from pipeline.workflows.tune.study import TuneRequest, check_tune_request, run_tune
 
     request = TuneRequest(data=data, space=space, out=out, trials=trials,
                           fine_trials=fine_trials, objective=objective,

@@ -43,7 +43,7 @@ def visualize_command(
 ) -> None:
     """Show what an image policy looks at: first-layer filters, every convolution's feature
     maps and a saliency map (how much each pixel moves the actions) over a clip."""
-    from pipeline.visualize import VisualizeRequest, check_request, visualize
+    from pipeline.stages.visualize import VisualizeRequest, check_request, visualize
 
     request = VisualizeRequest(policy=policy, data=data, out=out, episode=episode,
                                frames=frames, clip_steps=clip_steps)  # fmt: skip

@@ -1,7 +1,7 @@
 """Pictures of what a convolutional policy looks at: its first layer's filters as a grid,
 feature maps beside the frame they came from, and a saliency heat map over a frame.
 
-Pure NumPy on arrays the caller computed (``pipeline.visualize`` runs the model); grids
+Pure NumPy on arrays the caller computed (``pipeline.stages.visualize`` runs the model); grids
 are laid out by the contact sheet's :func:`~pipeline.reports.contact_sheet.tile`.
 """
 

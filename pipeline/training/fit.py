@@ -124,7 +124,7 @@ def fit(
     ``state`` is a ``TrainState`` from :func:`restore_state` to resume; None starts fresh.
     Afterwards ``built.policy`` holds the weights the outcome describes: the last epoch's,
     the best validation epoch's with ``plan.restore_best``, or, with a ``judge``
-    (:class:`~pipeline.training.selection.PolicyJudge`, scores ordered by ``score_key``)
+    (:class:`~pipeline.training.checkpoint_selection.PolicyJudge`, scores ordered by ``score_key``)
     and ``plan.rollout_every``, the best closed-loop epoch's.
     """
     from pipeline.training.callbacks import (
@@ -135,7 +135,7 @@ def fit(
         TrainState,
         best_rollout_file,
     )
-    from pipeline.training.selection import ClosedLoopSelection, rank_correlation
+    from pipeline.training.checkpoint_selection import ClosedLoopSelection, rank_correlation
 
     tracker = tracker if tracker is not None else NullTracker()
     state = state if state is not None else TrainState()

@@ -10,7 +10,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from pipeline.rollout.cluster import Backend, ray_connection
-from pipeline.tune.trial import TrialResult, TrialTask, run_trial
+from pipeline.workflows.tune.trial import TrialResult, TrialTask, run_trial
 
 Outcome = tuple[TrialTask, TrialResult | BaseException]
 """A finished trial: its task and its result, or the exception it raised."""

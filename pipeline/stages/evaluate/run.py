@@ -28,16 +28,6 @@ import numpy as np
 import sim
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import make_parent
-from pipeline.evaluate.request import (
-    EXPERT,
-    LEARNER,
-    RANDOM,
-    EvaluateReport,
-    EvaluateRequest,
-    check_request,
-    env_for,
-    shown_episode,
-)
 from pipeline.rollout.action_noise import ActionNoise, NoisyPolicy
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.policies import ExpertPolicy, ExpertRelabeller, LearnedPolicy, RandomPolicy
@@ -48,6 +38,16 @@ from pipeline.rollout.policy_source import (
 )
 from pipeline.rollout.scores import normalized_scores
 from pipeline.rollout.workers import EpisodeTask, run_episodes
+from pipeline.stages.evaluate.request import (
+    EXPERT,
+    LEARNER,
+    RANDOM,
+    EvaluateReport,
+    EvaluateRequest,
+    check_request,
+    env_for,
+    shown_episode,
+)
 
 
 def learner_policy(resolved: ResolvedPolicy) -> LearnedPolicy:
@@ -113,7 +113,7 @@ def run_evaluation(
     report.warnings = selection_overlap(seeds, resolved.training.get("selection"))
     report.shown = shown_episode(results)
     if request.video is not None:
-        from pipeline.evaluate.outputs import make_videos
+        from pipeline.stages.evaluate.outputs import make_videos
 
         assert scratch is not None, "side-by-side videos need a scratch directory"
         report.filmed = make_videos(report, request.video, policies, env, scratch)
@@ -157,7 +157,7 @@ def evaluate(
     ``tracking_uri`` None evaluates without tracking; an MLflow policy URI is then looked
     up in ``lookup_uri`` (default: MLFLOW_TRACKING_URI or the local SQLite store).
     """
-    from pipeline.evaluate.outputs import log_evaluation, make_plots, write_report
+    from pipeline.stages.evaluate.outputs import log_evaluation, make_plots, write_report
 
     check_request(request)
     resolved = resolve_policy_source(

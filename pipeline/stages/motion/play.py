@@ -23,10 +23,10 @@ import numpy as np
 from pipeline.core.errors import PipelineError
 from pipeline.core.intervals import wilson_interval
 from pipeline.core.outputs import check_output_dir
-from pipeline.motion.clip_data import interpolated, rmse_table
-from pipeline.motion.files import LoadedMotion, check_motion_path, clip_path, load_motion
 from pipeline.rollout.episodes import EpisodeResult
 from pipeline.rollout.options import check_episode_seconds, env_kwargs, parse_start_phase
+from pipeline.stages.motion.clip_data import interpolated, rmse_table
+from pipeline.stages.motion.files import LoadedMotion, check_motion_path, clip_path, load_motion
 from sim.mocap import MotionClip, joint_rotations, joint_vector, rotations_to_action
 
 LEARNED = "learned motion, open loop"

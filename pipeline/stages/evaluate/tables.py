@@ -8,10 +8,10 @@ from typing import Any
 
 from rich.table import Table
 
-from pipeline.evaluate.request import LEARNER, EvaluateReport
 from pipeline.rollout.action_noise import describe_action_noise
 from pipeline.rollout.filming import first_fall, no_fall_line
 from pipeline.rollout.options import describe_push
+from pipeline.stages.evaluate.request import LEARNER, EvaluateReport
 
 
 def video_lines(report: EvaluateReport) -> list[str]:

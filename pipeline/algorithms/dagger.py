@@ -16,7 +16,7 @@ exceeds it. With ``lead_seconds`` the learner first drives alone, unlabelled, an
 window of each episode is stored (:mod:`pipeline.rollout.demonstration`). With
 ``final_fits`` the run ends by fitting the aggregate that many more times from scratch and
 publishing whichever of those and the last iteration's policy walks best on selection
-seeds apart from the evaluation's (:mod:`pipeline.fit_selection`).
+seeds apart from the evaluation's (:mod:`pipeline.algorithms.fit_selection`).
 
 ``DIR/aggregate.h5`` holds the data, ``DIR/iter-NN/`` each iteration's training run,
 ``DIR/final-fit-k/`` the final fits, ``DIR/policy/`` the final policy (``pipeline evaluate
@@ -40,10 +40,17 @@ from pydantic import Field
 import sim  # noqa: F401  (registers the environments _rollout_step_limit makes)
 from datasets import open_dataset
 from models.config import StrictConfig, config_inputs
+from pipeline.algorithms.behaviour_cloning import train_from_file
+from pipeline.algorithms.fit_selection import Candidate, FinalChoice, FitChoice, select_among_fits
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR, TRAINING_RUN_FILE
-from pipeline.evaluate import (
+from pipeline.rollout.cluster import LOCAL, Backend
+from pipeline.rollout.episodes import EpisodeResult, summarize
+from pipeline.rollout.options import env_kwargs, episode_step_limit
+from pipeline.rollout.policy_source import resolve_policy_source
+from pipeline.rollout.scores import mean_of
+from pipeline.stages.evaluate import (
     EXPERT,
     LEARNER,
     RANDOM,
@@ -51,15 +58,8 @@ from pipeline.evaluate import (
     expert_normalized_scores,
     run_evaluation,
 )
-from pipeline.fit_selection import Candidate, FinalChoice, FitChoice, select_among_fits
-from pipeline.record import RecordConfig, record
-from pipeline.rollout.cluster import LOCAL, Backend
-from pipeline.rollout.episodes import EpisodeResult, summarize
-from pipeline.rollout.options import env_kwargs, episode_step_limit
-from pipeline.rollout.policy_source import resolve_policy_source
-from pipeline.rollout.scores import mean_of
+from pipeline.stages.record import RecordConfig, record
 from pipeline.tracking import Tracker, open_tracker, run_name
-from pipeline.train import train
 from pipeline.training.config import TrainConfig, config_to_dict
 from pipeline.training.inputs import open_training_data
 
@@ -417,7 +417,9 @@ def _iteration(
     resumable = (run_dir / CHECKPOINT_DIR).is_dir()
     if run_dir.exists() and not resumable:
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-    fitted = train(aggregate, fit_config, run_dir, resume=resumable, tracking_uri=tracking_uri)
+    fitted = train_from_file(
+        aggregate, fit_config, run_dir, resume=resumable, tracking_uri=tracking_uri
+    )
     fit_s = fitted.wall_s
     tick = time.perf_counter()
     policy_dir = run_dir / POLICY_DIR

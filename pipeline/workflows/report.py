@@ -41,7 +41,7 @@ from pipeline.reports.html_page import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.fit_selection import FinalChoice
+    from pipeline.algorithms.fit_selection import FinalChoice
 
 REPORT_FILE = "report.html"
 QUICKSTART, DAGGER, EVALUATION, TRAINING = "quickstart", "dagger", "evaluation", "training"
@@ -151,7 +151,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _evaluation(path: Path) -> Any:
-    from pipeline.evaluate import EvaluateReport
+    from pipeline.stages.evaluate import EvaluateReport
 
     try:
         return EvaluateReport.from_dict(_read_json(path))
@@ -292,7 +292,7 @@ def _sections(parts: RunParts) -> list[Section]:
 
 
 def _results(parts: RunParts) -> list[Section]:
-    from pipeline.evaluate.tables import metric_rows, summary_lines
+    from pipeline.stages.evaluate.tables import metric_rows, summary_lines
 
     report = parts.evaluation
     if report is None:
@@ -402,7 +402,7 @@ def _dagger_final(parts: RunParts) -> list[Section]:
 
 def _final_choice(path: Path, dagger: dict[str, Any]) -> FinalChoice | None:
     """DAgger's final choice among fits, or None without one."""
-    from pipeline.fit_selection import FinalChoice
+    from pipeline.algorithms.fit_selection import FinalChoice
 
     saved = dagger.get("final")
     if not saved:

@@ -3,9 +3,9 @@
 Stage 1 draws ``trials`` configs from the space file's distributions (Optuna's
 ``RandomSampler``; log scale where the file says ``log_uniform``); stage 2 draws
 ``fine_trials`` more from ranges narrowed around the best quarter of stage 1
-(:func:`pipeline.tune.space.narrow`). The k-th trial of a stage is drawn with a sampler
+(:func:`pipeline.workflows.tune.space.narrow`). The k-th trial of a stage is drawn with a sampler
 seeded from (seed, stage, k), so a trial re-run after a kill gets the same parameters.
-Every trial is a ``pipeline train`` run in a fresh process (:mod:`pipeline.tune.trial`),
+Every trial is a ``pipeline train`` run in a fresh process (:mod:`pipeline.workflows.tune.trial`),
 ``workers`` at a time. The study lives in ``<out>/study.db`` (SQLite), so ``--resume``
 continues it without repeating finished trials; a trial a kill interrupted is marked
 failed and run again. MLflow gets a parent run for the study with every trial's training
@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.algorithms.train_config import recorded_env, resolve_train_config
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.tracking.store import portable_uri
-from pipeline.tune.executors import run_trials
-from pipeline.tune.space import Param, load_space, narrow
-from pipeline.tune.trial import OBJECTIVES, TrialResult, TrialTask, overrides_of
+from pipeline.workflows.tune.executors import run_trials
+from pipeline.workflows.tune.space import Param, load_space, narrow
+from pipeline.workflows.tune.trial import OBJECTIVES, TrialResult, TrialTask, overrides_of
 
 STUDY_FILE = "study.db"
 BEST_CONFIG = "best_config.yaml"
@@ -54,6 +55,9 @@ class TuneRequest:
     tracking_uri: str | None = None
     experiment: str = "humanoid-imitation"
     backend: Backend = LOCAL
+    env_id: str | None = None
+    """The env ``data`` was recorded in (set by the request's check): its recipe is every
+    trial's base without ``base_config``, as for ``pipeline train``."""
 
 
 @dataclass
@@ -92,7 +96,8 @@ def check_tune_request(request: TuneRequest) -> list[Param]:
         raise PipelineError(f"--workers: must be >= 1, got {request.workers}")
     if not request.data.is_file():
         raise PipelineError(f"--data {request.data}: file not found")
-    space = load_space(request.space, request.base_config, request.overrides)
+    request.env_id = recorded_env(request.data)
+    space = load_space(request.space, request.base_config, request.overrides, request.env_id)
     check_output_dir(request.out, "--out")
     study_file = request.out / STUDY_FILE
     if request.resume:
@@ -196,7 +201,7 @@ def _run_stage(study: Any, request: TuneRequest, space: list[Param], coarse: lis
     tasks = [TrialTask(number=trial.number, stage=stage, params=params,
                        data=str(request.data.resolve()),
                        base_config=str(request.base_config) if request.base_config else None,
-                       base_overrides=tuple(request.overrides),
+                       base_overrides=tuple(request.overrides), env_id=request.env_id,
                        out=str((request.out / "trials" / f"trial-{trial.number:03d}").resolve()),
                        objective=request.objective, rollout_episodes=request.rollout_episodes,
                        tracking_uri=portable_uri(request.tracking_uri) if request.tracking_uri
@@ -238,7 +243,7 @@ def run_tune(request: TuneRequest,
     """Run (or resume) the study; see the module docstring."""
     from pipeline.reports.tune_plots import plot_objective_vs_params
     from pipeline.tracking import open_tracker
-    from pipeline.training.config import load_config, save_config
+    from pipeline.training.config import save_config
 
     coarse = check_tune_request(request)
     study = _open_study(request, coarse)
@@ -265,8 +270,9 @@ def run_tune(request: TuneRequest,
             raise PipelineError(f"tune: no trial finished ({_first_error(study)})")
         pick = max if maximize else min
         best = pick(rows, key=lambda r: r["value"])
-        config = load_config(request.base_config, [*request.overrides,
-                                                   *overrides_of(best["params"])])  # fmt: skip
+        config = resolve_train_config(request.base_config,
+                                      [*request.overrides, *overrides_of(best["params"])],
+                                      env_id=request.env_id)  # fmt: skip
         save_config(config, request.out / BEST_CONFIG)
         log_keys = frozenset(p.key for p in coarse if p.log)
         plots = plot_objective_vs_params(rows, [p.key for p in coarse], request.objective,
@@ -287,7 +293,7 @@ def _fine_space(study: Any, coarse: list[Param], maximize: bool) -> list[Param]:
     """Narrowed once, from the finished coarse trials, and kept for a resume."""
     saved = study.user_attrs.get("fine_space")
     if saved is not None:
-        from pipeline.tune.space import parse_param
+        from pipeline.workflows.tune.space import parse_param
 
         return [parse_param(key, spec, "study") for key, spec in saved.items()]
     finished = [(t.user_attrs["config_params"], t.value) for t in _finished(study, "coarse")]

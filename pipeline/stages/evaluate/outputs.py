@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.outputs import write_json
-from pipeline.evaluate.request import (
+from pipeline.reports.evaluation_plots import plot_action_error, plot_episodes, plot_trajectories
+from pipeline.rollout.filming import Filmed, caption, film, film_policy
+from pipeline.rollout.policies import Policy
+from pipeline.rollout.policy_source import ResolvedPolicy
+from pipeline.rollout.video import Filming, side_by_side
+from pipeline.stages.evaluate.request import (
     EXPERT,
     LEARNER,
     REPORT_FILE,
@@ -16,11 +21,6 @@ from pipeline.evaluate.request import (
     EvaluateRequest,
     side_by_side_path,
 )
-from pipeline.reports.evaluation_plots import plot_action_error, plot_episodes, plot_trajectories
-from pipeline.rollout.filming import Filmed, caption, film, film_policy
-from pipeline.rollout.policies import Policy
-from pipeline.rollout.policy_source import ResolvedPolicy
-from pipeline.rollout.video import Filming, side_by_side
 from pipeline.tracking import DEFAULT_EXPERIMENT, flatten_params, open_tracker, run_name
 
 PLOTS_DIR = "plots"

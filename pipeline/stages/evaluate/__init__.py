@@ -4,7 +4,8 @@ policy on the same seeds) and write the report, plots, videos and MLflow run.
 :mod:`.request` says what is asked and measured, :mod:`.run` runs it, :mod:`.outputs`
 writes what people look at; the names below are the package's public API."""
 
-from pipeline.evaluate.request import (
+from pipeline.rollout.scores import normalized
+from pipeline.stages.evaluate.request import (
     EXPERT,
     LEARNER,
     RANDOM,
@@ -14,13 +15,12 @@ from pipeline.evaluate.request import (
     check_request,
     side_by_side_path,
 )
-from pipeline.evaluate.run import (
+from pipeline.stages.evaluate.run import (
     evaluate,
     expert_normalized_scores,
     learner_policy,
     run_evaluation,
 )
-from pipeline.rollout.scores import normalized
 
 __all__ = [
     "EXPERT",

@@ -13,7 +13,7 @@ import contextlib
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,8 @@ from pipeline.core.run_files import (
     TRAINING_RUN_FILE,
     UNSELECTED_POLICY_DIR,
 )
+from pipeline.rollout.closed_loop_judge import ClosedLoopJudge, score_key
 from pipeline.rollout.policy_source import ResolvedPolicy, is_mlflow_uri, resolve_policy_source
-from pipeline.rollout.selection import ClosedLoopJudge, score_key
 from pipeline.tracking import Tracker, open_tracker, portable_uri, resolve_tracking_uri, run_name
 from pipeline.training.config import TrainConfig, config_to_dict, save_config
 from pipeline.training.fit import EpochCallback, FitPlan, fit, restore_state
@@ -119,7 +119,7 @@ def prepare_out_dir(out: Path, resume: bool) -> None:
 
 
 def train(
-    data: Path | Dataset,
+    ds: Dataset,
     config: TrainConfig,
     out: Path,
     *,
@@ -127,25 +127,22 @@ def train(
     tracking_uri: str | None = None,
     on_epoch: EpochCallback | None = None,
     parent_run_id: str | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
-    """Train a policy on ``data`` into ``out``; see the module docstring.
+    """Train a policy on the open dataset ``ds`` into ``out``; see the module docstring.
 
-    ``data`` is a path or a file the command already opened with
-    :func:`~pipeline.training.inputs.open_training_data` (read, never reopened, here).
-    ``tracking_uri`` None trains without tracking (resolve and check it first with
-    :func:`pipeline.tracking.prepare`). With ``resume``, ``config`` must equal the run's
-    ``config.yaml``, and nothing in ``out`` or in MLflow changes before the checkpoint has
-    loaded; the MLflow run recorded in ``run_start.json`` is continued. The process-wide
-    TensorFlow and MLflow settings a run changes are restored when it ends, so several
-    trainings can run in one process. ``parent_run_id`` nests the MLflow run under another
-    (a search trial under its study).
+    ``ds`` comes from :func:`~pipeline.training.inputs.open_training_data` (read, never
+    reopened, here); the caller closes it. Every check of ``out`` and of a resume runs here,
+    once, before anything is written. ``tracking_uri`` None trains without tracking (resolve
+    and check it first with :func:`pipeline.tracking.prepare`). With ``resume``, ``config``
+    must equal the run's ``config.yaml``, and nothing in ``out`` or in MLflow changes before
+    the checkpoint has loaded; the MLflow run recorded in ``run_start.json`` is continued.
+    The process-wide TensorFlow and MLflow settings a run changes are restored when it ends,
+    so several trainings can run in one process. ``parent_run_id`` nests the MLflow run
+    under another (a search trial under its study). ``on_start`` is called once the checks
+    have passed, before the statistics pass (a progress bar starts its clock there).
     """
-    if not isinstance(data, Dataset):
-        with open_training_data(Path(data)) as ds:
-            return train(ds, config, out, resume=resume, tracking_uri=tracking_uri,
-                         on_epoch=on_epoch, parent_run_id=parent_run_id)  # fmt: skip
     start = time.perf_counter()
-    ds = data
     mirror_map(config, ds.metadata.env_id)  # refused before anything is written
     prepare_out_dir(out, resume)
     uri = portable_uri(tracking_uri) if tracking_uri is not None else None
@@ -156,6 +153,8 @@ def train(
     digest = dataset_digest(ds)
     if resume:
         check_resume_record(out, record, ds.path, digest, uri)
+    if on_start is not None:
+        on_start()
     with _init_source(config, uri) as source, training_runtime(config) as device:
         inputs = TrainingInputs.prepare(ds, config, digest)
         if source is not None and config.init.keep_normalization:
@@ -340,3 +339,10 @@ def _selection_record(config: TrainConfig, result: TrainResult) -> dict[str, Any
     return {"selected_epoch": result.selected_epoch, "rank_correlation": result.rank_correlation,
             "seeds": [first, first + training.rollout_episodes - 1],
             "rollouts": result.rollouts}  # fmt: skip
+
+
+def train_from_file(data: Path, config: TrainConfig, out: Path, **options: Any) -> TrainResult:
+    """:func:`train` on the demonstration file ``data``, opened (and checked) once here and
+    closed after; ``options`` are :func:`train`'s."""
+    with open_training_data(data) as ds:
+        return train(ds, config, out, **options)

@@ -18,14 +18,6 @@ from typing import Any
 from pipeline.core.errors import PipelineError
 from pipeline.core.intervals import mean_half_width
 from pipeline.core.outputs import check_output_path
-from pipeline.evaluate import (
-    EXPERT,
-    LEARNER,
-    RANDOM,
-    EvaluateRequest,
-    expert_normalized_scores,
-    run_evaluation,
-)
 from pipeline.rollout.action_noise import check_action_noise
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.options import check_episode_options, parse_push
@@ -35,6 +27,14 @@ from pipeline.rollout.policy_source import (
     resolve_policy_source,
 )
 from pipeline.rollout.scores import mean_of
+from pipeline.stages.evaluate import (
+    EXPERT,
+    LEARNER,
+    RANDOM,
+    EvaluateRequest,
+    expert_normalized_scores,
+    run_evaluation,
+)
 
 METRICS = ("survival", "survival_on_expert_starts", "normalized_distance", "pose_reward")
 """What each policy row holds and each group summarizes."""

@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.algorithms.behaviour_cloning import TrainResult, train_from_file
+from pipeline.algorithms.train_config import TrainOptions, resolve_train_config
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
-from pipeline.evaluate import EvaluateReport, EvaluateRequest, evaluate
-from pipeline.record import RecordConfig, record
-from pipeline.train import TrainResult, train
-from pipeline.training.config import TrainConfig, load_config
-from pipeline.training.recipes import recipe_for
+from pipeline.stages.evaluate import EvaluateReport, EvaluateRequest, evaluate
+from pipeline.stages.record import RecordConfig, record
+from pipeline.training.config import TrainConfig
 
 WALK = "sim/HumanoidWalk-v0"
 
@@ -69,9 +69,9 @@ class QuickstartConfig:
 
 
 def train_config(config: QuickstartConfig) -> TrainConfig:
-    """The walk MLP training config with the quickstart's seed and epochs."""
-    return load_config(None, [*recipe_for(WALK), f"training.epochs={config.epochs}",
-                              f"seed={config.seed}"])  # fmt: skip
+    """The walk recipe with the quickstart's seed and epochs."""
+    return resolve_train_config(overrides=[f"training.epochs={config.epochs}"], env_id=WALK,
+                                options=TrainOptions(seed=config.seed))  # fmt: skip
 
 
 def run_directory(parent: Path) -> Path:
@@ -134,8 +134,8 @@ def quickstart(
 
     stage("train")
     start = time.perf_counter()
-    trained = train(data, train_config(config), directory / "train", tracking_uri=tracking_uri,
-                    on_epoch=on_epoch)  # fmt: skip
+    trained = train_from_file(data, train_config(config), directory / "train",
+                              tracking_uri=tracking_uri, on_epoch=on_epoch)  # fmt: skip
     train_s = time.perf_counter() - start
 
     stage("evaluate")

@@ -112,9 +112,9 @@ def parse_param(key: str, spec: Any, where: str) -> Param:
 
 
 def _check_against_config(params: list[Param], base: Path | None, overrides: list[str],
-                          where: str) -> None:  # fmt: skip
+                          env_id: str | None, where: str) -> None:  # fmt: skip
     """Every bound and choice must make a config ``pipeline train`` accepts."""
-    from pipeline.training.config import load_config
+    from pipeline.algorithms.train_config import resolve_train_config
 
     for param in params:
         values = list(param.choices) if param.kind == "choice" else [param.low, param.high]
@@ -123,14 +123,19 @@ def _check_against_config(params: list[Param], base: Path | None, overrides: lis
         for value in values:
             text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
             try:
-                load_config(base, [*overrides, f"{param.key}={text.strip()}"])
+                resolve_train_config(
+                    base, [*overrides, f"{param.key}={text.strip()}"], env_id=env_id
+                )
             except PipelineError as exc:
                 detail = str(exc).split(": ", 1)[-1]
                 raise PipelineError(f"{where}: '{param.key}' = {value!r}: {detail}") from None
 
 
 def load_space(
-    path: Path, base: Path | None = None, overrides: list[str] | None = None
+    path: Path,
+    base: Path | None = None,
+    overrides: list[str] | None = None,
+    env_id: str | None = None,
 ) -> list[Param]:
     """Read and check ``--space``; one line naming the file (and key) for anything wrong."""
     from pipeline.training.config import read_yaml_mapping
@@ -141,7 +146,7 @@ def load_space(
     if not raw:
         raise PipelineError(f"{where}: expected a mapping of {what}")
     params = [parse_param(str(key), spec, where) for key, spec in raw.items()]
-    _check_against_config(params, base, overrides or [], where)
+    _check_against_config(params, base, overrides or [], env_id, where)
     return params
 
 

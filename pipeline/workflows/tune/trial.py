@@ -37,6 +37,8 @@ class TrialTask:
     parent_run_id: str | None
     threads: int = 1
     """TensorFlow intra- and inter-op threads of the trial process."""
+    env_id: str | None = None
+    """The env the data was recorded in: its recipe is the base without ``base_config``."""
 
 
 @dataclass
@@ -69,7 +71,7 @@ def closed_loop_value(score: dict[str, float]) -> float:
     """One number that orders closed-loop scores as ``score_key`` does: survival (steps of
     1/episodes, at least 0.001 apart up to 1000 episodes) plus a ten-thousandth of the second
     key clipped to [-1, 2], so the tie-break never outweighs one more surviving episode."""
-    from pipeline.rollout.selection import score_key
+    from pipeline.rollout.closed_loop_judge import score_key
 
     survival, second = score_key(score)
     tie = max(-1.0, min(2.0, second)) if math.isfinite(second) else -1.0
@@ -84,21 +86,24 @@ def run_trial(task: TrialTask) -> TrialResult:
 
     tf.config.threading.set_intra_op_parallelism_threads(task.threads)
     tf.config.threading.set_inter_op_parallelism_threads(task.threads)
-    from pipeline.train import train
-    from pipeline.training.config import load_config
+    from pipeline.algorithms.behaviour_cloning import train_from_file
+    from pipeline.algorithms.train_config import resolve_train_config
 
     base = Path(task.base_config) if task.base_config else None
-    config = load_config(base, [*task.base_overrides, *overrides_of(task.params)])
+    config = resolve_train_config(
+        base, [*task.base_overrides, *overrides_of(task.params)], env_id=task.env_id
+    )
     start = time.perf_counter()
-    result = train(Path(task.data), config, Path(task.out), tracking_uri=task.tracking_uri,
-                   parent_run_id=task.parent_run_id)  # fmt: skip
+    result = train_from_file(Path(task.data), config, Path(task.out),
+                             tracking_uri=task.tracking_uri,
+                             parent_run_id=task.parent_run_id)  # fmt: skip
     train_s = time.perf_counter() - start
     val_loss = float(result.best_val_loss)
     if task.objective == "val_loss":
         return TrialResult(task.number, task.stage, task.params, val_loss, val_loss, train_s,
                            0.0, run_id=result.run_id)  # fmt: skip
     from models import load_policy
-    from pipeline.rollout.selection import ClosedLoopJudge
+    from pipeline.rollout.closed_loop_judge import ClosedLoopJudge
 
     start = time.perf_counter()
     loaded = load_policy(Path(task.out) / "policy")

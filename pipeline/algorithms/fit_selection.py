@@ -6,7 +6,7 @@ aggregate from scratch, with nothing but the training seed changed, survived 66-
 survival on 200 seeds apart ranked them as the held-out seeds did (Spearman 0.85 over 12
 candidates). Each candidate (given policies and fits
 from scratch with training seeds ``seed, seed + SEED_STRIDE, ...``) is scored by the one
-closed-loop judge (:class:`~pipeline.rollout.selection.ClosedLoopJudge`) on selection seeds
+closed-loop judge (:class:`~pipeline.rollout.closed_loop_judge.ClosedLoopJudge`) on selection seeds
 that no evaluation uses, and the best (survival, then expert-normalized distance) is kept.
 Each finished candidate is handed to ``on_candidate`` at once, so a caller can record it
 and a resumed run scores only the ones still missing.
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR
-from pipeline.rollout.selection import ClosedLoopJudge, score_key
-from pipeline.train import train
+from pipeline.rollout.closed_loop_judge import ClosedLoopJudge, score_key
 from pipeline.training.config import InitConfig, TrainConfig
 
 SEED_STRIDE = 100
@@ -173,6 +173,6 @@ def select_among_fits(
             resumable = (run_dir / CHECKPOINT_DIR).is_dir()
             if run_dir.exists() and not resumable:
                 shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-            train(data, config, run_dir, resume=resumable, tracking_uri=tracking_uri)
+            train_from_file(data, config, run_dir, resume=resumable, tracking_uri=tracking_uri)
         score(name, run_dir / POLICY_DIR, config.seed)
     return choose([scored[name] for name in [*given, *fitted]])

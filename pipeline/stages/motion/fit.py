@@ -23,9 +23,9 @@ import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir
-from pipeline.motion.clip_data import MotionSamples, interpolated, key_frames, rmse_table
-from pipeline.motion.config import MotionFitConfig
-from pipeline.motion.files import MODEL_DIR, MotionSpec, clip_path, save_motion
+from pipeline.stages.motion.clip_data import MotionSamples, interpolated, key_frames, rmse_table
+from pipeline.stages.motion.config import MotionFitConfig
+from pipeline.stages.motion.files import MODEL_DIR, MotionSpec, clip_path, save_motion
 from pipeline.training.config import config_to_dict
 
 PLOTS_DIR = "plots"

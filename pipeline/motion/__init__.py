@@ -1,4 +1,0 @@
-"""The course's motion-imitation lab, closed in physics: ``pipeline motion fit`` learns a
-skill's clip as phase -> joint angles (:mod:`pipeline.motion.fit`), ``pipeline motion play``
-replays the learned motion kinematically beside the clip and in physics as open-loop PD
-targets, next to closed-loop policies (:mod:`pipeline.motion.play`)."""
