@@ -74,8 +74,10 @@ def run(command: list[str], log: Path) -> None:
 
 
 def evaluate(policy: Path, episodes: int, seed: int, out: Path, compare: bool) -> dict:
+    from pipeline.stages.evaluate import EVALUATION_FILE
+
     out.mkdir(parents=True)
-    report = out / "evaluation.json"
+    report = out / EVALUATION_FILE
     run([str(PIPELINE), "evaluate", "--policy", str(policy), "--episodes", str(episodes),
          "--seed", str(seed), "--workers", "2", "--no-track", "--out", str(out / "eval"),
          "--json", str(report), "--compare-expert" if compare else "--no-compare-expert"],

@@ -64,7 +64,7 @@ from pipeline.training.config import TrainConfig, config_to_dict
 from pipeline.training.inputs import open_training_data
 
 AGGREGATE_FILE = "aggregate.h5"
-REPORT_FILE = "dagger.json"
+DAGGER_FILE = "dagger.json"
 STATE_FILE = "dagger_state.json"
 """The arguments and the finished iterations, rewritten after each (``--resume``)."""
 CURVE_FILE = "learning_curve.png"
@@ -328,10 +328,10 @@ def dagger(
         _report_curve(result, out, tracker)
         _log_final_policy(Path(result.policy_dir), tracker)
         result.wall_s = time.perf_counter() - start
-        write_json(out / REPORT_FILE, {"command": "dagger", "config": config.model_dump(),
+        write_json(out / DAGGER_FILE, {"command": "dagger", "config": config.model_dump(),
                                        "train_config": config_to_dict(train_config),
                                        **asdict(result)})  # fmt: skip
-        tracker.log_artifact(out / REPORT_FILE)
+        tracker.log_artifact(out / DAGGER_FILE)
     return result
 
 

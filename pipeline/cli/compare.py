@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pipeline.stages.compare import CompareReport, CompareRequest
 
 PLOT_FILE = "compare.png"
-REPORT_FILE = "compare.json"
+COMPARE_FILE = "compare.json"
 
 
 def _pct(value: float) -> str:
@@ -78,8 +78,8 @@ def run_compare_command(
     check_request(request)
     if out is not None:
         check_output_dir(out, "--out")
-        if (out / REPORT_FILE).exists() and not request.overwrite:
-            raise PipelineError(f"--out {out}: already holds {REPORT_FILE} (use --overwrite)")
+        if (out / COMPARE_FILE).exists() and not request.overwrite:
+            raise PipelineError(f"--out {out}: already holds {COMPARE_FILE} (use --overwrite)")
     report = compare(request, lookup_uri or tracking_uri)
     console.print(compare_table(report))
     if report.push:
@@ -90,7 +90,7 @@ def run_compare_command(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         plot_groups(report.groups, report.policies, out / PLOT_FILE)
-        write_json(out / REPORT_FILE, payload)
+        write_json(out / COMPARE_FILE, payload)
         console.print(f"report and plot: {out}")
     if request.json_path is not None:
         write_json(request.json_path, payload)
@@ -106,7 +106,7 @@ def run_compare_command(
                 tracker.log_metrics({f"compare/{name}/{key}": value["mean"]
                                      for key, value in stats.items() if key != "policies"},
                                     step=0)  # fmt: skip
-            tracker.log_dict(payload, REPORT_FILE)
+            tracker.log_dict(payload, COMPARE_FILE)
             if out is not None:
                 tracker.log_artifact(out / PLOT_FILE, "plots")
             console.print(f"mlflow run: {tracker.run_id} ({tracking_uri})")

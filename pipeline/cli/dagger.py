@@ -6,19 +6,22 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import BackendKind, Overwrite, RayAddress, TrackingUri
+from pipeline.algorithms.dagger import DaggerConfig
+from pipeline.cli.config_options import config_options, option_error
+from pipeline.cli.options import BackendKind, NoTrack, Overwrite, RayAddress, TrackingUri
 from pipeline.cli.progress import make_console
+from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
 if TYPE_CHECKING:
-    from pipeline.algorithms.dagger import DaggerConfig, DaggerResult, IterationRow
+    from pipeline.algorithms.dagger import DaggerResult, IterationRow
     from pipeline.algorithms.fit_selection import Candidate, FinalChoice
 
 
@@ -87,10 +90,12 @@ def run_dagger_command(
     console: Console,
     overwrite: bool = False,
     resume: bool = False,
-) -> DaggerResult:
+    show_config: bool = False,
+) -> DaggerResult | None:
     """Validate everything, then run DAgger and print its table. ``tracking`` is
-    (``--no-track``, ``--tracking-uri``)."""
-    from pipeline.algorithms.dagger import check_request, config_warnings, dagger
+    (``--no-track``, ``--tracking-uri``). ``show_config``: print DAgger's and the training
+    config, resolved, and stop."""
+    from pipeline.algorithms.dagger import AGGREGATE_FILE, check_request, config_warnings, dagger
     from pipeline.algorithms.train_config import TrainOptions, recorded_env, resolve_train_config
     from pipeline.rollout.cluster import cluster_session
     from pipeline.tracking import prepare
@@ -103,6 +108,15 @@ def run_dagger_command(
         config_path, overrides, env_id=env_id or recorded_env(init_data),
         options=TrainOptions(no_track=no_track, tracking_uri=tracking_uri),
     )  # fmt: skip
+    if show_config:
+        print_configs(
+            console,
+            {
+                "DAgger (the options above)": config,
+                "training (every fit; pipeline train's keys)": train_config,
+            },
+        )
+        return None
     check_request(init_data, out, config, env_id, resume, train_config)
     for warning in config_warnings(train_config):
         console.print(f"warning: {warning}", markup=False)
@@ -124,7 +138,7 @@ def run_dagger_command(
     if result.final is not None:
         console.print(final_table(result.final, config.selection_episodes))
     console.print(f"policy: {result.policy_dir}")
-    console.print(f"data: {Path(result.out_dir) / 'aggregate.h5'}")
+    console.print(f"data: {Path(result.out_dir) / AGGREGATE_FILE}")
     if result.run_id:
         console.print(f"mlflow run: {result.run_id} ({uri})")
     if json_path is not None:
@@ -133,6 +147,7 @@ def run_dagger_command(
     return result
 
 
+@config_options(DaggerConfig)
 def dagger_command(
     init_data: Annotated[
         Path, typer.Option(help="Expert demonstrations (.h5) to start from (iteration 0).")
@@ -149,103 +164,36 @@ def dagger_command(
         Path | None,
         typer.Option(help="Training YAML config; default: the env's measured recipe."),
     ] = None,
-    iterations: Annotated[int, typer.Option(help="Rollout iterations after the first fit.")] = 4,
-    episodes_per_iteration: Annotated[
-        int, typer.Option(help="Mixture episodes recorded per iteration.")
-    ] = 10,
-    beta: Annotated[
-        float, typer.Option(help="Probability that the expert acts at a step in iteration 1.")
-    ] = 0.5,
-    beta_decay: Annotated[float, typer.Option(help="beta_i = beta * beta_decay^(i-1).")] = 0.5,
-    from_scratch: Annotated[
-        bool, typer.Option(help="Refit from the seed, not the previous policy's weights.")
-    ] = False,
-    max_labels: Annotated[
-        int | None, typer.Option(help="Stop at this many expert-labelled steps in all.")
-    ] = None,
-    episode_seconds: Annotated[
-        float | None,
-        typer.Option(
-            help="Length of the mixture episodes in simulated seconds (evaluation keeps "
-            "the env's full episodes)."
-        ),
-    ] = None,
-    lead_seconds: Annotated[
-        float,
-        typer.Option(
-            help="Before each mixture episode the learner alone drives for a random time up "
-            "to this, unlabelled; the labelled episode is the --episode-seconds after it (or "
-            "before its fall). Needs --episode-seconds."
-        ),
-    ] = 0.0,
-    lead_share: Annotated[
-        float,
-        typer.Option(help="The probability that a mixture episode has a lead (0 < P <= 1)."),
-    ] = 1.0,
-    eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per iteration.")] = 40,
-    eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
-    final_fits: Annotated[
-        int,
-        typer.Option(
-            help="After the last iteration, fit the aggregate this many more times from "
-            "scratch and publish whichever of those and the last iteration's policy walks "
-            "best on the selection seeds (0: the last iteration's)."
-        ),
-    ] = 0,
-    final_fit_epochs: Annotated[
-        int | None, typer.Option(help="Epochs of each final fit (default: the config's).")
-    ] = None,
-    selection_episodes: Annotated[
-        int, typer.Option(help="Episodes per final candidate on the selection seeds.")
-    ] = 200,
-    selection_seed: Annotated[
-        int, typer.Option(help="First selection seed (apart from the evaluation seeds).")
-    ] = 3000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
-    seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
     resume: Annotated[
         bool,
         typer.Option(help="Continue the run in --out where it stopped (same arguments)."),
     ] = False,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Run without MLflow tracking.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
     overwrite: Overwrite = False,
+    show_config: ShowConfig = False,
+    config_values: dict[str, Any] | None = None,
 ) -> None:
-    """DAgger: roll out expert and learner together, let the expert label what the learner
-    saw, refit, repeat; a table of survival and distance per iteration."""
+    """DAgger: the expert labels what the learner saw; refit, repeat.
+
+    Roll out expert and learner together, let the expert label the learner's states, refit
+    on everything gathered; a table of survival and distance per iteration. The options
+    after --config are DAgger's config (--show-config prints it with the training config).
+    """
     from pydantic import ValidationError
 
-    from pipeline.algorithms.dagger import DaggerConfig
     from pipeline.rollout.cluster import parse_backend
 
-    values = {"iterations": iterations, "episodes_per_iteration": episodes_per_iteration,
-              "beta": beta, "beta_decay": beta_decay, "from_scratch": from_scratch,
-              "max_labels": max_labels, "episode_seconds": episode_seconds,
-              "lead_seconds": lead_seconds, "lead_share": lead_share,
-              "eval_episodes": eval_episodes,
-              "eval_seed": eval_seed, "final_fits": final_fits,
-              "final_fit_epochs": final_fit_epochs, "selection_episodes": selection_episodes,
-              "selection_seed": selection_seed, "workers": workers, "seed": seed}  # fmt: skip
     try:
-        cfg = DaggerConfig(**values)
+        cfg = DaggerConfig(**(config_values or {}))
     except ValidationError as exc:
-        raise PipelineError(_option_error(exc)) from None
+        raise PipelineError(option_error(exc)) from None
     if not init_data.exists():
         raise PipelineError(f"--init-data {init_data}: file not found")
     cfg = cfg.model_copy(update={"backend": parse_backend(backend, ray_address)})
     run_dagger_command(init_data, out, cfg, (config, overrides or []), env,
                        (no_track, tracking_uri), json_out, make_console(), overwrite,
-                       resume)  # fmt: skip
-
-
-def _option_error(exc: object) -> str:
-    """The first invalid option as ``--name: problem``."""
-    errors = exc.errors()  # type: ignore[attr-defined]
-    first = errors[0]
-    option = "--" + str(first["loc"][0]).replace("_", "-")
-    return f"{option}: {first['msg']} (got {first.get('input')!r})"
+                       resume, show_config)  # fmt: skip

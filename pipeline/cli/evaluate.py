@@ -28,19 +28,19 @@ if TYPE_CHECKING:
 
 def run_evaluate_command(
     request: EvaluateRequest,
+    no_track: bool,
     tracking_uri: str | None,
     console: Console,
-    lookup_uri: str | None = None,
 ) -> EvaluateReport:
-    """Validate, run with a progress bar per policy, print the table and where things went."""
-    from pipeline.rollout.cluster import cluster_session
-    from pipeline.stages.evaluate import EXPERT, LEARNER, RANDOM, check_request, evaluate
+    """Run the stage (which checks the request, then the tracking store) with a progress
+    bar per policy, then print the table and where things went."""
+    from pipeline.stages.evaluate import EXPERT, LEARNER, RANDOM, evaluate_tracked
     from pipeline.stages.evaluate.tables import results_table, summary_lines, video_lines
 
-    check_request(request)
     runs = (LEARNER, EXPERT, RANDOM) if request.compare_expert else (LEARNER,)
     with StageProgress(console) as progress:
-        # Started by their first episode: a log shows when each policy's episodes begin.
+        # Started by their first episode: a log shows when each policy's episodes begin
+        # (and a refused request shows none).
         bars = {name: progress.add(f"evaluate {name}", total=request.episodes, start=False)
                 for name in runs}  # fmt: skip
         falls = dict.fromkeys(runs, 0)
@@ -49,8 +49,7 @@ def run_evaluate_command(
             falls[name] += result.fell
             progress.update(bars[name], advance=1, note=f"falls {falls[name]}")
 
-        with cluster_session(request.backend, tracking_uri):
-            report = evaluate(request, tracking_uri, advance, lookup_uri)
+        report, tracking_uri = evaluate_tracked(request, no_track, tracking_uri, advance)
     console.print(results_table(report))
     for line in summary_lines(report):
         console.print(line)
@@ -116,8 +115,7 @@ def evaluate_command(
 ) -> None:
     """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
     from pipeline.rollout.cluster import parse_backend
-    from pipeline.stages.evaluate import EvaluateRequest, check_request
-    from pipeline.tracking import prepare
+    from pipeline.stages.evaluate import EvaluateRequest
 
     request = EvaluateRequest(policy=policy, env_id=env, episodes=episodes, seed=seed,
                               workers=workers, start_phase=start_phase,
@@ -125,7 +123,5 @@ def evaluate_command(
                               episode_seconds=episode_seconds, compare_expert=compare_expert,
                               push=push, action_noise=action_noise, video=video, out=out,
                               json_path=json_out, overwrite=overwrite)  # fmt: skip
-    check_request(request)
-    uri = None if no_track else prepare(tracking_uri)
     # With --no-track an MLflow policy URI still resolves against --tracking-uri.
-    run_evaluate_command(request, uri, make_console(), lookup_uri=tracking_uri)
+    run_evaluate_command(request, no_track, tracking_uri, make_console())

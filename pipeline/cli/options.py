@@ -65,3 +65,6 @@ RayAddress = Annotated[
     ),
 ]
 """The ``--ray-address`` option that goes with ``--backend``."""
+
+NoTrack = Annotated[bool, typer.Option("--no-track", help="Run without MLflow tracking.")]
+"""The ``--no-track`` option of every tracked command."""

@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import TrackingUri
+from pipeline.cli.options import NoTrack, TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
+from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
@@ -152,6 +153,14 @@ def run_overfit_command(
     return 0 if report["near_zero"] else 1
 
 
+def _key(dotted: str, prefix: str = "") -> str:
+    """The help of an option that sets the config key ``dotted``: that key's docstring."""
+    from pipeline.core.config_docs import help_text
+    from pipeline.training.config import TrainConfig
+
+    return f"{prefix}{help_text(TrainConfig, dotted)} (config key {dotted})"
+
+
 def train_command(
     data: Annotated[Path, typer.Option(help="Demonstration file (.h5) to learn from.")],
     overrides: Annotated[
@@ -164,7 +173,7 @@ def train_command(
             help="YAML config (see configs/); default: the measured recipe for the data's env."
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config's).")] = None,
+    seed: Annotated[int | None, typer.Option(help=_key("seed"))] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/<data>-<model>-...).")
     ] = None,
@@ -176,39 +185,22 @@ def train_command(
             "it are refused (a longer run is a new --out)."
         ),
     ] = False,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Train without MLflow tracking.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    register: Annotated[
-        str | None, typer.Option(help="Register the policy in the MLflow model registry.")
-    ] = None,
-    deterministic: Annotated[
-        bool, typer.Option(help="TF op determinism: same seed, identical weights on CPU.")
-    ] = False,
-    mixed_precision: Annotated[bool, typer.Option(help="float16 compute (GPU).")] = False,
+    register: Annotated[str | None, typer.Option(help=_key("tracking.registered_model"))] = None,
+    deterministic: Annotated[bool, typer.Option(help=_key("training.deterministic"))] = False,
+    mixed_precision: Annotated[bool, typer.Option(help=_key("training.mixed_precision"))] = False,
     overfit_batch: Annotated[
         bool, typer.Option(help="Only train on one batch and report if the loss nears 0.")
     ] = False,
-    init_from: Annotated[
-        str | None,
-        typer.Option(
-            help="Start from this policy's weights (policy or run directory, runs:/ or "
-            "models:/ URI); its architecture must equal the config's model."
-        ),
-    ] = None,
-    freeze: Annotated[
-        int | None,
-        typer.Option(help="With --init-from: keep the first N hidden blocks fixed.", min=0),
-    ] = None,
-    keep_normalization: Annotated[
-        bool,
-        typer.Option(help="With --init-from: keep its normalization, not the new data's."),
-    ] = False,
+    init_from: Annotated[str | None, typer.Option(help=_key("init.from_policy"))] = None,
+    freeze: Annotated[int | None, typer.Option(help=_key("init.freeze"), min=0)] = None,
+    keep_normalization: Annotated[bool, typer.Option(help=_key("init.keep_normalization"))] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing --json file (never a run directory).")
     ] = False,
+    show_config: ShowConfig = False,
 ) -> None:
     """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
     from datasets import DatasetError
@@ -236,6 +228,9 @@ def train_command(
         cfg = resolve_train_config(config, overrides or [], options=options,
                                    env_id=ds.metadata.env_id if ds else None,
                                    resume_out=out if resume else None)  # fmt: skip
+        if show_config:
+            print_configs(make_console(), {f"pipeline train: {data}": cfg})
+            return
         if ds is None:
             raise problem  # type: ignore[misc]
         if overfit_batch:

@@ -218,7 +218,7 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     """Seeds the split, the initial weights, shuffling and augmentation."""
     model: ModelConfig = Field(default_factory=lambda: {"name": "mlp"})  # type: ignore[assignment]
-    """Policy architecture (``name: mlp`` or ``name: cnn1d``) and its options."""
+    """Policy architecture (``name``: mlp, cnn1d or cnn2d) and its options."""
     data: DataConfig = Field(default_factory=DataConfig)
     """Input pipeline."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)

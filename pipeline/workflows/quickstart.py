@@ -33,6 +33,8 @@ from pipeline.stages.record import RecordConfig, record
 from pipeline.training.config import TrainConfig
 
 WALK = "sim/HumanoidWalk-v0"
+QUICKSTART_FILE = "quickstart.json"
+"""What ran, how long each stage took, and the headline numbers (in each run's directory)."""
 
 
 @dataclass(frozen=True)
@@ -148,5 +150,5 @@ def quickstart(
     evaluate_s = time.perf_counter() - start
 
     result = QuickstartResult(str(directory), record_s, train_s, evaluate_s, trained, report)
-    write_json(directory / "quickstart.json", result.to_dict())
+    write_json(directory / QUICKSTART_FILE, result.to_dict())
     return result

@@ -6,10 +6,10 @@ writes what people look at; the names below are the package's public API."""
 
 from pipeline.rollout.scores import normalized
 from pipeline.stages.evaluate.request import (
+    EVALUATION_FILE,
     EXPERT,
     LEARNER,
     RANDOM,
-    REPORT_FILE,
     EvaluateReport,
     EvaluateRequest,
     check_request,
@@ -17,20 +17,22 @@ from pipeline.stages.evaluate.request import (
 )
 from pipeline.stages.evaluate.run import (
     evaluate,
+    evaluate_tracked,
     expert_normalized_scores,
     learner_policy,
     run_evaluation,
 )
 
 __all__ = [
+    "EVALUATION_FILE",
     "EXPERT",
     "LEARNER",
     "RANDOM",
-    "REPORT_FILE",
     "EvaluateReport",
     "EvaluateRequest",
     "check_request",
     "evaluate",
+    "evaluate_tracked",
     "expert_normalized_scores",
     "learner_policy",
     "normalized",

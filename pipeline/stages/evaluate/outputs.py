@@ -13,9 +13,9 @@ from pipeline.rollout.policies import Policy
 from pipeline.rollout.policy_source import ResolvedPolicy
 from pipeline.rollout.video import Filming, side_by_side
 from pipeline.stages.evaluate.request import (
+    EVALUATION_FILE,
     EXPERT,
     LEARNER,
-    REPORT_FILE,
     EvalEnv,
     EvaluateReport,
     EvaluateRequest,
@@ -90,7 +90,7 @@ def make_videos(
 def write_report(report: EvaluateReport, out: Path, json_path: Path | None) -> None:
     """``out/evaluation.json`` and, if asked, a copy at ``json_path``."""
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / REPORT_FILE, report.to_dict())
+    write_json(out / EVALUATION_FILE, report.to_dict())
     if json_path is not None:
         write_json(json_path, report.to_dict())
 
@@ -158,4 +158,4 @@ def log_evaluation(
             tracker.log_artifact(plot, PLOTS_DIR)
         for video in report.videos:
             tracker.log_artifact(video, "videos")
-        tracker.log_dict(report.to_dict(), REPORT_FILE)
+        tracker.log_dict(report.to_dict(), EVALUATION_FILE)

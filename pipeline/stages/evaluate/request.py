@@ -32,7 +32,7 @@ from pipeline.rollout.policy_source import (
 )
 
 LEARNER, EXPERT, RANDOM = "learner", "expert", "random"
-REPORT_FILE = "evaluation.json"
+EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,9 @@ def check_request(request: EvaluateRequest) -> None:
             check_episode_seconds(request.episode_seconds)
     if request.out is not None:
         check_output_dir(request.out, "--out")
-        if (request.out / REPORT_FILE).exists() and not request.overwrite:
+        if (request.out / EVALUATION_FILE).exists() and not request.overwrite:
             raise PipelineError(
-                f"--out {request.out}: already holds an evaluation ({REPORT_FILE}); not "
+                f"--out {request.out}: already holds an evaluation ({EVALUATION_FILE}); not "
                 "overwriting it (use --overwrite)"
             )
 

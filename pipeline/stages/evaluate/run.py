@@ -152,14 +152,45 @@ def evaluate(
     progress: Progress | None = None,
     lookup_uri: str | None = None,
 ) -> EvaluateReport:
-    """The whole stage: resolve the policy, run, write plots/report, log to MLflow.
+    """The whole stage: check the request, resolve the policy, run, write plots/report,
+    log to MLflow.
 
-    ``tracking_uri`` None evaluates without tracking; an MLflow policy URI is then looked
-    up in ``lookup_uri`` (default: MLFLOW_TRACKING_URI or the local SQLite store).
+    ``tracking_uri`` is a store already checked with :func:`pipeline.tracking.prepare`, or
+    None to evaluate without tracking; an MLflow policy URI is then looked up in
+    ``lookup_uri`` (default: MLFLOW_TRACKING_URI or the local SQLite store). The command's
+    entry, which also opens the tracking store, is :func:`evaluate_tracked`.
     """
-    from pipeline.stages.evaluate.outputs import log_evaluation, make_plots, write_report
+    check_request(request)
+    return _run_checked(request, tracking_uri, progress, lookup_uri)
+
+
+def evaluate_tracked(
+    request: EvaluateRequest,
+    no_track: bool,
+    tracking_uri: str | None,
+    progress: Progress | None = None,
+) -> tuple[EvaluateReport, str | None]:
+    """``pipeline evaluate``: check the request first (so nothing is created for a bad
+    one), then resolve and check the tracking store (``--tracking-uri``, None: the default
+    store; also where an MLflow policy URI is looked up), then run on the request's backend.
+    Returns the report and the store it was tracked in (None with ``no_track``)."""
+    from pipeline.rollout.cluster import cluster_session
+    from pipeline.tracking import prepare
 
     check_request(request)
+    uri = None if no_track else prepare(tracking_uri)
+    with cluster_session(request.backend, uri):
+        return _run_checked(request, uri, progress, tracking_uri), uri
+
+
+def _run_checked(
+    request: EvaluateRequest,
+    tracking_uri: str | None,
+    progress: Progress | None,
+    lookup_uri: str | None,
+) -> EvaluateReport:
+    from pipeline.stages.evaluate.outputs import log_evaluation, make_plots, write_report
+
     resolved = resolve_policy_source(
         request.policy, tracking_uri or _lookup_uri(request, lookup_uri), exported=True
     )
