@@ -188,7 +188,8 @@ def main() -> int:
         args.seeds, args.init_demos, args.iterations = "0", 2, 1
         args.episodes_per_iteration, args.eval_episodes = 1, 2
 
-    from pipeline.algorithms.dagger import AGGREGATE_FILE, DaggerConfig, dagger
+    from pipeline.algorithms.dagger import AGGREGATE_FILE, dagger
+    from pipeline.algorithms.dagger_config import DaggerConfig
     from pipeline.training.config import load_config
     from pipeline.training.recipes import recipe_for
 

@@ -6,7 +6,7 @@
 - Walk expert from random start phases, seeds 0..39, 20 s: survival rate.
 - Run expert, seeds 0..19, 1000 steps: mean/min/max return, falls, distance.
 
-The same numbers come from ``pipeline rollout`` (commands in BENCHMARKS.md). Prints a
+The same numbers come from ``pipeline rollout`` (commands in docs/benchmarks/experts.md). Prints a
 table and writes ``benchmarks/results/bench_experts.json``.
 """
 

@@ -62,7 +62,9 @@ def rss_mb(pgid: int) -> float:
 
 
 def start_head(port: int) -> tuple[subprocess.Popen, float]:
-    """A head on 127.0.0.1 and the seconds until a client connected to it."""
+    """A head on 127.0.0.1, listening there only (Ray's local-only mode, also in this
+    process, which imports Ray after main set it), and the seconds until a client connected
+    to it."""
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
@@ -70,7 +72,9 @@ def start_head(port: int) -> tuple[subprocess.Popen, float]:
     start = time.perf_counter()
     head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}",
                              "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                             "--include-dashboard=false", f"--temp-dir={temp_dir}"],
+                             "--include-dashboard=false",
+                             f"--ray-client-server-port={free_port()}",
+                             f"--temp-dir={temp_dir}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     while True:
@@ -111,9 +115,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    from pipeline.rollout.cluster import LOCAL, LOCAL_ONLY_RAY, Backend
+
+    os.environ[LOCAL_ONLY_RAY] = "0"  # before Ray is imported: everything on loopback
     import ray
 
-    from pipeline.rollout.cluster import LOCAL, Backend
     from pipeline.rollout.workers import EpisodeTask
 
     port = free_port()

@@ -11,6 +11,8 @@ import pytest
 
 from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
+from pipeline.rollout.scores import mean_of
+from pipeline.stages.evaluate import EXPERT, LEARNER, RANDOM, EvaluateRequest, evaluate
 from pipeline.training.config import load_config
 
 TINY = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=1"]
@@ -59,6 +61,38 @@ def test_groups_share_seeds_and_get_means_with_intervals(runs, tmp_path, capsys)
     assert single["policies"] == 1 and single["normalized_distance"]["ci95"] is None
     assert (out / "compare.png").stat().st_size > 0
     assert "mean of 2" in stdout
+    # Each policy's row is what an independent `pipeline evaluate` of it on the same seeds
+    # measures, and the expert's and random's rows are theirs.
+    for row in report["policies"]:
+        alone = evaluate(EvaluateRequest(policy=row["policy"], episodes=2, seed=1000, workers=1,
+                                         compare_expert=True), tracking_uri=None)  # fmt: skip
+        learner, scores = alone.summaries[LEARNER], alone.scores
+        expected = {"survival": learner["survival_rate"],
+                    "survival_ci95": list(learner["survival_ci95"]),
+                    "survival_on_expert_starts": scores["survival_on_expert_surviving_starts"],
+                    "normalized_distance": scores["normalized_distance"],
+                    "pose_reward": mean_of(learner, "pose_reward"),
+                    "action_error": mean_of(learner, "action_error")}  # fmt: skip
+        for key, value in expected.items():
+            assert _same(row[key], value), (row["policy"], key, row[key], value)
+        for name, summary in ((EXPERT, report["expert"]), (RANDOM, report["random"])):
+            assert summary["survival_rate"] == alone.summaries[name]["survival_rate"]
+            assert _same(summary["distance"]["mean"], alone.summaries[name]["distance"]["mean"])
+    # The policies differ (three training seeds), so equal rows would mean one policy ran.
+    assert len({row["action_error"] for row in report["policies"]}) == 3
+
+
+def _same(saved: object, measured: object) -> bool:
+    """A value of compare.json (NaN written as null) against the one measured."""
+    if isinstance(measured, list):
+        return (
+            isinstance(saved, list)
+            and len(saved) == len(measured)
+            and all(map(_same, saved, measured))
+        )
+    if saved is None:
+        return measured is None or math.isnan(measured)
+    return math.isclose(saved, measured, rel_tol=1e-12, abs_tol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -87,12 +121,19 @@ def test_tracked_compare_logs_group_metrics(runs, tmp_path, capsys):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    json_path = tmp_path / "compare.json"
     code, stdout, err = cli(capsys, "compare", "--group", f"bc={runs}/runs/bc-s[01]",
-                            "--episodes", "1", "--workers", "1", "--tracking-uri", uri)  # fmt: skip
+                            "--episodes", "1", "--workers", "1", "--tracking-uri", uri,
+                            "--json", str(json_path))  # fmt: skip
     assert code == 0, err
     run_id = stdout.split("mlflow run: ")[1].split()[0]
     metrics = MlflowClient(uri).get_run(run_id).data.metrics
-    assert "compare/bc/survival" in metrics and "compare/bc/normalized_distance" in metrics
+    group = json.loads(json_path.read_text())["groups"]["bc"]
+    for key in ("survival", "normalized_distance", "survival_on_expert_starts"):
+        if group[key]["mean"] is None:  # NaN: no start the expert survived
+            assert math.isnan(metrics[f"compare/bc/{key}"]), key
+        else:
+            assert metrics[f"compare/bc/{key}"] == pytest.approx(group[key]["mean"]), key
 
 
 def test_pushed_compare_pushes_every_policy_and_the_expert_alike(runs, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from pipeline.algorithms.dagger import DaggerConfig
+from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.cli import main
 from pipeline.cli.config_reference import PAGE, reference
 from pipeline.core.config_docs import commented_yaml, field_doc
@@ -143,3 +143,18 @@ def test_commented_yaml_marks_type_bounds_and_default():
     at = lines.index("beta: 0.25")
     comment = " ".join(line.lstrip("# ") for line in lines[at - 2 : at])
     assert "float, in [0.0, 1.0]; default 0.5]" in comment
+
+
+def test_motion_fit_show_config_prints_its_config_and_runs_nothing(tmp_path, monkeypatch,
+                                                                   capsys):  # fmt: skip
+    from pipeline.stages.motion.config import load_motion_config
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, "motion", "fit", "--show-config", "--skill", "jump",
+                          "steps=10")  # fmt: skip
+    assert code == 0, err
+    (tmp_path / "shown.yaml").write_text(out)
+    shown = load_motion_config(tmp_path / "shown.yaml", [])
+    assert shown == load_motion_config(None, ["steps=10", "skill=jump"])
+    assert field_doc(MotionFitConfig.model_fields["eval_points"])[:40] in " ".join(out.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shown.yaml"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import math
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -14,9 +16,11 @@ import numpy as np
 import pytest
 
 from datasets import open_dataset
-from pipeline.algorithms.dagger import DaggerConfig, dagger
+from pipeline.algorithms.dagger import dagger
+from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.cli import main
 from pipeline.rollout.demonstration import EXPERT_ACTED, DemoTask, record_demonstration
+from pipeline.rollout.episodes import summarize
 from pipeline.training.config import load_config
 
 TINY = ["model.hidden_sizes=[32,32]", "data.batch_size=256", "training.epochs=2"]
@@ -78,8 +82,33 @@ def test_dagger_rows_policies_and_report(run):
     for row in result.rows:
         assert 0.0 <= row.survival <= 1.0 and np.isfinite(row.normalized_distance)
         assert (Path(row.policy_dir) / "manifest.json").is_file()
+    # Each row's scores are its policy's own: an independent evaluation on the same seeds.
+    from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.stages.evaluate import (
+        EXPERT,
+        LEARNER,
+        RANDOM,
+        EvaluateRequest,
+        expert_normalized_scores,
+        run_evaluation,
+    )
+
+    baselines: dict = {}
+    for row in result.rows:
+        request = EvaluateRequest(policy=row.policy_dir, episodes=2, seed=1000, workers=1,
+                                  compare_expert=not baselines)  # fmt: skip
+        alone = run_evaluation(request, resolve_policy_source(row.policy_dir, None))
+        baselines = baselines or {k: alone.results[k] for k in (EXPERT, RANDOM)}
+        scores = expert_normalized_scores({LEARNER: alone.results[LEARNER], **baselines})
+        learner = alone.summaries[LEARNER]
+        assert row.survival == learner["survival_rate"], row.iteration
+        assert row.distance == pytest.approx(learner["distance"]["mean"]), row.iteration
+        assert row.normalized_distance == pytest.approx(scores["normalized_distance"])
+        assert row.action_error == pytest.approx(learner["action_error"]["mean"])
+    assert result.expert["survival_rate"] == summarize(baselines[EXPERT])["survival_rate"]
     report = json.loads((out / "dagger.json").read_text())
     assert len(report["rows"]) == 3 and report["config"]["beta"] == 0.5
+    assert [r["survival"] for r in report["rows"]] == [r.survival for r in result.rows]
     # Warm start: iteration 2 started from iteration 1's policy.
     record = json.loads((out / "iter-02" / "training_run.json").read_text())
     assert record["init_from"]["policy"].endswith("iter-01/policy")
@@ -380,8 +409,30 @@ def test_report_of_a_dagger_run_shows_its_iterations(run, run_data, tmp_path, ca
     assert code == 0, err
     text = page.read_text()
     assert "dagger report" in stdout and "<h2>DAgger iterations</h2>" in text
-    rows = text.split("<h2>DAgger iterations</h2>", 1)[1].split("</tbody>", 1)[0]
-    assert rows.count("<tr><td>") == len(result.rows)
+    section = text.split("<h2>DAgger iterations</h2>", 1)[1].split("<h2>", 1)[0]
+    table = section.split("</table>", 1)[0]
+    cells = [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", row)]
+             for row in re.findall(r"<tr>(.*?)</tr>", table)]  # fmt: skip
+    keys = {"iteration": "iteration", "beta": "beta", "labels": "labels",
+            "survival": "survival", "on expert starts": "survival_on_expert_starts",
+            "distance m": "distance", "norm. distance": "normalized_distance",
+            "action error": "action_error", "val loss": "val_loss"}  # fmt: skip
+    assert cells[0] == list(keys)
+
+    def shown(key: str, value: float) -> str:  # as the page writes it; NaN (JSON null): "-"
+        if isinstance(value, int):
+            return str(value)
+        if not math.isfinite(value):
+            return "-"
+        # Survival in percent, as in every other table of the page.
+        return f"{100 * value:.1f}%" if key.startswith("survival") else f"{value:.3g}"
+
+    # Each iteration's own numbers, column by column, in iteration order.
+    assert cells[1:] == [[shown(key, getattr(row, key)) for key in keys.values()]
+                         for row in result.rows]  # fmt: skip
+    assert cells[1][1] == "-" and cells[2][1] == "0.5"  # no beta for the demonstrations
+    expert = result.expert["survival_rate"]
+    assert f"expert on the same seeds: survival {100 * expert:.1f}%</p>" in section
     assert f"--init-data {run_data.resolve()} --config {out / 'iter-00' / 'config.yaml'}" in text
     assert f"--out {out}-again --iterations 2" in text
     assert 'src="data:image/png;base64,' in text  # the learning curve against labels

@@ -10,7 +10,8 @@ import pytest
 
 import sim
 from datasets import open_dataset
-from pipeline.algorithms.dagger import DaggerConfig, dagger
+from pipeline.algorithms.dagger import dagger
+from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.rollout.demonstration import (
     EXPERT_ACTED,
     DemoTask,

@@ -136,7 +136,8 @@ ENSEMBLE_TINY = ["model.hidden_sizes=[32,32]", "model.ensemble=2", "data.batch_s
 
 def test_pipeline_trains_refits_and_exports_an_ensemble(run_data, tmp_path):
     from pipeline.algorithms.behaviour_cloning import train_from_file
-    from pipeline.algorithms.dagger import DaggerConfig, dagger
+    from pipeline.algorithms.dagger import dagger
+    from pipeline.algorithms.dagger_config import DaggerConfig
     from pipeline.cli import main
     from pipeline.training.config import load_config
 

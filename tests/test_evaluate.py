@@ -69,6 +69,11 @@ def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, ca
     for episodes in report["episodes"].values():
         assert [e["seed"] for e in episodes] == [1000, 1001]
     learner = report["summary"][LEARNER]
+    for name, summary in report["summary"].items():  # the summary is its episodes'
+        episodes = report["episodes"][name]
+        assert summary["survival_rate"] == 1 - sum(e["fell"] for e in episodes) / 2
+        assert summary["distance"]["mean"] == pytest.approx(
+            sum(e["distance"] for e in episodes) / 2)  # fmt: skip
     assert learner["action_error"]["mean"] > 0 and learner["action_error_by_second"]
     # The expert's own actions are its relabels: no action error is measured for it.
     assert "action_error" not in report["summary"][EXPERT]
@@ -77,7 +82,10 @@ def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, ca
         *(report["summary"][k]["distance"]["mean"] for k in (LEARNER, EXPERT, RANDOM))
     )
     assert scores["normalized_distance"] == pytest.approx(expected)
-    assert "expert-normalized score" in out and "survival on the" in out
+    assert "expert-normalized score" in out
+    starts = sum(not e["fell"] for e in report["episodes"][EXPERT])
+    assert scores["expert_surviving_starts"] == starts
+    assert f"survival on the {starts} starts the expert survives: " in out
     # Videos: the learner, and learner | expert side by side on the same seed; the
     # learner's first fall when it fell.
     fell = any(e["fell"] for e in report["episodes"][LEARNER])
@@ -96,8 +104,16 @@ def test_evaluate_compare_expert_end_to_end(trained, tracked_store, tmp_path, ca
     training_run = json.loads((trained / "training_run.json").read_text())["run_id"]
     assert run.data.tags["mlflow.parentRunId"] == training_run
     assert run.data.tags["training_run_id"] == training_run
-    assert run.data.metrics["eval/survival_rate"] == learner["survival_rate"]
-    assert "eval/normalized_distance" in run.data.metrics
+    # The run's metrics are the report's numbers, policy by policy.
+    metrics = run.data.metrics
+    assert metrics["eval/survival_rate"] == learner["survival_rate"]
+    assert metrics["eval/normalized_distance"] == pytest.approx(scores["normalized_distance"])
+    assert metrics["eval/distance"] == pytest.approx(learner["distance"]["mean"])
+    assert metrics["eval/action_error"] == pytest.approx(learner["action_error"]["mean"])
+    for name in (EXPERT, RANDOM):
+        summary = report["summary"][name]
+        assert metrics[f"eval/{name}/survival_rate"] == summary["survival_rate"]
+        assert metrics[f"eval/{name}/return"] == pytest.approx(summary["return"]["mean"])
     names = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert names == {"plots/episodes.png", "plots/action_error.png", "plots/trajectories.png"}
     assert len(client.list_artifacts(run.info.run_id, "videos")) == len(report["videos"])
@@ -139,15 +155,22 @@ def test_mlflow_uris_resolve_to_the_same_policy(trained, tracked_store, kind):
     assert (a.steps, a.distance, a.ret) == (b.steps, b.distance, b.ret)
 
 
-def test_registered_model_version_resolves(trained, tracked_store, capsys):
+def test_registered_model_version_resolves(trained, tracked_store, tmp_path, capsys):
     record = json.loads((trained / "training_run.json").read_text())
     mlflow.set_tracking_uri(tracked_store)
     version = mlflow.register_model(record["model_uri"], "eval-test-policy").version
     policy = f"models:/eval-test-policy/{version}"
-    code, out, err = cli(capsys, "evaluate", "--policy", policy, "--episodes", "1",
-                         "--workers", "1", "--tracking-uri", tracked_store)  # fmt: skip
+    json_path = tmp_path / "registered.json"
+    code, _, err = cli(capsys, "evaluate", "--policy", policy, "--episodes", "1",
+                       "--workers", "1", "--tracking-uri", tracked_store, "--json",
+                         str(json_path))  # fmt: skip
     assert code == 0, err
-    assert "survival" in out
+    # The registered version is the trained policy: the same episode as the local one.
+    (registered,) = json.loads(json_path.read_text())["episodes"][LEARNER]
+    local = evaluate(EvaluateRequest(policy=str(trained), episodes=1, workers=1), None)
+    expected = local.results[LEARNER][0].to_dict()
+    for key in ("seed", "steps", "fell", "distance", "return"):
+        assert registered[key] == expected[key], key
 
 
 # --- pieces ---------------------------------------------------------------------------

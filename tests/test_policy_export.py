@@ -15,6 +15,7 @@ import pytest
 from datasets import open_dataset
 from models import load_policy
 from models.exported import EXPORT_FILE, load_exported
+from models.exported import runner_for as runner_of_the_runtime
 from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.cli import main
 from pipeline.core.recorded_inputs import sample_inputs
@@ -102,8 +103,13 @@ def test_evaluate_runs_an_exported_policy_in_closed_loop(exports, trained, tmp_p
         reports[name] = json.loads(json_path.read_text())
     for name in ("onnx", "litert"):
         assert reports[name]["seeds"] == reports["keras"]["seeds"]
-        steps = [e["steps"] for e in reports[name]["episodes"]["learner"]]
-        assert all(s > 0 for s in steps)
+        for got, want in zip(reports[name]["episodes"]["learner"],
+                             reports["keras"]["episodes"]["learner"], strict=True):  # fmt: skip
+            # The same episode as the Keras policy's, up to the runtime's rounding.
+            assert (got["seed"], got["steps"], got["fell"]) == (
+                want["seed"], want["steps"], want["fell"])  # fmt: skip
+            assert got["return"] == pytest.approx(want["return"], rel=1e-4)
+            assert got["distance"] == pytest.approx(want["distance"], abs=1e-4)
 
 
 def test_export_json_report_and_training_run_beside(exports, trained, tmp_path):
@@ -168,6 +174,45 @@ def test_data_of_another_env_is_refused(trained, tmp_path, capsys):
                        str(walk), "--out", str(tmp_path / "x"))  # fmt: skip
     assert code == 2 and "HumanoidWalk" in err and "HumanoidRun" in err
     assert not (tmp_path / "x").exists()
+
+
+def _perturbed_runner(monkeypatch, change) -> None:
+    """Every runtime the parity check opens returns its actions changed by ``change``."""
+    import models.exported as exported
+
+    def runner_for(fmt, model_path, spec):
+        run = runner_of_the_runtime(fmt, model_path, spec)
+        return lambda *batch: change(np.array(run(*batch), dtype=np.float64))
+
+    monkeypatch.setattr(exported, "runner_for", runner_for)
+
+
+def _one_entry(actions: np.ndarray) -> np.ndarray:
+    actions[-1, -1] += 3e-4  # one action of one state, 3x the real tolerance
+    return actions
+
+
+def test_the_parity_gate_refuses_an_export_off_by_more_than_its_tolerance(
+    trained, tmp_path, capsys, monkeypatch
+):
+    """At the real tolerance (1e-4): one action of one recorded state off by 3e-4 is refused,
+    naming the difference; every action off by 5e-5 passes, and the report says 5e-5."""
+    import pipeline.stages.policy_export as stage
+
+    assert stage.FLOAT_TOLERANCE == 1e-4
+    _perturbed_runner(monkeypatch, _one_entry)
+    code, _, err = cli(capsys, "policy", "export", str(trained), "--format", "saved_model",
+                       "--states", "50", "--out", str(tmp_path / "off"))  # fmt: skip
+    assert code == 2 and "differs from the Keras policy by up to 0.0003 " in err, err
+    assert "(allowed 0.0001); nothing written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    _perturbed_runner(monkeypatch, lambda actions: actions + 5e-5)
+    code, _, err = cli(capsys, "policy", "export", str(trained), "--format", "saved_model",
+                       "--states", "50", "--out", str(tmp_path / "near"))  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "near" / EXPORT_FILE).read_text())
+    assert record["max_abs_diff"] == pytest.approx(5e-5, abs=2e-6)
+    assert record["mean_abs_diff"] == pytest.approx(5e-5, abs=2e-6)
 
 
 def test_an_export_that_fails_parity_leaves_nothing(trained, tmp_path, capsys, monkeypatch):

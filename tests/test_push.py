@@ -118,6 +118,35 @@ def test_evaluate_push_reports_it_and_pushes_every_policy_alike(policy, tmp_path
     assert data["env_kwargs"]["push"] == {"impulse": 30.0, "time": None}
 
 
+def test_evaluate_push_reaches_the_learner_and_the_expert_on_each_seed(policy):
+    """Evaluating with --push runs every policy's episodes in the pushed simulation: each
+    episode is the one a direct rollout in ``gym.make(..., push=...)`` gives on its seed,
+    and not the unpushed one."""
+    from pipeline.rollout.episodes import run_episode
+    from pipeline.rollout.policies import ExpertPolicy
+    from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.stages.evaluate import EXPERT, LEARNER, EvaluateRequest, evaluate, learner_policy
+
+    def evaluated(push: str | None) -> dict:
+        request = EvaluateRequest(policy=str(policy), episodes=2, workers=1, compare_expert=True,
+                                  push=push)  # fmt: skip
+        return evaluate(request, tracking_uri=None).results
+
+    plain, pushed = evaluated(None), evaluated("40@0.1")
+    acting = {LEARNER: learner_policy(resolve_policy_source(str(policy), None)),
+              EXPERT: ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[RUN]))}  # fmt: skip
+    env = gym.make(RUN, push={"impulse": 40.0, "time": 0.1})
+    for name, actor in acting.items():
+        for episode, unpushed in zip(pushed[name], plain[name], strict=True):
+            assert episode.seed == unpushed.seed and episode.steps > 6  # alive at 0.1 s
+            direct = run_episode(env, actor, episode.seed)
+            assert (episode.steps, episode.fell) == (direct.steps, direct.fell), name
+            assert episode.ret == pytest.approx(direct.ret, rel=1e-9), name
+            assert episode.distance == pytest.approx(direct.distance, rel=1e-9, abs=1e-9)
+            assert episode.ret != pytest.approx(unpushed.ret, rel=1e-6), name
+    env.close()
+
+
 @pytest.mark.parametrize(
     ("value", "words"),
     [("-3", "the impulse must be a number >= 0"), ("abc", "not IMPULSE[@TIME]"),

@@ -1,25 +1,23 @@
-"""``--backend ray`` against real Ray clusters started here: a head on 127.0.0.1 for the
-session (``ray start --head``), and a two-node cluster (``ray.cluster_utils.Cluster``).
+"""``--backend ray`` against real Ray clusters started here, on loopback only
+(``tests/ray_cluster.py``): a head for the module (``ray start --head``), and a two-node
+cluster (``ray.cluster_utils.Cluster``).
 Episodes and recordings on Ray equal the local ones; a killed worker is replaced and its
 episodes run again, counted once; trials of ``tune`` run as Ray tasks with their MLflow runs
 nested; bad addresses and a SQLite store on several nodes are one line each."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ray_cluster import free_port, start_head, start_two_nodes
 
 import sim
 from datasets import open_dataset
@@ -37,7 +35,6 @@ ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip ins
 pytestmark = pytest.mark.xdist_group("ray")
 
 RUN = "sim/HumanoidRun-v0"
-RAY = Path(sys.executable).parent / "ray"
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -46,47 +43,12 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the Ray head did not open port {port} within {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
-    """A one-node Ray cluster on this machine for these tests: ``HOST:PORT`` of its head."""
-    port = _free_port()
-    # Short: Ray's socket paths inside it must stay under the OS limit.
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}",
-                             "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                             "--include-dashboard=false", f"--temp-dir={temp_dir}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _wait_for(port, 60)
-        yield f"127.0.0.1:{port}"
-    finally:
-        # The head's daemons share its process group; a SIGTERM lets it stop them.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # measured: it may not stop within 30 s
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+    """A one-node Ray cluster on this machine's loopback for these tests: ``HOST:PORT`` of
+    its head."""
+    with start_head() as (address, _process):
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +157,8 @@ def test_a_worker_killed_during_evaluate_is_replaced_and_its_episodes_run_once(r
 # Two DAgger runs (about 30 s): with the slow tests (python3 tasks.py bench).
 @pytest.mark.slow
 def test_dagger_on_ray_aggregates_the_local_episodes(ray_head, run_data, tmp_path):
-    from pipeline.algorithms.dagger import DaggerConfig, dagger
+    from pipeline.algorithms.dagger import dagger
+    from pipeline.algorithms.dagger_config import DaggerConfig
     from pipeline.training.config import load_config
 
     train_config = load_config(None, ["model.hidden_sizes=[16,16]", "data.batch_size=256",
@@ -253,16 +216,9 @@ def test_tune_on_ray_runs_its_trials_as_ray_tasks(ray_head, run_data, tmp_path, 
 
 @pytest.fixture
 def two_nodes() -> Iterator[str]:
-    """A head and a worker node (one CPU each), both on this machine."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        yield cluster.address
-    finally:
-        cluster.shutdown()
+    """A head and a worker node (one CPU each), both on this machine's loopback."""
+    with start_two_nodes() as address:
+        yield address
 
 
 def test_two_nodes_record_the_local_episodes_and_refuse_a_sqlite_store(
@@ -302,7 +258,7 @@ def test_an_unreachable_address_fails_in_seconds(command, run_data, policy, tmp_
     args = [a.format(tmp=tmp_path, policy=policy, data=run_data, space=space) for a in command]
     start = time.monotonic()
     code, _, err = cli(capsys, *args, "--backend", "ray", "--ray-address",
-                       f"127.0.0.1:{_free_port()}")  # fmt: skip
+                       f"127.0.0.1:{free_port()}")  # fmt: skip
     assert time.monotonic() - start < 15
     assert code == 2
     assert err.count("\n") == 1 and "not reachable (connection refused)" in err

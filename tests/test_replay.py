@@ -43,7 +43,8 @@ def walk_dart(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run_dart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two run episodes recorded one after the other in one process, as the replay runs
-    them: the run environment keeps a trace of earlier episodes (BENCHMARKS.md "Replay")."""
+    them: the run environment keeps a trace of earlier episodes
+    (docs/benchmarks/reproducibility.md)."""
     path = tmp_path_factory.mktemp("replay") / "run.h5"
     assert main(["record", "--env", RUN, "--episodes", "2", "--noise", "0.1", "--workers", "1",
                  "--out", str(path)]) == 0  # fmt: skip

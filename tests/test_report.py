@@ -5,6 +5,7 @@ video has a duration and plays; a screenshot is kept in ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -72,19 +73,58 @@ def test_the_page_holds_every_part_and_fetches_nothing(report_page, walk_run):
     pngs = len(list((walk_run / "plots").glob("*.png")))
     pngs += len(list((walk_run / "evaluation" / "plots").glob("*.png")))
     assert text.count('src="data:image/png;base64,') == pngs + 1  # + the phase chart
-    # The numbers are the evaluation's: its survival cells appear in the results table.
-    learner = evaluation["summary"]["learner"]
-    assert f"{100 * learner['survival_rate']:.0f}%" in text
-    # The six episodes sorted into five phase bins by the start phase each one recorded.
-    phases = [e["start_phase"] for e in evaluation["episodes"]["learner"]]
+    # The numbers are the evaluation's episodes: the survival row holds, per policy, the
+    # share of its episodes that did not fall (cell by cell, so "100%" cannot pass for "0%").
+    episodes = evaluation["episodes"]
+    names = list(evaluation["summary"])
+    assert names == ["learner", "expert", "random"]
+    assert any(e["fell"] for e in episodes["random"])  # falls to count: the check can bite
+    survival = []
+    for name in names:
+        kept = sum(not e["fell"] for e in episodes[name])
+        low, high = evaluation["summary"][name]["survival_ci95"]
+        survival.append(
+            f"{round(100 * kept / len(episodes[name]))}% [{100 * low:.0f}-{100 * high:.0f}]"
+        )
+    results = _rows(_section(text, "Results against the expert and a random policy"))
+    assert ["survival [95% CI]", *survival] in results
+    # The six episodes sorted into five phase bins by the start phase each one recorded;
+    # per bin and policy the episodes that did not fall, of those that started there.
+    phases = [e["start_phase"] for e in episodes["learner"]]
     assert len(phases) == 6 and all(0.0 <= p < 1.0 for p in phases)
-    for k in range(5):
-        count = sum(k / 5 <= p < (k + 1) / 5 for p in phases)
-        assert f"<tr><td>{k / 5:.1f}-{(k + 1) / 5:.1f}</td><td>{count}</td>" in text
-    assert "learner survived" in text and "expert survived" in text
+    header, *rows = _rows(_section(text, "By start phase of the gait"))
+    assert header == ["start phase", "episodes"] + [
+        f"{name} {what}" for name in names for what in ("survived", "distance m")]  # fmt: skip
+    assert len(rows) == 5
+    for k, row in enumerate(rows):
+        chosen = {name: [e for e in episodes[name] if k / 5 <= e["start_phase"] < (k + 1) / 5]
+                  for name in names}  # fmt: skip
+        count = len(chosen["learner"])
+        assert row[:2] == [f"{k / 5:.1f}-{(k + 1) / 5:.1f}", str(count)]
+        for name, (survived, distance) in zip(
+            names, zip(row[2::2], row[3::2], strict=True), strict=True
+        ):
+            if not count:
+                assert (survived, distance) == ("-", "-")
+                continue
+            assert survived == f"{sum(not e['fell'] for e in chosen[name])}/{count}", (name, k)
+            mean = sum(e["distance"] for e in chosen[name]) / count
+            assert float(distance) == pytest.approx(mean, abs=0.051), (name, k)
     assert f"pipeline evaluate --policy {walk_run}" in text
     assert f"pipeline train --data {walk_run.parent / 'walk.h5'}" in text
     assert "pipeline record --env sim/HumanoidWalk-v0 --episodes 2 --seed 0" in text
+
+
+def _section(text: str, title: str) -> str:
+    """The HTML of the page's section titled ``title``, up to the next section."""
+    return text.split(f"<h2>{html.escape(title)}</h2>", 1)[1].split("<h2>", 1)[0]
+
+
+def _rows(section: str) -> list[list[str]]:
+    """The cells (header and body) of the first table in ``section``, as text."""
+    table = section.split("</table>", 1)[0]
+    return [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table)]  # fmt: skip
 
 
 def test_a_training_run_without_evaluation_says_how_to_get_one(walk_run, tmp_path, capsys):

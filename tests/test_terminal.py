@@ -215,8 +215,10 @@ def test_piped_commands_print_only_their_own_lines(piped_run):
 
 def test_piped_commands_print_plain_progress(piped_run):
     record = piped_run["record"].splitlines()
-    assert "record: started" in record
-    assert any(re.match(r"record: 2/2 .*steps/s.* done$", line) for line in record)
+    assert "record episodes: started" in record
+    # Each number says what it counts.
+    assert any(re.match(r"record episodes: 2/2 kept, \d+ dropped \(the expert fell\), "
+                        r"\d+ steps/s \(\d+ s\) done$", line) for line in record)  # fmt: skip
     train = piped_run["train"].splitlines()
     assert "train epochs: started (2)" in train
     assert any(re.match(r"train epochs: 2/2 loss .* done$", line) for line in train)

@@ -66,6 +66,75 @@ def test_narrow_keeps_the_best_quarter_on_the_coarse_scale() -> None:
     assert single.low < 1e-2 < single.high
 
 
+def test_a_maximizing_narrow_keeps_the_highest_quarter() -> None:
+    """The closed-loop objective is maximized: the fine space is the span of the trials that
+    scored highest, not lowest."""
+    lr = Param("optimizer.learning_rate", "log_uniform", 1e-4, 1e-1)
+    act = Param("model.activation", "choice", choices=("relu", "tanh", "elu"))
+    size = Param("data.batch_size", "int", 16, 512)
+    rows = [(1e-3, "relu", 64, 0.1), (2e-3, "tanh", 80, 0.2), (5e-2, "elu", 500, 0.9),
+            (1e-4, "elu", 20, 0.8), (3e-2, "relu", 400, 0.7), (4e-4, "elu", 30, 0.6),
+            (9e-2, "tanh", 100, 0.5), (2e-4, "relu", 200, 0.4)]  # fmt: skip
+    trials = [({"optimizer.learning_rate": v, "model.activation": a, "data.batch_size": b}, score)
+              for v, a, b, score in rows]  # fmt: skip
+    fine_lr, fine_act, fine_size = narrow([lr, act, size], trials, maximize=True)
+    # Highest quarter (2 of 8): scores 0.9 and 0.8, lr 5e-2 and 1e-4, elu both, batch 500, 20.
+    assert (fine_lr.low, fine_lr.high) == pytest.approx((1e-4, 5e-2))
+    assert fine_act.choices == ("elu",)
+    assert (fine_size.low, fine_size.high) == (20, 500)
+
+
+def _fake_trials(score):
+    """``run_trials`` without training: each trial's objective is ``score(params)``."""
+    from pipeline.workflows.tune.trial import TrialResult
+
+    def run_trials(tasks, workers, backend):
+        for task in tasks:
+            value = score(task.params)
+            yield task, TrialResult(task.number, task.stage, task.params, value, math.nan,
+                                    0.0, 0.0, closed_loop={"survival": value})  # fmt: skip
+
+    return run_trials
+
+
+@pytest.mark.parametrize("objective", ["closed_loop", "val_loss"])
+def test_the_study_narrows_around_and_publishes_its_best_trials(
+    run_data, space, tmp_path, monkeypatch, objective
+):
+    """The closed-loop objective is maximized, the validation loss minimized: the fine stage
+    searches where the best coarse trials were and the best trial is the highest (lowest)."""
+    import pipeline.workflows.tune.study as study
+
+    sign = 1.0 if objective == "closed_loop" else -1.0  # the better the larger learning rate
+    monkeypatch.setattr(study, "run_trials", _fake_trials(
+        lambda p: sign * math.log10(p["optimizer.learning_rate"])))  # fmt: skip
+    request = study.TuneRequest(data=run_data, space=space, out=tmp_path / "study", trials=8,
+                                fine_trials=4, objective=objective,
+                                overrides=list(TINY))  # fmt: skip
+    result = study.run_tune(request)
+    assert result.direction == ("maximize" if objective == "closed_loop" else "minimize")
+    coarse = sorted(t["params"]["optimizer.learning_rate"] for t in result.trials
+                    if t["stage"] == "coarse")  # fmt: skip
+    assert len(coarse) == 8 and len(result.trials) == 12
+    # The best quarter of the coarse stage is its two largest learning rates: the fine range
+    # spans them (widened to a tenth of the coarse range, on the log scale, if closer).
+    fine = {k: v for item in result.stages["fine"] for k, v in item.items()}
+    low, high = fine["optimizer.learning_rate"]["log_uniform"]
+    middle = math.sqrt(coarse[-2] * coarse[-1])
+    assert low == pytest.approx(max(1e-4, min(coarse[-2], middle / 10**0.1)))
+    assert high == pytest.approx(min(1e-2, max(coarse[-1], middle * 10**0.1)))
+    for trial in result.trials:
+        if trial["stage"] == "fine":
+            assert low <= trial["params"]["optimizer.learning_rate"] <= high
+    best_lr = max(t["params"]["optimizer.learning_rate"] for t in result.trials)
+    assert result.best["params"]["optimizer.learning_rate"] == best_lr
+    assert result.best["value"] == max(sign * t["value"] for t in result.trials) * sign
+    config = load_config(Path(result.best_config))
+    assert config.optimizer.learning_rate == pytest.approx(best_lr)
+    saved = json.loads((tmp_path / "study" / "tune.json").read_text())
+    assert saved["best"]["number"] == result.best["number"]
+
+
 def test_choices_may_be_lists_and_decode_to_config_values() -> None:
     param = parse_param("model.hidden_sizes", {"choice": [[32, 32], [64]]}, "f")
     dist = param.distribution()

@@ -2,7 +2,8 @@
 
 The same labels fitted twice can walk several points apart: refits of a 20,000-label walk
 aggregate from scratch, with nothing but the training seed changed, survived 66-77% of
-300 held-out starts (BENCHMARKS.md, "choosing the final fit in closed loop"), and their
+300 held-out starts (docs/benchmarks/walk-dagger.md, "choosing the final fit in closed
+loop"), and their
 survival on 200 seeds apart ranked them as the held-out seeds did (Spearman 0.85 over 12
 candidates). Each candidate (given policies and fits
 from scratch with training seeds ``seed, seed + SEED_STRIDE, ...``) is scored by the one

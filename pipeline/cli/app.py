@@ -15,6 +15,7 @@ from pipeline.cli import (
     data,
     envs,
     evaluate,
+    help_format,
     motion,
     policy,
     quickstart,
@@ -35,28 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-
-
-def _flags_without_type() -> None:
-    """Leave the ``<bool>`` out of the help of flags (``--help``, ``--overwrite``).
-
-    Typer 0.29's rich help prints the value type of every option, flags included, while
-    its plain help (like click's) prints none for options that take no value.
-    """
-    from typer.core import TyperOption
-
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None or getattr(shown, "flags_hidden", False):
-        return
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag or self.count else shown(self, ctx)
-
-    display_type_rich.flags_hidden = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_flags_without_type()
+help_format.install()
 
 # Registered in the order `pipeline --help` lists them.
 app.command(name="rollout")(rollout.rollout_command)

@@ -11,7 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import ActionNoiseOption, Overwrite, Push, TrackingUri
+from pipeline.cli.options import (
+    ActionNoiseOption,
+    EpisodeSeed,
+    EpisodesPerPolicy,
+    JsonOut,
+    NoTrack,
+    Overwrite,
+    Push,
+    TrackingUri,
+    Workers,
+)
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
@@ -124,23 +134,23 @@ def compare_command(
     policy: Annotated[
         list[str] | None, typer.Option(help="A single policy, its own group; repeatable.")
     ] = None,
-    episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
-    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    episodes: EpisodesPerPolicy = 40,
+    seed: EpisodeSeed = 1000,
+    workers: Workers = 2,
     push: Push = None,
     action_noise: ActionNoiseOption = 0.0,
     out: Annotated[
         Path | None, typer.Option(help="Directory for compare.json and compare.png.")
     ] = None,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Compare without MLflow tracking.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Evaluate several policies or groups of policies on the same seeds: per group the
-    mean over its policies with a 95% interval, per policy its own row."""
+    """Compare policies and groups of policies on the same seeds.
+
+    Per group the mean over its policies with a 95% interval, per policy its own row.
+    """
     from pipeline.stages.compare import CompareRequest, check_request, parse_groups
     from pipeline.tracking import prepare
 

@@ -13,7 +13,7 @@ PAGE = Path("docs") / "config-reference.md"
 
 def reference() -> str:
     """The page's Markdown."""
-    from pipeline.algorithms.dagger import DaggerConfig
+    from pipeline.algorithms.dagger_config import DaggerConfig
     from pipeline.core.config_docs import reference_markdown
     from pipeline.stages.motion.config import MotionFitConfig
     from pipeline.training.config import TrainConfig

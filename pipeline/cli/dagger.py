@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.algorithms.dagger import DaggerConfig
+from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.cli.config_options import config_options, option_error
-from pipeline.cli.options import BackendKind, NoTrack, Overwrite, RayAddress, TrackingUri
+from pipeline.cli.options import BackendKind, JsonOut, NoTrack, Overwrite, RayAddress, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
@@ -172,7 +172,7 @@ def dagger_command(
     ] = False,
     no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
     show_config: ShowConfig = False,
     config_values: dict[str, Any] | None = None,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite
+from pipeline.cli.options import JsonOut, Overwrite
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
@@ -147,7 +147,7 @@ def inspect_command(
     verify: Annotated[
         bool, typer.Option(help="Re-compute every checksum; exit 1 if any episode is bad.")
     ] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    json_out: JsonOut = None,
     contact_sheet: Annotated[
         Path | None,
         typer.Option(help="Write a PNG of camera frames: the first 4 episodes, 6 frames each."),
@@ -164,7 +164,11 @@ def inspect_command(
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Show what a demonstration file holds: episodes, steps, survival, ranges, arguments."""
+    """Show what a demonstration file holds.
+
+    Episodes, steps, survival, per-dimension ranges and the recording's arguments; --verify
+    checks every episode's checksum, --replay re-simulates episodes.
+    """
     if episodes is not None and not replay:
         raise PipelineError("--episodes: only with --replay")
     code = run_inspect_command(path, verify, json_out, make_console(), overwrite, contact_sheet,
@@ -182,7 +186,7 @@ def export_command(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:
-    """Export a demonstration file to another format (a Minari dataset)."""
+    """Export a demonstration file to a Minari dataset."""
     from datasets.interchange import MinariExistsError, export_minari
 
     _check_format(format)
@@ -204,7 +208,7 @@ def import_command(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
-    """Import a dataset from another format (Minari) into a demonstration file."""
+    """Import a Minari dataset into a demonstration file."""
     from datasets.interchange import import_minari
     from pipeline.core.outputs import check_output_path
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from pipeline.cli.options import Overwrite
+from pipeline.cli.options import JsonOut, Overwrite
 from pipeline.cli.progress import make_console
 from pipeline.core.outputs import check_output_path, write_json
-
-if TYPE_CHECKING:
-    pass
 
 
 def list_envs(console: Console, json_path: Path | None, overwrite: bool = False) -> None:
@@ -41,20 +38,31 @@ def list_envs(console: Console, json_path: Path | None, overwrite: bool = False)
             })  # fmt: skip
         finally:
             env.close()
-    table = Table(title="environments")
-    for column in ("env id", "observation", "action", "episode", "expert", "what"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["env_id"], str(row["observation_dim"]), str(row["action_dim"]),
-                      row["episode"], str(row["expert"]), row["what"])  # fmt: skip
-    console.print(table)
+    console.print(envs_table(rows))
     if json_path is not None:
         write_json(json_path, {"command": "envs", "environments": rows})
         console.print(f"json: {json_path}")
 
 
+def envs_table(rows: list[dict[str, Any]]) -> Table:
+    """One row per environment; ids and expert names are never cut or wrapped, what the
+    task is goes under its id (so that the table reads at 80 columns)."""
+    table = Table(title="environments (obs, act: dimensions of observation and action)")
+    table.add_column("env id / task", min_width=len(max((r["env_id"] for r in rows), key=len)))
+    for column in ("obs", "act"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("episode")
+    table.add_column("expert", no_wrap=True)
+    for row in rows:
+        what = Text(row["env_id"])
+        what.append(f"\n{row['what']}", style="dim")
+        table.add_row(what, str(row["observation_dim"]), str(row["action_dim"]),
+                      row["episode"], str(row["expert"]))  # fmt: skip
+    return table
+
+
 def envs_command(
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the list as JSON.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
     """List the environments and their shipped experts."""

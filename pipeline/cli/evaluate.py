@@ -11,10 +11,17 @@ from rich.console import Console
 from pipeline.cli.options import (
     ActionNoiseOption,
     BackendKind,
+    EpisodeSeconds,
+    EpisodeSeed,
+    EpisodesPerPolicy,
+    JsonOut,
+    NoTrack,
     Overwrite,
+    PolicySource,
     Push,
     RayAddress,
     TrackingUri,
+    Workers,
 )
 from pipeline.cli.progress import StageProgress, make_console
 
@@ -68,29 +75,20 @@ def run_evaluate_command(
 
 
 def evaluate_command(
-    policy: Annotated[
-        str,
-        typer.Option(
-            help="Policy directory, training run directory, runs:/<id>/policy or "
-            "models:/NAME/VERSION."
-        ),
-    ],
+    policy: PolicySource,
     env: Annotated[
         str | None, typer.Option(help="Environment (default: the one the policy trained on).")
     ] = None,
-    episodes: Annotated[int, typer.Option(help="Episodes per policy (>= 1).")] = 40,
-    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 1000,
-    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 2,
+    episodes: EpisodesPerPolicy = 40,
+    seed: EpisodeSeed = 1000,
+    workers: Workers = 2,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
     start_phase: Annotated[
         str | None,
         typer.Option(help="Motion envs only: 'random' (default), '0' or a phase in [0, 1)."),
     ] = None,
-    episode_seconds: Annotated[
-        float | None,
-        typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
-    ] = None,
+    episode_seconds: EpisodeSeconds = None,
     compare_expert: Annotated[
         bool, typer.Option(help="Also run the expert and a random policy on the same seeds.")
     ] = False,
@@ -106,14 +104,16 @@ def evaluate_command(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Directory for the report and plots.")] = None,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Evaluate without MLflow tracking.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Roll a trained policy out in the simulation: survival, distance, error vs the expert."""
+    """Roll a trained policy out and measure how well it walks.
+
+    Survival, distance, speed, pose reward and action error against the expert, with 95%
+    intervals; --compare-expert runs the expert and a random policy on the same seeds.
+    """
     from pipeline.rollout.cluster import parse_backend
     from pipeline.stages.evaluate import EvaluateRequest
 

@@ -10,14 +10,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import (
+    EpisodeSeconds,
+    EpisodeSeed,
+    JsonOut,
+    NoTrack,
+    Overwrite,
+    TrackingUri,
+    Workers,
+)
 from pipeline.cli.progress import make_console
+from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
 
 motion_app = typer.Typer(
-    help="The motion-imitation lab: learn a clip as phase -> joint angles, then play it "
-    "kinematically and in physics (open loop) beside closed-loop policies.",
+    help="The motion-imitation lab: learn a clip, then play it.\n\nLearn a clip as phase -> "
+    "joint angles, then play it kinematically and in physics (open loop) beside closed-loop "
+    "policies.",
     no_args_is_help=True,
 )
 
@@ -53,13 +63,17 @@ def fit_command(
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/motion-<skill>-...).")
     ] = None,
-    no_track: Annotated[bool, typer.Option("--no-track", help="Fit without MLflow.")] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
+    show_config: ShowConfig = False,
 ) -> None:
-    """Learn a skill's clip as phase -> joint angles (Dense 75-50, leaky ReLU, Adam, full
-    batch, as in the course's lab); per-joint error, plots and the model, in MLflow."""
+    """Learn a skill's clip as phase -> joint angles.
+
+    Dense 75-50, leaky ReLU, Adam, full batch, as in the course's lab; per-joint error,
+    plots and the model, in MLflow.
+    """
     from pipeline.stages.motion.config import load_motion_config
     from pipeline.stages.motion.fit import check_fit_out, fit_motion
     from sim.skills import SKILLS
@@ -72,6 +86,9 @@ def fit_command(
             extra.append(f"{key}={value}")
     cfg = load_motion_config(config, extra)
     _clip_option(clip)
+    if show_config:
+        print_configs(make_console(), {"pipeline motion fit": cfg})
+        return
     out = out or Path("runs") / (
         f"motion-{cfg.skill}-seed{cfg.seed}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
@@ -116,13 +133,11 @@ def _print_fit(console: Console, result: Any) -> None:
 def play_command(
     motion: Annotated[Path, typer.Argument(help="A `motion fit` run directory (or its model).")],
     episodes: Annotated[int, typer.Option(help="Physics episodes per player.")] = 10,
-    seed: Annotated[int, typer.Option(help="First episode seed.")] = 0,
+    seed: EpisodeSeed = 0,
     start_phase: Annotated[
         str, typer.Option(help="'random' (a phase per seed) or a phase in [0, 1).")
     ] = "random",
-    episode_seconds: Annotated[
-        float | None, typer.Option(help="Episode limit, simulated seconds (default: skill's).")
-    ] = None,
+    episode_seconds: EpisodeSeconds = None,
     policy: Annotated[
         Path | None,
         typer.Option(help="A trained closed-loop policy (pipeline train run) to play beside."),
@@ -131,12 +146,15 @@ def play_command(
         Path | None, typer.Option(help="Write the videos and play.json into this new directory.")
     ] = None,
     video_cycles: Annotated[float, typer.Option(help="Clip cycles in the kinematic video.")] = 2.0,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    workers: Workers = 2,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Replay a learned motion: kinematically beside the clip (video), and in physics as
-    open-loop PD targets next to the clip's own targets and closed-loop policies."""
+    """Replay a learned motion, kinematically and in physics.
+
+    Kinematically beside the clip (a video), and in physics as open-loop PD targets next to
+    the clip's own targets and closed-loop policies.
+    """
     from pipeline.stages.motion.play import PlayRequest, check_play_request, play_motion
 
     request = PlayRequest(motion=motion, episodes=episodes, seed=seed, start_phase=start_phase,

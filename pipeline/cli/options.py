@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -68,3 +69,31 @@ RayAddress = Annotated[
 
 NoTrack = Annotated[bool, typer.Option("--no-track", help="Run without MLflow tracking.")]
 """The ``--no-track`` option of every tracked command."""
+
+JsonOut = Annotated[
+    Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+]
+"""The ``--json`` option of every command that reports results."""
+
+Workers = Annotated[int, typer.Option(help="Worker processes running whole episodes.")]
+"""The ``--workers`` option of the commands that run episodes (each its own default)."""
+
+EpisodeSeed = Annotated[int, typer.Option("--seed", help="Episode i is reset with seed + i.")]
+"""The ``--seed`` option of the commands that run a range of episode seeds."""
+
+EpisodesPerPolicy = Annotated[int, typer.Option("--episodes", help="Episodes per policy (>= 1).")]
+"""The ``--episodes`` option of the commands that evaluate policies on the same seeds."""
+
+EpisodeSeconds = Annotated[
+    float | None,
+    typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
+]
+"""The ``--episode-seconds`` option of the commands that run episodes."""
+
+POLICY_SOURCES = (
+    "policy directory, training run directory, runs:/<id>/policy or models:/NAME/VERSION"
+)
+"""Where a policy may come from: the help of every option or argument that names one."""
+
+PolicySource = Annotated[str, typer.Option("--policy", help=f"The {POLICY_SOURCES}.")]
+"""The ``--policy`` option of the commands that evaluate a trained policy."""

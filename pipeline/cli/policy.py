@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import POLICY_SOURCES, JsonOut, Overwrite, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.outputs import check_output_path, write_json
 
@@ -21,10 +21,7 @@ policy_app = typer.Typer(
 def export_command(
     policy: Annotated[
         str,
-        typer.Argument(
-            help="Policy directory, training run directory, runs:/<id>/policy or "
-            "models:/NAME/VERSION."
-        ),
+        typer.Argument(help=f"The {POLICY_SOURCES}."),
     ],
     fmt: Annotated[str, typer.Option("--format", help="saved_model, onnx or litert.")],
     out: Annotated[Path, typer.Option(help="Directory to create (must not exist).")],
@@ -36,12 +33,15 @@ def export_command(
         ),
     ] = None,
     states: Annotated[int, typer.Option(help="Recorded states the check runs on.")] = 1000,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Export a policy (normalization inside: raw observations in, raw actions out) with
-    its spec beside it, after checking it against the Keras policy on recorded states."""
+    """Export a policy for another runtime (SavedModel, ONNX, LiteRT).
+
+    Normalization inside (raw observations in, raw actions out), its spec beside it, after
+    checking it against the Keras policy on recorded states.
+    """
     from pipeline.stages.policy_export import ExportRequest, check_request, export_policy
 
     request = ExportRequest(policy=policy, format=fmt, out=out, quantize=quantize,

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import TrackingUri
+from pipeline.cli.options import NoTrack, TrackingUri, Workers
 from pipeline.cli.progress import StageProgress, make_console
+from pipeline.cli.record import progress_note
 
 if TYPE_CHECKING:
     from pipeline.workflows.quickstart import QuickstartConfig, QuickstartResult
@@ -40,7 +41,7 @@ def run_quickstart_command(
 
         def on_episode(summary: Any, episode: Any) -> None:
             progress.update(bars["record"], completed=summary.committed,
-                            note=f"dropped (expert fell) {summary.dropped_fell}")  # fmt: skip
+                            note=progress_note(summary))  # fmt: skip
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             val = metrics.get("val/loss", math.nan)
@@ -79,13 +80,15 @@ def quickstart_command(
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes per policy.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of recording and training.")] = 0,
     eval_seed: Annotated[int, typer.Option(help="First held-out evaluation seed.")] = 1000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Run without MLflow tracking.")
-    ] = False,
+    workers: Workers = 2,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Record walking demonstrations, train the default policy, evaluate it against the expert."""
+    """Record, train and evaluate a walking policy in one go.
+
+    Records expert walking demonstrations, trains the default policy on them and evaluates
+    it against the expert and a random policy; each run writes a new folder under --out.
+    """
     from pipeline.tracking import prepare
     from pipeline.workflows.quickstart import QuickstartConfig
 

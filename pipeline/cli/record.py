@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import BackendKind, RayAddress, from_command_line
+from pipeline.cli.options import (
+    BackendKind,
+    EpisodeSeconds,
+    JsonOut,
+    RayAddress,
+    Workers,
+    from_command_line,
+)
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import OVERWRITE_HINT, check_output_path, make_parent, write_json
@@ -84,16 +91,18 @@ def run_record_command(
         check_json_path(config, json_path)
     make_parent(config.out, "--out")
     with StageProgress(console) as progress:
-        bar = progress.add("record", total=None)
+        bar = progress.add("record episodes", total=None)
+        kept_falls = 0
 
         def advance(summary: RecordSummary, episode: Episode) -> None:
+            nonlocal kept_falls
+            kept_falls += bool(episode.fell and config.keep_failed)
             rate = summary.steps / max(progress.elapsed(bar), 1e-9)
-            falls = summary.dropped_fell + int(bool(episode.fell and config.keep_failed))
             progress.update(
                 bar,
                 completed=summary.committed,
-                total=summary.target_episodes - (summary.total_episodes or 0) or None,
-                note=f"{rate:.0f} steps/s, falls {falls}",
+                total=summary.target_episodes - summary.start_episodes or None,
+                note=f"{progress_note(summary, kept_falls)}, {rate:.0f} steps/s",
             )
 
         with cluster_session(config.backend):
@@ -108,6 +117,19 @@ def run_record_command(
                                "steps_per_s": summary.steps_per_s})  # fmt: skip
         console.print(f"json: {json_path}")
     return summary
+
+
+def progress_note(summary: RecordSummary, kept_falls: int = 0) -> str:
+    """What a recording's progress counts beside ``kept/target``: the attempts dropped
+    because the expert fell (or, with --keep-failed, the kept episodes in which it fell) and
+    those rejected for non-finite values: ``kept, 6 dropped (the expert fell)``."""
+    if kept_falls:
+        note = f"kept ({kept_falls} in which the expert fell)"
+    else:
+        note = f"kept, {summary.dropped_fell} dropped (the expert fell)"
+    if summary.rejected:
+        note += f", {summary.rejected} rejected (non-finite values)"
+    return note
 
 
 def summary_table(s: RecordSummary) -> Table:
@@ -144,7 +166,7 @@ def record_command(
     seed: Annotated[
         int, typer.Option(help="Base seed: attempt n uses a seed derived from (seed, n).")
     ] = 0,
-    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
+    workers: Workers = 1,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
     start_phase: Annotated[
@@ -154,13 +176,7 @@ def record_command(
             show_default="random",
         ),
     ] = None,
-    episode_seconds: Annotated[
-        float | None,
-        typer.Option(
-            help="Episode length, simulated s.",
-            show_default="the env's",
-        ),
-    ] = None,
+    episode_seconds: EpisodeSeconds = None,
     camera: Annotated[
         str | None,
         typer.Option(
@@ -198,9 +214,7 @@ def record_command(
         int | None,
         typer.Option(help="Give up after this many attempts.", show_default="10 x episodes + 10"),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the recording summary.")
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Record expert demonstrations into a crash-safe HDF5 file."""
     from pipeline.rollout.cluster import parse_backend

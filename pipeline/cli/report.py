@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.options import Overwrite, TrackingUri
+from pipeline.cli.options import NoTrack, Overwrite, TrackingUri
 from pipeline.cli.progress import make_console
 
 
@@ -23,13 +23,15 @@ def report_command(
         Path | None, typer.Option(help="The HTML file (default: RUN/report.html).")
     ] = None,
     overwrite: Overwrite = False,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Do not log the page to the run's MLflow run.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Write a self-contained HTML report (opens offline): results against expert and random,
-    survival by start phase, videos, learning curves, plots, config, data and commands."""
+    """Write one self-contained HTML page about a run (opens offline).
+
+    Results against the expert and a random policy, survival by start phase, videos,
+    learning curves, plots, config, data and the commands that reproduce it; logged to the
+    run's MLflow run.
+    """
     from pipeline.workflows.report import ReportRequest, build_report, check_request
 
     request = ReportRequest(run=run, out=out, overwrite=overwrite)

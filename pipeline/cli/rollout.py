@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cli.options import ActionNoiseOption, BackendKind, Overwrite, RayAddress
+from pipeline.cli.options import (
+    ActionNoiseOption,
+    BackendKind,
+    EpisodeSeconds,
+    EpisodeSeed,
+    JsonOut,
+    Overwrite,
+    RayAddress,
+    Workers,
+)
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.core.outputs import make_parent, write_json
 from pipeline.rollout.cluster import LOCAL, Backend
@@ -146,17 +155,14 @@ def rollout_command(
         str, typer.Option(help="'expert' (the env's shipped expert), 'random' or an expert name.")
     ] = "expert",
     episodes: Annotated[int, typer.Option(help="Number of episodes (>= 1).")] = 5,
-    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
+    seed: EpisodeSeed = 0,
     start_phase: Annotated[
         str | None,
         typer.Option(help="Motion envs only: '0' (default), 'random', or a phase in [0, 1)."),
     ] = None,
-    episode_seconds: Annotated[
-        float | None,
-        typer.Option(help="Episode limit, simulated seconds (default: the env's)."),
-    ] = None,
+    episode_seconds: EpisodeSeconds = None,
     action_noise: ActionNoiseOption = 0.0,
-    workers: Annotated[int, typer.Option(help="Worker processes running whole episodes.")] = 1,
+    workers: Workers = 1,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
     video: Annotated[
@@ -166,12 +172,14 @@ def rollout_command(
             "anywhere also <name>_first_fall: the last 3 s before its first fall."
         ),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write per-episode metrics and summary.")
-    ] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Roll a policy out in a simulated humanoid and report how it walks."""
+    """Roll a policy out in the simulation and report how it walks.
+
+    Per episode: steps, seconds survived, fall, distance, return and pose reward; --json
+    also keeps them per episode.
+    """
     from pipeline.rollout.cluster import parse_backend
 
     request = RolloutRequest(

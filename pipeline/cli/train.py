@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import NoTrack, TrackingUri
+from pipeline.cli.options import JsonOut, NoTrack, TrackingUri
 from pipeline.cli.progress import StageProgress, make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
@@ -196,13 +196,17 @@ def train_command(
     init_from: Annotated[str | None, typer.Option(help=_key("init.from_policy"))] = None,
     freeze: Annotated[int | None, typer.Option(help=_key("init.freeze"), min=0)] = None,
     keep_normalization: Annotated[bool, typer.Option(help=_key("init.keep_normalization"))] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    json_out: JsonOut = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing --json file (never a run directory).")
     ] = False,
     show_config: ShowConfig = False,
 ) -> None:
-    """Train a policy on recorded demonstrations (behaviour cloning), tracked in MLflow."""
+    """Train a policy on recorded demonstrations (behaviour cloning).
+
+    Without --config the measured recipe of the data's environment is the base; overrides
+    and options apply on top (--show-config prints the result). Tracked in MLflow.
+    """
     from datasets import DatasetError
     from pipeline.algorithms.train_config import TrainOptions, resolve_train_config
     from pipeline.training.inputs import open_training_data

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.options import BackendKind, Overwrite, RayAddress, TrackingUri
+from pipeline.cli.options import BackendKind, JsonOut, NoTrack, Overwrite, RayAddress, TrackingUri
 from pipeline.cli.progress import make_console
 from pipeline.core.outputs import check_output_path, write_json
 
@@ -47,13 +47,16 @@ def tune_command(
     resume: Annotated[
         bool, typer.Option(help="Continue the study in --out; finished trials are not repeated.")
     ] = False,
-    no_track: Annotated[bool, typer.Option("--no-track", help="Search without MLflow.")] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results.")] = None,
+    json_out: JsonOut = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Search the training config (Optuna random search, coarse then fine); every trial is a
-    real `pipeline train` run in its own process, the study resumable, MLflow runs nested."""
+    """Search the training config: random search, coarse then fine.
+
+    Optuna's random search; every trial is a real `pipeline train` run in its own process,
+    the study resumable, the trials' MLflow runs nested under the study's.
+    """
     from pipeline.rollout.cluster import cluster_session, parse_backend
     from pipeline.workflows.tune.study import TuneRequest, check_tune_request, run_tune
 

@@ -7,18 +7,12 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.options import TrackingUri
+from pipeline.cli.options import POLICY_SOURCES, NoTrack, TrackingUri
 from pipeline.cli.progress import make_console
 
 
 def visualize_command(
-    policy: Annotated[
-        str,
-        typer.Option(
-            help="Image policy: policy directory, training run directory, "
-            "runs:/<id>/policy or models:/NAME/VERSION."
-        ),
-    ],
+    policy: Annotated[str, typer.Option(help=f"The image policy: {POLICY_SOURCES}.")],
     data: Annotated[
         Path, typer.Option(help="Recording made with the policy's camera (record --camera).")
     ],
@@ -36,13 +30,14 @@ def visualize_command(
     clip_steps: Annotated[
         int, typer.Option(help="Steps from the episode's start in the saliency clip.")
     ] = 60,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Do not log the pictures to the policy's run.")
-    ] = False,
+    no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Show what an image policy looks at: first-layer filters, every convolution's feature
-    maps and a saliency map (how much each pixel moves the actions) over a clip."""
+    """Show what an image policy looks at.
+
+    Its first-layer filters, every convolution's feature maps and a saliency map (how much
+    each pixel moves the actions) over a clip; logged to the policy's MLflow run.
+    """
     from pipeline.stages.visualize import VisualizeRequest, check_request, visualize
 
     request = VisualizeRequest(policy=policy, data=data, out=out, episode=episode,

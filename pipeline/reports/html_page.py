@@ -70,10 +70,11 @@ def video(path: Path, caption: str) -> str:
             f"</video><figcaption>{esc(caption)}</figcaption></figure>")  # fmt: skip
 
 
-def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """The whole document."""
+def page(title: str, subtitle: str, sections: Sequence[Section], opening: str = "") -> str:
+    """The whole document; ``opening``: a paragraph under the title, before the sections."""
     parts = [f"<h2>{esc(s.title)}</h2>\n{s.body}" for s in sections]
+    first = f'<p class="opening">{esc(opening)}</p>\n' if opening else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p>\n"
+            f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p>\n{first}"
             + "\n".join(parts) + "\n</body></html>\n")  # fmt: skip

@@ -32,6 +32,11 @@ def _in_bin(episodes: list[EpisodeResult], low: float, high: float) -> list[Epis
     return [e for e in episodes if e.start_phase is not None and low <= e.start_phase < high]
 
 
+def _survivors(episodes: list[EpisodeResult]) -> int:
+    """The episodes that did not fall: the one count both the table and the chart show."""
+    return sum(not e.fell for e in episodes)
+
+
 def has_phases(results: dict[str, list[EpisodeResult]]) -> bool:
     """Whether the episodes know their start phase (motion-imitation envs)."""
     return any(e.start_phase is not None for episodes in results.values() for e in episodes)
@@ -53,7 +58,7 @@ def phase_rows(results: dict[str, list[EpisodeResult]],
             if not episodes:
                 row += ["-", "-"]
                 continue
-            survived = sum(not e.fell for e in episodes)
+            survived = _survivors(episodes)
             row += [f"{survived}/{len(episodes)}",
                     f"{np.mean([e.distance for e in episodes]):.1f}"]  # fmt: skip
         rows.append(row)
@@ -70,7 +75,7 @@ def plot_phase_survival(results: dict[str, list[EpisodeResult]], path: Path,
         rates = []
         for low, high in ranges:
             chosen = _in_bin(episodes, low, high)
-            rates.append(np.mean([not e.fell for e in chosen]) if chosen else np.nan)
+            rates.append(_survivors(chosen) / len(chosen) if chosen else np.nan)
         ax.bar(np.arange(bins) + (k - (len(results) - 1) / 2) * width, rates, width, label=name)
     ax.set_xticks(range(bins), [f"{a:.1f}-{b:.1f}" for a, b in ranges])
     ax.set_xlabel("start phase of the gait cycle")

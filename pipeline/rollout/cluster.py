@@ -3,7 +3,8 @@ Ray cluster (``--backend ray --ray-address ADDR``).
 
 Ray is an optional extra (``pip install '.[ray]'``) and the multi-machine engine, not the
 single-machine default: a one-node Ray cluster took 3.3 s to start and 820 MB at idle
-(BENCHMARKS.md). Ray's own client retries an unreachable address for minutes, printing
+(docs/benchmarks/speed-and-scaling.md). Ray's own client retries an unreachable address
+for minutes, printing
 warnings; :func:`parse_backend` opens a plain TCP connection first and fails in seconds
 with one line. Results do not depend on the backend: an episode is a function of its task.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import socket
@@ -107,15 +109,68 @@ def ray_connection(backend: Backend) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    with _local_only(backend.address):
+        try:
+            ray.init(address=backend.address, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise PipelineError(f"--ray-address {backend.address}: {message}") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+LOCAL_ONLY_RAY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Set to 0, Ray's local-only mode on Linux too: a head started with it and
+``--node-ip-address=127.0.0.1`` listens on loopback only (its GCS, raylet, agents, client
+server and workers), as everything this project starts on one machine should."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface."""
+    if host == "localhost":
+        return True
     try:
-        ray.init(address=backend.address, logging_level=logging.ERROR, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise PipelineError(f"--ray-address {backend.address}: {message}") from None
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _local_only(address: str | None) -> Iterator[None]:
+    """Connect to a head that listens on loopback only in Ray's local-only mode.
+
+    Ray replaces a loopback head address by this machine's network address (so that the
+    driver can be reached from other machines), where a head started in local-only mode
+    (:data:`LOCAL_ONLY_RAY`) does not listen. When the head answers on loopback and not on
+    that address, the driver runs in the same mode for the block (its own endpoints on
+    loopback too); a head that listens on every interface is left to Ray's default."""
+    import ray
+
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if address is None or address == "auto" or constants is None:
+        yield
+        return
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
+    if parsed.scheme or parsed.hostname is None or not is_loopback(parsed.hostname):
+        yield
+        return
+    network = ray.util.get_node_ip_address()
+    try:
+        with socket.create_connection((network, parsed.port or 0), timeout=CONNECT_TIMEOUT_S):
+            reachable = True
+    except OSError:
+        reachable = False
+    if reachable or is_loopback(network):
+        yield
+        return
+    saved = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False  # what LOCAL_ONLY_RAY=0 sets when Ray is imported
     try:
         yield
     finally:
-        ray.shutdown()
+        constants.ENABLE_RAY_CLUSTER = saved
 
 
 def alive_nodes() -> int:

@@ -12,7 +12,8 @@ The export is written into a hidden sibling directory, loaded back in its runtim
 recorded states (``--data``, by default the recording the policy was trained on) next to the
 Keras policy; a float export that differs by more than ``FLOAT_TOLERANCE`` anywhere is
 refused and nothing is left behind. int8 exports report their error without a bound
-(BENCHMARKS.md measures what it costs in closed loop). ``pipeline evaluate --policy DIR``
+(docs/benchmarks/export.md measures what it costs in closed loop).
+``pipeline evaluate --policy DIR``
 (or ``DIR/model.onnx`` ...) runs the export in closed loop.
 """
 

@@ -121,6 +121,8 @@ class RecordSummary:
     """Attempts run in this session."""
     steps: int = 0
     """Steps committed in this session."""
+    start_episodes: int = 0
+    """Episodes in the file when the session started."""
     total_episodes: int = 0
     """Episodes in the file at the end."""
     target_episodes: int = 0
@@ -252,6 +254,7 @@ def record(
         if config.mode != "resume":
             target = writer.episode_count + config.episodes
         summary.target_episodes = target
+        summary.start_episodes = writer.episode_count
         _record_into(writer, config, expert, worker_kwargs, target, summary, on_episode,
                      learner)  # fmt: skip
     except KeyboardInterrupt:

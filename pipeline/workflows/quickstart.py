@@ -10,10 +10,11 @@ Every run writes a fresh directory ``<out>/<UTC time>/`` (nothing earlier is tou
     walk_first_fall.mp4  the last seconds before the learner's first fall (if it fell)
     quickstart.json   what ran, how long each stage took, and the headline numbers
 
-The defaults were chosen by measurement (BENCHMARKS.md, "The quickstart" and "Training
-recipes"): plain behaviour cloning of the fragile walk expert falls; demonstrations recorded
-with a little noise injected into the executed actions (DART) teach the policy how to
-recover from its own small errors. Training uses the walk recipe of ``pipeline.training.recipes``.
+The defaults were chosen by measurement (docs/benchmarks/quickstart.md and
+docs/benchmarks/walk-bc.md, "Training recipes"): plain behaviour cloning of the fragile walk
+expert falls; demonstrations recorded with a little noise injected into the executed actions
+(DART) teach the policy how to recover from its own small errors. Training uses the walk
+recipe of ``pipeline.training.recipes``.
 """
 
 from __future__ import annotations

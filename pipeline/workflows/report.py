@@ -20,6 +20,7 @@ run's MLflow run as an artifact (``reports/report.html``) when that run is in th
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.policy_files import SPEC_FILE
+from pipeline.algorithms.dagger import AGGREGATE_FILE, DAGGER_FILE
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, read_json_object
 from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
@@ -39,15 +41,19 @@ from pipeline.reports.html_page import (
     table,
     video,
 )
+from pipeline.stages.evaluate import EVALUATION_FILE
+from pipeline.workflows.quickstart import QUICKSTART_FILE
 
 if TYPE_CHECKING:
     from pipeline.algorithms.fit_selection import FinalChoice
 
-REPORT_FILE = "report.html"
+PAGE_FILE = "report.html"
+"""The page, in the run folder unless ``--out`` says otherwise."""
 QUICKSTART, DAGGER, EVALUATION, TRAINING = "quickstart", "dagger", "evaluation", "training"
-MARKERS = {QUICKSTART: "quickstart.json", DAGGER: "dagger.json",
-           EVALUATION: "evaluation.json", TRAINING: TRAINING_RUN_FILE}  # fmt: skip
-"""The file that makes a folder a run of each kind, in the order they are looked for."""
+MARKERS = {QUICKSTART: QUICKSTART_FILE, DAGGER: DAGGER_FILE,
+           EVALUATION: EVALUATION_FILE, TRAINING: TRAINING_RUN_FILE}  # fmt: skip
+"""The file that makes a folder a run of each kind (each named by the module that writes
+it), in the order they are looked for."""
 ARTIFACT_DIR = "reports"
 
 
@@ -120,7 +126,7 @@ def find_run(path: Path) -> tuple[str, Path]:
 def check_request(request: ReportRequest) -> tuple[str, Path, Path]:
     """(kind, run folder, output file), before anything is read or written."""
     kind, run = find_run(request.run)
-    out = request.out if request.out is not None else run / REPORT_FILE
+    out = request.out if request.out is not None else run / PAGE_FILE
     check_output_path(out, "--out", (".html",), overwrite=request.overwrite)
     return kind, run, out
 
@@ -136,7 +142,7 @@ def build_report(request: ReportRequest, tracking_uri: str | None = None) -> Rep
     subtitle = f"{run.resolve()} · {env or 'unknown env'} · {time.strftime('%Y-%m-%d %H:%M')}"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page(title, subtitle, sections), encoding="utf-8")
+    tmp.write_text(page(title, subtitle, sections, holdings(parts)), encoding="utf-8")
     tmp.replace(out)
     logged = _log(out, parts, tracking_uri) if tracking_uri is not None else None
     return ReportResult(out, kind, run, out.stat().st_size, time.perf_counter() - start,
@@ -193,8 +199,10 @@ def gather(kind: str, run: Path) -> RunParts:
         parts.dagger = _read_json(run / MARKERS[DAGGER])
         parts.final = _final_choice(run / MARKERS[DAGGER], parts.dagger)
         parts.training = _published_training(parts.dagger, parts.final)
-        aggregate = run / "aggregate.h5"
+        aggregate = run / AGGREGATE_FILE
         parts.data = aggregate if aggregate.is_file() else None
+        if (run / "evaluation" / MARKERS[EVALUATION]).is_file():  # the hint's evaluation
+            parts.evaluation_dir = run / "evaluation"
     if parts.evaluation_dir is not None and (parts.evaluation_dir / MARKERS[EVALUATION]).is_file():
         parts.evaluation = _evaluation(parts.evaluation_dir / MARKERS[EVALUATION])
         if parts.training is None:
@@ -282,6 +290,68 @@ def _dagger_command(parts: RunParts) -> str:
     ).rstrip()
 
 
+# -- what the run holds ------------------------------------------------------------------------
+
+
+def holdings(parts: RunParts) -> str:
+    """The page's opening sentence: what the run holds (which evaluations, of which
+    policies, on how many episodes), so that no reader looks for what is not there."""
+    report = parts.evaluation
+    evaluated = ""
+    if report is not None:
+        *others, last = list(report.summaries)
+        names = f"{', '.join(others)} and {last}" if others else last
+        evaluated = (f"an evaluation of {names} on the same {len(report.seeds)} episodes "
+                     f"(seeds {report.seeds[0]}-{report.seeds[-1]})")  # fmt: skip
+    if parts.kind == DAGGER:
+        return _dagger_holdings(parts, evaluated)
+    if parts.kind == EVALUATION:
+        return f"This evaluation holds {evaluated}."
+    what = {QUICKSTART: "This quickstart run holds its demonstrations, its training run",
+            TRAINING: "This training run holds its training record and learning curves"}[
+        parts.kind]  # fmt: skip
+    if not evaluated:
+        return f"{what}; it holds no closed-loop evaluation."
+    return f"{what} and {evaluated}."
+
+
+def _dagger_holdings(parts: RunParts, evaluated: str) -> str:
+    dagger = parts.dagger or {}
+    rows = dagger.get("rows") or []
+    config = dagger.get("config") or {}
+    episodes, seed = config.get("eval_episodes"), config.get("eval_seed")
+    seeds = f" (seeds {seed}-{seed + episodes - 1})" if isinstance(seed, int) and episodes else ""
+    text = (f"This DAgger run holds the closed-loop evaluation of each of its {len(rows)} "
+            f"iterations' policies on {episodes} held-out episodes{seeds}, beside the expert "
+            "and a random policy on the same episodes")  # fmt: skip
+    published, _ = _published(parts)
+    if published is not None:
+        text += f", and that of the final policy it published, {published}"
+        if parts.final is not None:
+            text += (f" (chosen among {len(parts.final.candidates)} candidates on "
+                     f"{config.get('selection_episodes')} selection episodes)")  # fmt: skip
+    if evaluated:
+        text += f"; its evaluation/ folder holds {evaluated}"
+    return text + "."
+
+
+def _published(parts: RunParts) -> tuple[str | None, dict[str, Any]]:
+    """DAgger's published policy (its name on the page) and how it walked on the evaluation
+    episodes (survival, survival_on_expert_starts, distance, normalized_distance,
+    pose_reward): the chosen final fit's scores, else the last iteration's row."""
+    if parts.final is not None:
+        final = parts.final
+        scores = {"survival": final.survival,
+                  "survival_on_expert_starts": final.survival_on_expert_starts,
+                  "distance": final.distance, "normalized_distance": final.normalized_distance,
+                  "pose_reward": final.pose_reward}  # fmt: skip
+        return final.chosen, scores
+    rows = (parts.dagger or {}).get("rows") or []
+    if not rows:
+        return None, {}
+    return f"iteration {rows[-1].get('iteration')}", rows[-1]
+
+
 # -- the page ---------------------------------------------------------------------------------
 
 
@@ -295,6 +365,8 @@ def _results(parts: RunParts) -> list[Section]:
     from pipeline.stages.evaluate.tables import metric_rows, summary_lines
 
     report = parts.evaluation
+    if report is None and parts.dagger is not None:
+        return _dagger_results(parts)
     if report is None:
         hint = (
             "This run holds no closed-loop evaluation. Run pipeline evaluate --policy "
@@ -306,6 +378,43 @@ def _results(parts: RunParts) -> list[Section]:
                  caption)  # fmt: skip
     body += "".join(paragraph(line) for line in summary_lines(report))
     body += "".join(paragraph(f"Warning: {w}", note=True) for w in report.warnings)
+    return [Section("Results against the expert and a random policy", body)]
+
+
+def _dagger_results(parts: RunParts) -> list[Section]:
+    """A DAgger run's final policy beside the expert and a random policy, from the
+    evaluation DAgger ran (its ``dagger.json``)."""
+    dagger = parts.dagger or {}
+    published, scores = _published(parts)
+    if published is None:
+        return []
+    expert, random = dagger.get("expert") or {}, dagger.get("random") or {}
+
+    def mean(summary: dict[str, Any], key: str) -> Any:
+        value = summary.get(key)
+        return value.get("mean") if isinstance(value, dict) else None
+
+    rows = [
+        ["survival", _percent(scores.get("survival")),
+         _percent(expert.get("survival_rate")), _percent(random.get("survival_rate"))],
+        ["survival on the expert's surviving starts",
+         _percent(scores.get("survival_on_expert_starts")), "-", "-"],
+        ["distance m", _cell(scores.get("distance")), _cell(mean(expert, "distance")),
+         _cell(mean(random, "distance"))],
+        ["norm. distance (0 = random, 1 = expert)", _cell(scores.get("normalized_distance")),
+         "-", "-"],
+        ["pose reward", _cell(scores.get("pose_reward")), _cell(mean(expert, "pose_reward")),
+         _cell(mean(random, "pose_reward"))],
+    ]  # fmt: skip
+    config = dagger.get("config") or {}
+    caption = (f"the final policy ({published}) on the {config.get('eval_episodes')} "
+               "held-out evaluation episodes of every iteration")  # fmt: skip
+    body = table(["metric", f"final policy ({published})", "expert", "random"], rows, caption)
+    body += paragraph(
+        f"For videos, per-episode plots and survival by start phase: pipeline evaluate --policy "
+        f"{parts.run} --compare-expert --out {parts.run / 'evaluation'}, then report again.",
+        note=True,
+    )
     return [Section("Results against the expert and a random policy", body)]
 
 
@@ -380,11 +489,13 @@ def _dagger_rows(parts: RunParts) -> list[Section]:
                "norm. distance", "action error", "val loss")  # fmt: skip
     keys = ("iteration", "beta", "labels", "survival", "survival_on_expert_starts", "distance",
             "normalized_distance", "action_error", "val_loss")  # fmt: skip
-    rows = [[_cell(row.get(k)) for k in keys] for row in parts.dagger.get("rows", [])]
+    percent = {"survival", "survival_on_expert_starts"}
+    rows = [[(_percent if k in percent else _cell)(row.get(k)) for k in keys]
+            for row in parts.dagger.get("rows", [])]  # fmt: skip
     body = table(columns, rows, "one row per iteration (held-out evaluation seeds)")
     expert = parts.dagger.get("expert") or {}
     if "survival_rate" in expert:
-        body += paragraph(f"expert on the same seeds: survival {expert['survival_rate']:.0%}")
+        body += paragraph(f"expert on the same seeds: survival {_percent(expert['survival_rate'])}")
     return [Section("DAgger iterations", body)]
 
 
@@ -427,8 +538,15 @@ def _published_training(dagger: dict[str, Any], final: FinalChoice | None) -> Pa
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:.3g}" if math.isfinite(value) else "-"
     return "-" if value is None else str(value)
+
+
+def _percent(value: Any) -> str:
+    """A share as the page writes it everywhere: ``52.5%`` (as DAgger's final choice)."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f}%"
 
 
 def _plots(parts: RunParts) -> list[Section]:
