@@ -1,4 +1,13 @@
-"""The pipeline: CLI, configuration, tracking and the record/train/evaluate stages."""
+"""The pipeline, from the top down (pyproject's import contract keeps the order):
+
+- :mod:`.cli`: the commands (parse, call, print);
+- :mod:`.workflows`: the quickstart, tune and the report, which run algorithms and stages;
+- :mod:`.algorithms`: the learning algorithms (behaviour cloning, DAgger, final-fit
+  selection) with their typed configs and the one training-config resolution;
+- :mod:`.stages`: record, evaluate, compare, visualize, export and the motion lab;
+- building blocks: :mod:`.reports`, :mod:`.rollout` and :mod:`.training`,
+  :mod:`.tracking`, :mod:`.core`.
+"""
 
 import datasets as _datasets
 

@@ -69,3 +69,15 @@ def run_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("train-data") / "run.h5"
     record(RecordConfig(out=path, env_id="sim/HumanoidRun-v0", episodes=4, seed=0, workers=2))
     return path
+
+
+@pytest.fixture(scope="session")
+def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short HumanoidWalk expert demonstrations (0.3 s from phase 0): a walk file for
+    what needs the walk's env id and recipe, not its walking."""
+    from pipeline.stages.record import RecordConfig, record
+
+    path = tmp_path_factory.mktemp("walk") / "walk.h5"
+    record(RecordConfig(out=path, env_id="sim/HumanoidWalk-v0", episodes=2, seed=0,
+                        episode_seconds=0.3, start_phase="0"))  # fmt: skip
+    return path

@@ -42,16 +42,6 @@ def dotted_keys(cls: type[BaseModel], prefix: str = "") -> set[str]:
     return keys
 
 
-@pytest.fixture(scope="module")
-def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.stages.record import RecordConfig, record
-
-    path = tmp_path_factory.mktemp("walk") / "walk.h5"
-    record(RecordConfig(out=path, env_id=WALK, episodes=2, seed=0, episode_seconds=0.3,
-                        start_phase="0"))  # fmt: skip
-    return path
-
-
 def test_the_reference_page_is_generated_from_the_configs():
     page = (ROOT / PAGE).read_text()
     assert page == reference(), "run: python -m pipeline.cli.config_reference"

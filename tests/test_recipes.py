@@ -14,16 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WALK = "sim/HumanoidWalk-v0"
 
 
-@pytest.fixture(scope="module")
-def walk_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.stages.record import RecordConfig, record
-
-    path = tmp_path_factory.mktemp("walk") / "walk.h5"
-    record(RecordConfig(out=path, env_id=WALK, episodes=2, seed=0, episode_seconds=0.3,
-                        start_phase="0"))  # fmt: skip
-    return path
-
-
 def _resolve(data: Path | None, config: Path | None = None, overrides: list[str] | None = None):
     env_id = recorded_env(data) if data is not None else None
     return resolve_train_config(config, overrides or [], env_id=env_id)

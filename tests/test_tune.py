@@ -44,16 +44,23 @@ def space(tmp_path) -> Path:
 # -- the space ---------------------------------------------------------------------------------
 
 
-def test_narrow_keeps_the_best_quarter_on_the_coarse_scale() -> None:
+def _coarse_study() -> tuple[list[Param], list[tuple[dict, float]]]:
+    """Three parameters and eight finished trials with their objective values."""
     lr = Param("optimizer.learning_rate", "log_uniform", 1e-4, 1e-1)
     act = Param("model.activation", "choice", choices=("relu", "tanh", "elu"))
     size = Param("data.batch_size", "int", 16, 512)
     rows = [(1e-3, "relu", 64, 0.1), (2e-3, "tanh", 80, 0.2), (5e-2, "elu", 500, 0.9),
             (1e-4, "elu", 20, 0.8), (3e-2, "relu", 400, 0.7), (4e-4, "elu", 30, 0.6),
             (9e-2, "tanh", 100, 0.5), (2e-4, "relu", 200, 0.4)]  # fmt: skip
-    trials = [({"optimizer.learning_rate": v, "model.activation": a, "data.batch_size": b}, loss)
-              for v, a, b, loss in rows]  # fmt: skip
-    fine_lr, fine_act, fine_size = narrow([lr, act, size], trials, maximize=False)
+    trials = [({"optimizer.learning_rate": v, "model.activation": a, "data.batch_size": b}, value)
+              for v, a, b, value in rows]  # fmt: skip
+    return [lr, act, size], trials
+
+
+def test_narrow_keeps_the_best_quarter_on_the_coarse_scale() -> None:
+    params, trials = _coarse_study()
+    lr = params[0]
+    fine_lr, fine_act, fine_size = narrow(params, trials, maximize=False)
     # Best quarter (2 of 8): lr 1e-3 and 2e-3, relu and tanh, batch 64 and 80.
     assert (fine_lr.low, fine_lr.high) == pytest.approx((1e-3, 2e-3))
     assert fine_act.choices == ("relu", "tanh")
@@ -69,15 +76,8 @@ def test_narrow_keeps_the_best_quarter_on_the_coarse_scale() -> None:
 def test_a_maximizing_narrow_keeps_the_highest_quarter() -> None:
     """The closed-loop objective is maximized: the fine space is the span of the trials that
     scored highest, not lowest."""
-    lr = Param("optimizer.learning_rate", "log_uniform", 1e-4, 1e-1)
-    act = Param("model.activation", "choice", choices=("relu", "tanh", "elu"))
-    size = Param("data.batch_size", "int", 16, 512)
-    rows = [(1e-3, "relu", 64, 0.1), (2e-3, "tanh", 80, 0.2), (5e-2, "elu", 500, 0.9),
-            (1e-4, "elu", 20, 0.8), (3e-2, "relu", 400, 0.7), (4e-4, "elu", 30, 0.6),
-            (9e-2, "tanh", 100, 0.5), (2e-4, "relu", 200, 0.4)]  # fmt: skip
-    trials = [({"optimizer.learning_rate": v, "model.activation": a, "data.batch_size": b}, score)
-              for v, a, b, score in rows]  # fmt: skip
-    fine_lr, fine_act, fine_size = narrow([lr, act, size], trials, maximize=True)
+    params, trials = _coarse_study()
+    fine_lr, fine_act, fine_size = narrow(params, trials, maximize=True)
     # Highest quarter (2 of 8): scores 0.9 and 0.8, lr 5e-2 and 1e-4, elu both, batch 500, 20.
     assert (fine_lr.low, fine_lr.high) == pytest.approx((1e-4, 5e-2))
     assert fine_act.choices == ("elu",)
