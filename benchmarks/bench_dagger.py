@@ -122,13 +122,12 @@ def bc_row(
 ) -> dict:  # fmt: skip
     from datasets import open_dataset
     from pipeline.algorithms.behaviour_cloning import train_from_file
-    from pipeline.training.config import load_config
-    from pipeline.training.recipes import recipe_for
+    from pipeline.algorithms.train_config import TrainOptions, resolve_train_config
 
     with open_dataset(data) as ds:
         env_id = ds.metadata.env_id
-    config = load_config(None, [*recipe_for(env_id), *overrides, f"seed={seed}",
-                                "tracking.enabled=false"])  # fmt: skip
+    config = resolve_train_config(overrides=overrides, env_id=env_id,
+                                  options=TrainOptions(seed=seed, no_track=True))  # fmt: skip
     start = time.perf_counter()
     train_from_file(data, config, out)
     fit_s = time.perf_counter() - start
@@ -190,8 +189,7 @@ def main() -> int:
 
     from pipeline.algorithms.dagger import AGGREGATE_FILE, dagger
     from pipeline.algorithms.dagger_config import DaggerConfig
-    from pipeline.training.config import load_config
-    from pipeline.training.recipes import recipe_for
+    from pipeline.algorithms.train_config import TrainOptions, resolve_train_config
 
     env_id, noise = TASKS[args.task]
     report: dict = {
@@ -224,9 +222,10 @@ def main() -> int:
                                       selection_episodes=args.selection_episodes,
                                       selection_seed=args.selection_seed,
                                       workers=2, seed=seed)  # fmt: skip
-                overrides = [*recipe_for(env_id), *args.train_override, f"seed={seed}",
-                             "tracking.enabled=false"]  # fmt: skip
-                train_config = load_config(None, overrides)
+                train_config = resolve_train_config(
+                    overrides=args.train_override, env_id=env_id,
+                    options=TrainOptions(seed=seed, no_track=True),
+                )  # fmt: skip
                 result = dagger(init, work / "dagger", config, train_config)
                 dagger_policy = Path(result.policy_dir)
                 entry = {"dagger": [vars(r) for r in result.rows], "expert": result.expert,

@@ -117,18 +117,17 @@ def validation_episodes(n: int) -> int:
 def train_policy(data: Path, env_id: str, n: int, seed: int, source: Path | None, freeze: int,
                  epochs: int | None, out: Path) -> tuple[Path, float]:  # fmt: skip
     from pipeline.algorithms.behaviour_cloning import train_from_file
-    from pipeline.training.config import load_config
-    from pipeline.training.recipes import recipe_for
+    from pipeline.algorithms.train_config import resolve_train_config
 
     v = validation_episodes(n)
-    overrides = [*recipe_for(env_id), f"seed={seed}", f"data.max_episodes={n + v}",
-                 f"data.val_fraction={v / (n + v)}"]  # fmt: skip
+    overrides = [f"seed={seed}", f"data.max_episodes={n + v}", f"data.val_fraction={v / (n + v)}"]
     if epochs is not None:
         overrides.append(f"training.epochs={epochs}")
     if source is not None:
         overrides += [f"init.from_policy={source}", f"init.freeze={freeze}"]
     start = time.perf_counter()
-    trained = train_from_file(data, load_config(None, overrides), out, tracking_uri=None)
+    config = resolve_train_config(overrides=overrides, env_id=env_id)
+    trained = train_from_file(data, config, out, tracking_uri=None)
     assert trained.train_episodes == n, (trained.train_episodes, n)
     return out, time.perf_counter() - start
 
