@@ -33,9 +33,7 @@ def reference() -> str:
         ("`pipeline motion fit`", MotionFitConfig,
          "The motion-imitation lab's fit of a clip (phase -> joint angles)."),
     ]  # fmt: skip
-    return reference_markdown("Config reference", sections).replace(
-        "# Config reference\n", f"# Config reference\n\n{intro}\n", 1
-    )
+    return reference_markdown("Config reference", intro, sections)
 
 
 def main() -> int:

@@ -36,10 +36,14 @@ class KeyDoc:
     """The field's docstring as one paragraph."""
 
 
+def one_paragraph(text: str | None) -> str:
+    """A docstring in one paragraph, RST's double backquotes as Markdown's single ones."""
+    return " ".join((text or "").split()).replace("``", "`")
+
+
 def field_doc(field: FieldInfo) -> str:
-    """The field's docstring in one paragraph (RST quoting dropped)."""
-    text = " ".join((field.description or "").split())
-    return text.replace("``", "`")
+    """The field's docstring in one paragraph."""
+    return one_paragraph(field.description)
 
 
 def type_name(annotation: Any) -> str:
@@ -124,11 +128,6 @@ def _variants(annotation: Any) -> list[type[BaseModel]]:
             and issubclass(a, BaseModel)]  # fmt: skip
 
 
-def _excluded(field: FieldInfo) -> bool:
-    """Fields kept out of saved configs (run-time choices such as the backend)."""
-    return bool(field.exclude)
-
-
 def _variant_label(cls: type[BaseModel]) -> str:
     name = cls.model_fields.get("name")
     literal = typing.get_args(name.annotation) if name is not None else ()
@@ -139,7 +138,7 @@ def key_docs(cls: type[BaseModel], prefix: str = "") -> Iterator[KeyDoc]:
     """Every key of ``cls``, sections first named then walked; a union of architectures is
     walked once per member, its keys headed ``model (name: cnn1d)``."""
     for name, field in cls.model_fields.items():
-        if _excluded(field):
+        if field.exclude:  # kept out of saved configs (a run-time choice such as the backend)
             continue
         key = f"{prefix}{name}"
         if _is_section(field.annotation):
@@ -159,10 +158,12 @@ def key_docs(cls: type[BaseModel], prefix: str = "") -> Iterator[KeyDoc]:
         yield KeyDoc(key, f"{kind} ({limit})" if limit else kind, shown, field_doc(field))
 
 
-def reference_markdown(title: str, sections: list[tuple[str, type[BaseModel], str]]) -> str:
+def reference_markdown(
+    title: str, intro: str, sections: list[tuple[str, type[BaseModel], str]]
+) -> str:
     """A Markdown page: per config (heading, class, what it configures) a table of every
     key, its type, default and docstring."""
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", intro, ""]
     for heading, cls, intro in sections:
         lines += [f"## {heading}", "", intro, "",
                   "| key | type | default | what it does |", "|---|---|---|---|"]  # fmt: skip
@@ -184,7 +185,7 @@ def commented_yaml(config: BaseModel, indent: int = 0) -> str:
     lines: list[str] = []
     pad = "  " * indent
     for name, field in type(config).model_fields.items():
-        if _excluded(field):
+        if field.exclude:
             continue
         value = getattr(config, name)
         doc = field_doc(field)
