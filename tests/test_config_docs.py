@@ -148,3 +148,11 @@ def test_motion_fit_show_config_prints_its_config_and_runs_nothing(tmp_path, mon
     assert shown == load_motion_config(None, ["steps=10", "skill=jump"])
     assert field_doc(MotionFitConfig.model_fields["eval_points"])[:40] in " ".join(out.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shown.yaml"]
+
+
+def test_train_show_config_refuses_a_missing_data_file(tmp_path, capsys):
+    """The recipe depends on the data's env: a file that cannot be read is refused in one
+    line, not answered with the typed defaults."""
+    code, out, err = _cli(capsys, "train", "--data", str(tmp_path / "nope.h5"), "--show-config")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "nope.h5" in err, err

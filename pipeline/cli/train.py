@@ -232,11 +232,11 @@ def train_command(
         cfg = resolve_train_config(config, overrides or [], options=options,
                                    env_id=ds.metadata.env_id if ds else None,
                                    resume_out=out if resume else None)  # fmt: skip
+        if ds is None:
+            raise problem  # type: ignore[misc]
         if show_config:
             print_configs(make_console(), {f"pipeline train: {data}": cfg})
             return
-        if ds is None:
-            raise problem  # type: ignore[misc]
         if overfit_batch:
             code = run_overfit_command(ds, cfg, json_out, make_console(), overwrite)
             if code:
