@@ -192,8 +192,10 @@ class HumanoidRunEnv(FollowCameraEnv):
         self._steps = 0
         self._pushed = False
         info: dict[str, Any] = {"distance": 0.0, "fell": False, "sim_time": 0.0}
-        if self._push_plan is not None:  # drawn last: the start is the unpushed one
-            self._push = self._push_plan.draw(self.np_random, PUSH_EARLIEST_S, PUSH_WINDOW_S)
+        plan = PushPlan.for_episode(self._push_plan, options)
+        self._push = None
+        if plan is not None:  # drawn last: the start is the unpushed one
+            self._push = plan.draw(self.np_random, PUSH_EARLIEST_S, PUSH_WINDOW_S)
             info.update(self._push.info(pushed=False))
         return reading.observation, info
 

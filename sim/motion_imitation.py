@@ -252,8 +252,10 @@ class MotionImitationEnv(FollowCameraEnv):
         self._character.reset(self.clip.pose_at(self._clock))
         self._start_root = self._character.root_position()
         self._pushed = False
-        if self._push_plan is not None:  # drawn last: the start is the unpushed one
-            self._push = self._push_plan.draw(self.np_random, PUSH_EARLIEST_S,
+        plan = PushPlan.for_episode(self._push_plan, options)
+        self._push = None
+        if plan is not None:  # drawn last: the start is the unpushed one
+            self._push = plan.draw(self.np_random, PUSH_EARLIEST_S,
                                               self.clip.cycle_time)  # fmt: skip
         obs, terms = self._observe()
         return obs, self._info(terms, fell=False)

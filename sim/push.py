@@ -13,6 +13,10 @@ The impulse is a force of ``j / dt`` held for one physics step of length ``dt``.
 ``info["pushed"]`` (present only in a pushed environment) is 1.0 from the step that applied
 it on; ``info["push_time"]`` and ``info["push_impulse"]`` (signed: > 0 to the walker's left)
 say what this episode gets.
+
+``reset(options={"push": spec})`` replaces the constructor's plan for that one episode
+(``spec`` as the ``push=`` argument, or None for no push): a training curriculum draws a
+different impulse per episode without rebuilding the environment.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ class PushPlan:
         if time is not None and not (math.isfinite(time) and time >= 0):
             raise ValueError(f"push time must be a finite number >= 0, got {spec!r}")
         return cls(impulse, time)
+
+    @classmethod
+    def for_episode(
+        cls, default: PushPlan | None, options: dict[str, Any] | None
+    ) -> PushPlan | None:
+        """The plan of one episode: ``options["push"]`` where reset was given one (None
+        there: no push), else the environment's ``default``."""
+        if options is None or "push" not in options:
+            return default
+        return cls.from_arg(options["push"])
 
     def draw(self, rng: np.random.Generator, earliest: float, window: float) -> Push:
         """This episode's push: the moment (random in the gait window unless fixed) and

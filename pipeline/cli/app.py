@@ -15,6 +15,7 @@ from pipeline.cli import (
     data,
     envs,
     evaluate,
+    finetune,
     help_format,
     motion,
     policy,
@@ -45,6 +46,7 @@ app.command(name="train")(train.train_command)
 app.command(name="evaluate")(evaluate.evaluate_command)
 app.command(name="quickstart")(quickstart.quickstart_command)
 app.command(name="dagger")(dagger.dagger_command)
+app.command(name="finetune")(finetune.finetune_command)
 app.command(name="compare")(compare.compare_command)
 app.command(name="tune")(tune.tune_command)
 app.command(name="visualize")(visualize.visualize_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -32,6 +33,32 @@ def plot_label_curve(
     ax_d.axhline(1.0, color="gray", linestyle="--")
     ax_d.set(xlabel="expert-labelled steps", ylabel="(learner - random) / (expert - random)",
              title="normalized distance")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_finetune_curve(selections: Sequence[Any], start: dict[str, float],
+                        expert: dict[str, float], path: Path) -> None:  # fmt: skip
+    """Selection survival and normalized pose reward of a fine-tuning run against
+    environment steps, with the starting policy and the expert as lines."""
+    steps = [s.env_steps for s in selections if s.update >= 0]
+    survival = [100 * s.survival for s in selections if s.update >= 0]
+    pose = [s.normalized_pose_reward for s in selections if s.update >= 0]
+    fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_s.plot(steps, survival, marker="o", label="fine-tuned")
+    for name, score, style in (("start", start, ":"), ("expert", expert, "--")):
+        if "survival" in score:
+            ax_s.axhline(100 * score["survival"], color="gray", linestyle=style, label=name)
+    ax_s.set(xlabel="environment steps", ylabel="survival % (selection seeds)", ylim=(0, 105),
+             title="survival")  # fmt: skip
+    ax_s.legend()
+    ax_p.plot(steps, pose, marker="o")
+    ax_p.axhline(1.0, color="gray", linestyle="--")
+    if "normalized_pose_reward" in start:
+        ax_p.axhline(start["normalized_pose_reward"], color="gray", linestyle=":")
+    ax_p.set(xlabel="environment steps", ylabel="pose reward / expert's",
+             title="normalized pose reward")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

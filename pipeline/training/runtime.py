@@ -117,6 +117,23 @@ def training_runtime(config: TrainConfig) -> Iterator[str]:
         saved.restore()
 
 
+@contextlib.contextmanager
+def seeded_runtime(seed: int) -> Iterator[None]:
+    """Keras' global seed and TensorFlow's op determinism for an algorithm that builds its
+    own networks (reward fine-tuning), restored on the way out as :func:`training_runtime`
+    does."""
+    import keras
+    import tensorflow as tf
+
+    saved = ProcessState.capture()
+    try:
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+        yield
+    finally:
+        saved.restore()
+
+
 def distribution_scope(config: TrainConfig) -> Any:
     """``MirroredStrategy().scope()`` when asked (or several GPUs with ``auto``), else a
     no-op context: variables created inside are mirrored across the devices."""

@@ -1,0 +1,311 @@
+"""``pipeline finetune`` end to end at small scale: outputs, MLflow, a resume after a kill
+that continues bit-identically, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.algorithms.behaviour_cloning import train_from_file
+from pipeline.algorithms.finetune import (
+    CHECKPOINT_FILE,
+    FINETUNE_FILE,
+    FinetuneRequest,
+    finetune,
+)
+from pipeline.algorithms.finetune_config import resolve_finetune_config
+from pipeline.cli import main
+from pipeline.stages.record import RecordConfig, record
+from pipeline.training.config import load_config
+
+WALK = "sim/HumanoidWalk-v0"
+SMALL = [
+    "steps=1536",
+    "steps_per_update=256",
+    "segments=2",
+    "ppo.minibatch=128",
+    "critic.warmup_updates=1",
+    "critic.warmup_epochs=2",
+    "selection.every=2",
+    "selection.episodes=2",
+    "curriculum.episode_seconds=1",
+]
+"""Six updates (one warm-up) of 256 steps, a selection every two policy updates."""
+TIMING = ("wall_s", "steps_per_s")
+
+
+@pytest.fixture(scope="module")
+def walk_policy(tmp_path_factory) -> Path:
+    """A tiny walk MLP trained for one epoch on three one-second demonstrations."""
+    root = tmp_path_factory.mktemp("finetune-policy")
+    data = root / "walk.h5"
+    record(RecordConfig(out=data, env_id=WALK, episodes=3, seed=0, episode_seconds=1.0))
+    config = load_config(None, ["model.hidden_sizes=[16,16]", "training.epochs=1"])
+    train_from_file(data, config, root / "run", tracking_uri=None)
+    return root / "run" / "policy"
+
+
+def _request(policy: Path, out: Path, *extra: str, resume: bool = False) -> FinetuneRequest:
+    config = resolve_finetune_config(None, [*SMALL, *extra], env_id=WALK)
+    return FinetuneRequest(policy=str(policy), out=out, config=config, resume=resume)
+
+
+def _checkpoint(out: Path) -> tuple[dict[str, np.ndarray], dict]:
+    with np.load(out / CHECKPOINT_FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    for row in meta["rows"]:
+        for key in TIMING:
+            row.pop(key)
+    return arrays, meta
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(walk_policy, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted") / "ft"
+    finetune(_request(walk_policy, out))
+    return out
+
+
+def test_a_run_publishes_a_policy_the_pipeline_accepts(uninterrupted, capsys):
+    """Six updates, the first warming up the critic; selections after policy updates 2 and
+    4 and after the last; ``DIR/policy`` is the best of them (or the start) and
+    ``pipeline evaluate`` rolls it out."""
+    result = json.loads((uninterrupted / FINETUNE_FILE).read_text())
+    assert [r["phase"] for r in result["rows"]] == ["warmup"] + ["ppo"] * 5
+    assert result["env_steps"] == 1536
+    assert [s["update"] for s in result["selections"]] == [-1, 3, 5, 6]
+    published = [s for s in result["selections"] if s["published"]]
+    assert published[0]["update"] == -1  # the starting policy is the first candidate
+    assert all(np.isfinite(r["value_loss"]) for r in result["rows"])
+    assert all(np.isfinite(r["approx_kl"]) for r in result["rows"][1:])
+    assert (uninterrupted / "finetune_curve.png").stat().st_size > 1000
+    code = main(
+        [
+            "evaluate",
+            "--policy",
+            str(uninterrupted / "policy"),
+            "--episodes",
+            "1",
+            "--episode-seconds",
+            "0.5",
+            "--no-track",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+
+
+def test_the_policy_moves_and_the_warmup_does_not_move_it(uninterrupted, walk_policy):
+    """The warm-up leaves the policy as it was; PPO then changes its weights."""
+    from models import load_policy
+
+    start = load_policy(walk_policy).model.get_weights()
+    arrays, meta = _checkpoint(uninterrupted)
+    final = [arrays[k] for k in sorted(arrays) if k.startswith("policy/")]
+    assert any(not np.array_equal(a, b) for a, b in zip(start, final, strict=True))
+    assert meta["rows"][0]["anchor_weight"] == 0.0
+    assert meta["rows"][1]["anchor_weight"] == 1.0
+    assert meta["rows"][2]["anchor_weight"] == pytest.approx(0.98)
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(walk_policy, uninterrupted, tmp_path):
+    """SIGKILL the command once it has checkpointed its third update, ``--resume``: the
+    checkpoint (both networks, optimizers, log-std, rows) equals the uninterrupted run's."""
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "finetune",
+        "--policy",
+        str(walk_policy),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-track",
+        *SMALL,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / CHECKPOINT_FILE).exists() and _checkpoint(out)[1]["update"] >= 3:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert _checkpoint(out)[1]["update"] < 6
+    finetune(_request(walk_policy, out, resume=True))
+    arrays, meta = _checkpoint(out)
+    reference_arrays, reference_meta = _checkpoint(uninterrupted)
+    assert meta["rows"] == reference_meta["rows"]
+    assert meta["selections"] == reference_meta["selections"]
+    assert arrays.keys() == reference_arrays.keys()
+    for key in arrays:
+        np.testing.assert_array_equal(arrays[key], reference_arrays[key], err_msg=key)
+
+
+def test_mlflow_gets_per_update_metrics_selections_and_the_model(walk_policy, tmp_path, capsys):
+    """One run: a metric per update, the selection scores, the curve and the policy as an
+    MLflow model that ``pipeline evaluate runs:/...`` accepts."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "tracked"
+    code = main(
+        [
+            "finetune",
+            "--policy",
+            str(walk_policy),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--tracking-uri",
+            uri,
+            *SMALL,
+        ]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    run_id = printed.out.split("mlflow run: ")[1].split()[0]
+    client = mlflow.MlflowClient(uri)
+    history = client.get_metric_history(run_id, "train/value_loss")
+    assert [m.step for m in history] == [256 * k for k in range(1, 7)]
+    assert len(client.get_metric_history(run_id, "select/survival")) == 4
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"plots", FINETUNE_FILE} <= artifacts
+    code = main(
+        [
+            "evaluate",
+            "--policy",
+            f"runs:/{run_id}/policy",
+            "--episodes",
+            "1",
+            "--episode-seconds",
+            "0.5",
+            "--tracking-uri",
+            uri,
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def _refused(capsys, *args: str) -> str:
+    code = main(list(args))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture()
+def camera_policy(walk_policy, tmp_path) -> Path:
+    """The walk policy whose spec says it sees camera frames."""
+    import shutil
+
+    copy = tmp_path / "camera-policy"
+    shutil.copytree(walk_policy, copy)
+    spec = json.loads((copy / "spec.json").read_text())
+    spec.update(inputs="image+state", camera={"width": 16, "height": 16, "view": "follow"})
+    (copy / "spec.json").write_text(json.dumps(spec))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--env", "sim/HumanoidRun-v0"], "trained on sim/HumanoidWalk-v0, not sim/HumanoidRun-v0"),
+        (["--steps", "0"], "steps"),
+        (["--workers", "0"], "--workers: must be >= 1"),
+        (["--eval-episodes", "0"], "selection.episodes"),
+        (["anchor.weight=-1"], "anchor.weight"),
+        (["--resume"], "no fine-tuning run to resume"),
+        (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "--ray-address"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line(walk_policy, tmp_path, capsys, args, expected):
+    out = tmp_path / "out"
+    err = _refused(
+        capsys, "finetune", "--policy", str(walk_policy), "--out", str(out), "--no-track", *args
+    )
+    assert expected in err
+    assert not out.exists()
+
+
+def test_a_camera_policy_is_refused(camera_policy, tmp_path, capsys):
+    err = _refused(
+        capsys,
+        "finetune",
+        "--policy",
+        str(camera_policy),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-track",
+    )
+    assert "a camera policy" in err
+
+
+def test_an_anchor_file_of_another_env_is_refused(walk_policy, run_data, tmp_path, capsys):
+    err = _refused(
+        capsys,
+        "finetune",
+        "--policy",
+        str(walk_policy),
+        "--out",
+        str(tmp_path / "out"),
+        "--anchor-data",
+        str(run_data),
+        "--no-track",
+    )
+    assert "recorded in sim/HumanoidRun-v0" in err
+
+
+def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
+    uninterrupted, walk_policy, capsys
+):
+    """Without --resume an existing run is refused; with --resume and another seed the
+    first difference is named; nothing in the run changes."""
+    before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")}
+    err = _refused(
+        capsys,
+        "finetune",
+        "--policy",
+        str(walk_policy),
+        "--out",
+        str(uninterrupted),
+        "--no-track",
+        *SMALL,
+    )
+    assert "already exists" in err
+    err = _refused(
+        capsys,
+        "finetune",
+        "--policy",
+        str(walk_policy),
+        "--out",
+        str(uninterrupted),
+        "--no-track",
+        "--resume",
+        "--seed",
+        "1",
+        *SMALL,
+    )
+    assert "config.seed was 0, now 1" in err
+    assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
