@@ -112,7 +112,10 @@ class UpdateRow:
     log_std: float = math.nan
     """Mean learned log standard deviation (policy's action-std units)."""
     steps_per_s: float = math.nan
-    """Environment steps per second of this update's rollouts (all workers)."""
+    """Environment steps per second per worker in this update's rollouts."""
+    bare_steps_per_s: float = math.nan
+    """The same steps per second of time inside the simulator alone (reset and step): the
+    rollouts' rate without the policy and bookkeeping."""
     wall_s: float = 0.0
 
 
@@ -146,6 +149,7 @@ class FinetuneResult:
     """The starting policy's selection-seed score."""
     run_id: str | None = None
     wall_s: float = 0.0
+    """Wall-clock seconds of the whole run, summed over the sessions a resumed run took."""
     resumed_from_update: int = 0
 
     def best(self) -> SelectionRow | None:
@@ -334,6 +338,7 @@ def _run(
         result.selections = [SelectionRow(**r) for r in state.get("selections", [])]
         result.expert, result.start = state.get("expert", {}), state.get("start", {})
         result.resumed_from_update = update = int(state.get("update", 0))
+        earlier_s = float(state.get("wall_s", 0.0))
         env_steps = int(state.get("env_steps", 0))
         policy_updates = int(state.get("policy_updates", 0))
         anchor_demos = (
@@ -417,11 +422,12 @@ def _run(
                             "selections": [asdict(s) for s in result.selections],
                             "expert": result.expert,
                             "start": result.start,
+                            "wall_s": earlier_s + time.perf_counter() - start,
                         },
                     )
             result.env_steps, result.updates = env_steps, update
             result.policy_dir = str(out / POLICY_DIR)
-            result.wall_s = time.perf_counter() - start
+            result.wall_s = earlier_s + time.perf_counter() - start
             _finish(result, config, out, tracker)
     return result
 
@@ -557,6 +563,7 @@ def _row(
 
     steps = sum(len(s.obs) for s in segments)
     worker_s = sum(s.wall_s for s in segments)
+    sim_s = sum(s.sim_s for s in segments)
     return UpdateRow(
         update=update,
         env_steps=env_steps,
@@ -575,6 +582,7 @@ def _row(
         epochs=metrics.get("epochs", math.nan),
         log_std=float(np.mean(learner.policy.clipped_log_std().numpy())),
         steps_per_s=steps / worker_s if worker_s > 0 else math.nan,
+        bare_steps_per_s=steps / sim_s if sim_s > 0 else math.nan,
         wall_s=wall,
     )
 

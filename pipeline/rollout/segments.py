@@ -82,6 +82,9 @@ class Segment:
     """(T, act_dim): the expert's actions on ``obs``, when asked."""
     wall_s: float = 0.0
     """Seconds the worker spent on the task."""
+    sim_s: float = 0.0
+    """Of those, seconds inside the environment's ``reset`` and ``step``: the bare
+    simulator's share (the rest is the policy, sampling and bookkeeping)."""
 
 
 def gaussian_log_prob(actions: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -119,14 +122,15 @@ class SegmentWorker:
         dtype = self.env.action_space.dtype
         obs_rows, action_rows, logp, rewards = [], [], [], []
         terminated, truncated, final_obs, episodes = [], [], [], []
-        episode = 0
+        episode, sim_s = 0, 0.0
         while len(obs_rows) < task.steps:
             rng = np.random.default_rng(np.random.SeedSequence([task.seed, episode]))
             episode += 1
             options = _episode_options(task.curriculum, rng)
-            obs, info = self.env.reset(
-                seed=int(rng.integers(TRAINING_SEEDS_FROM, 2**31)), options=options
-            )
+            seed = int(rng.integers(TRAINING_SEEDS_FROM, 2**31))
+            tick = time.perf_counter()
+            obs, info = self.env.reset(seed=seed, options=options)
+            sim_s += time.perf_counter() - tick
             ret, steps, pose = 0.0, 0, 0.0
             while True:
                 mean = np.asarray(task.forward(obs[None].astype(np.float32))[0], np.float64)
@@ -138,7 +142,9 @@ class SegmentWorker:
                 obs_rows.append(obs)
                 action_rows.append(action)
                 logp.append(gaussian_log_prob(action, mean, task.std))
+                tick = time.perf_counter()
                 obs, reward, fell, timed_out, info = self.env.step(executed.astype(dtype))
+                sim_s += time.perf_counter() - tick
                 rewards.append(float(reward))
                 ret += float(reward)
                 steps += 1
@@ -175,6 +181,7 @@ class SegmentWorker:
             episodes=episodes,
             expert_actions=self._expert_act(obs_array) if task.expert_labels else None,
             wall_s=time.perf_counter() - start,
+            sim_s=sim_s,
         )
 
     def close(self) -> None:
