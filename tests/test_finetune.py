@@ -39,7 +39,7 @@ SMALL = [
     "curriculum.episode_seconds=1",
 ]
 """Six updates (one warm-up) of 256 steps, a selection every two policy updates."""
-TIMING = ("wall_s", "steps_per_s")
+TIMING = ("wall_s", "steps_per_s", "bare_steps_per_s")
 
 
 @pytest.fixture(scope="module")

@@ -323,6 +323,7 @@ def _run(
     from pipeline.rollout.closed_loop_judge import ClosedLoopJudge
     from pipeline.rollout.segments import SegmentWorker
     from pipeline.rollout.workers import make_pool
+    from pipeline.tracking import DEFAULT_EXPERIMENT
     from pipeline.tracking.keys import run_name
     from pipeline.tracking.mlflow_tracker import open_tracker
     from pipeline.training.runtime import seeded_runtime
@@ -334,102 +335,133 @@ def _run(
     with seeded_runtime(config.seed):
         learner = _build_learner(loaded, config)
         state = _load_checkpoint(out, learner) if request.resume else {}
+        counters = Counters.restore(state)
         result.rows = [UpdateRow(**r) for r in state.get("rows", [])]
         result.selections = [SelectionRow(**r) for r in state.get("selections", [])]
         result.expert, result.start = state.get("expert", {}), state.get("start", {})
-        result.resumed_from_update = update = int(state.get("update", 0))
-        earlier_s = float(state.get("wall_s", 0.0))
-        env_steps = int(state.get("env_steps", 0))
-        policy_updates = int(state.get("policy_updates", 0))
-        anchor_demos = (
-            _demo_anchor(request.anchor_data, spec) if config.anchor.source == "demos" else None
-        )
+        result.resumed_from_update = counters.update
+        demos = None
+        if config.anchor.source == "demos":
+            demos = _demo_anchor(request.anchor_data)
         judge = ClosedLoopJudge(
             env_id, spec, config.selection.episodes, config.selection.seed, request.workers
         )
-        name = run_name("finetune", env_id, f"seed{config.seed}")
         with open_tracker(
             request.tracking_uri,
-            "humanoid-imitation",
-            name,
+            DEFAULT_EXPERIMENT,
+            run_name("finetune", env_id, f"seed{config.seed}"),
             tags={"stage": "finetune", "env_id": env_id},
             resume_run_id=state.get("run_id"),
         ) as tracker:
             result.run_id = tracker.run_id
-            if update == 0:
-                tracker.log_params(
-                    {
-                        "finetune": config.model_dump(mode="json"),
-                        "policy": request.policy,
-                        "env_id": env_id,
-                    }
-                )
+            if counters.update == 0:
+                params = {"finetune": config.model_dump(mode="json"), "policy": request.policy}
+                tracker.log_params({**params, "env_id": env_id})
                 result.start = _select(judge, learner, result, -1, 0, out, spec, tracker, None)
                 result.expert = _baseline_score(judge)
-            kwargs = _training_env_kwargs(env_id, config)
-            factory = partial(SegmentWorker, env_id, kwargs)
+            factory = partial(SegmentWorker, env_id, _training_env_kwargs(env_id, config))
             with make_pool(factory, request.workers, request.backend) as pool:
-                while env_steps < config.steps:
-                    warmup = update < config.critic.warmup_updates
-                    anchor_weight = config.anchor.weight * config.anchor.decay**policy_updates
-                    segments, wall = _collect(pool, learner, config, update, loaded.spec, env_id)
-                    batch, anchor = _batch(learner, segments, config, anchor_demos, anchor_weight)
-                    if warmup:
-                        metrics: dict[str, float] = {}
-                        for _ in range(config.critic.warmup_epochs):
-                            metrics = learner.update(batch, None, train_policy=False)
-                    else:
-                        metrics = learner.update(batch, anchor)
-                        policy_updates += 1
-                    env_steps += len(batch.obs)
-                    row = _row(
-                        update,
-                        env_steps,
-                        warmup,
-                        segments,
-                        metrics,
-                        learner,
-                        anchor_weight if not warmup and anchor is not None else 0.0,
-                        wall,
-                    )
-                    update += 1
+                while counters.env_steps < config.steps:
+                    row = _update(pool, learner, config, counters, demos, spec)
                     result.rows.append(row)
-                    tracker.log_metrics(_metric_dict(row), step=env_steps)
+                    tracker.log_metrics(_metric_dict(row), step=counters.env_steps)
                     if on_update:
                         on_update(row)
-                    last = env_steps >= config.steps
-                    if not warmup and (policy_updates % config.selection.every == 0 or last):
+                    if counters.selection_due(config):
                         _select(
                             judge,
                             learner,
                             result,
-                            update,
-                            env_steps,
+                            counters.update,
+                            counters.env_steps,
                             out,
                             spec,
                             tracker,
                             on_selection,
                         )
-                    _save_checkpoint(
-                        out,
-                        learner,
-                        {
-                            "update": update,
-                            "env_steps": env_steps,
-                            "policy_updates": policy_updates,
-                            "run_id": tracker.run_id,
-                            "rows": [asdict(r) for r in result.rows],
-                            "selections": [asdict(s) for s in result.selections],
-                            "expert": result.expert,
-                            "start": result.start,
-                            "wall_s": earlier_s + time.perf_counter() - start,
-                        },
-                    )
-            result.env_steps, result.updates = env_steps, update
+                    meta = counters.meta(time.perf_counter() - start)
+                    _save_checkpoint(out, learner, {**meta, **_result_state(result)})
+            result.env_steps, result.updates = counters.env_steps, counters.update
             result.policy_dir = str(out / POLICY_DIR)
-            result.wall_s = earlier_s + time.perf_counter() - start
+            result.wall_s = counters.earlier_s + time.perf_counter() - start
             _finish(result, config, out, tracker)
     return result
+
+
+@dataclass
+class Counters:
+    """Where a run stands: what a checkpoint records beside the arrays and the rows."""
+
+    update: int = 0
+    """Updates done (warm-up included)."""
+    env_steps: int = 0
+    policy_updates: int = 0
+    """Updates that moved the policy (the anchor decays and selections count by these)."""
+    earlier_s: float = 0.0
+    """Wall seconds of the sessions before this one."""
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Counters:
+        return cls(
+            int(state.get("update", 0)),
+            int(state.get("env_steps", 0)),
+            int(state.get("policy_updates", 0)),
+            float(state.get("wall_s", 0.0)),
+        )
+
+    def selection_due(self, config: FinetuneConfig) -> bool:
+        """After every ``selection.every`` policy updates, and after the last update."""
+        if self.update <= config.critic.warmup_updates:
+            return False
+        every = self.policy_updates % config.selection.every == 0
+        return every or self.env_steps >= config.steps
+
+    def meta(self, session_s: float) -> dict[str, Any]:
+        return {
+            "update": self.update,
+            "env_steps": self.env_steps,
+            "policy_updates": self.policy_updates,
+            "wall_s": self.earlier_s + session_s,
+        }
+
+
+def _result_state(result: FinetuneResult) -> dict[str, Any]:
+    """What of the result a checkpoint keeps: the run, its rows and selections, baselines."""
+    return {
+        "run_id": result.run_id,
+        "rows": [asdict(r) for r in result.rows],
+        "selections": [asdict(s) for s in result.selections],
+        "expert": result.expert,
+        "start": result.start,
+    }
+
+
+def _update(
+    pool: Any,
+    learner: PPO,
+    config: FinetuneConfig,
+    counters: Counters,
+    demos: tuple[np.ndarray, np.ndarray] | None,
+    spec: Any,
+) -> UpdateRow:
+    """One update: gather the segments, fit the critic alone (warm-up) or run PPO with the
+    anchor's weight of the moment; advances ``counters``."""
+    warmup = counters.update < config.critic.warmup_updates
+    weight = config.anchor.weight * config.anchor.decay**counters.policy_updates
+    segments, wall = _collect(pool, learner, config, counters.update, spec)
+    batch, anchor = _batch(learner, segments, config, demos, weight)
+    if warmup:
+        metrics: dict[str, float] = {}
+        for _ in range(config.critic.warmup_epochs):
+            metrics = learner.update(batch, None, train_policy=False)
+    else:
+        metrics = learner.update(batch, anchor)
+        counters.policy_updates += 1
+    counters.env_steps += len(batch.obs)
+    weight = weight if not warmup and anchor is not None else 0.0
+    row = _row(counters, warmup, segments, metrics, learner, weight, wall)
+    counters.update += 1
+    return row
 
 
 def _build_learner(loaded: Any, config: FinetuneConfig) -> PPO:
@@ -475,7 +507,7 @@ def _training_env_kwargs(env_id: str, config: FinetuneConfig) -> dict[str, Any]:
 
 
 def _collect(
-    pool: Any, learner: PPO, config: FinetuneConfig, update: int, spec: Any, env_id: str
+    pool: Any, learner: PPO, config: FinetuneConfig, update: int, spec: Any
 ) -> tuple[list[Segment], float]:
     """This update's segments, each a function of (seed, update, segment index)."""
     from models.inference import compile_numpy
@@ -532,7 +564,7 @@ def _batch(
     return batch, anchor
 
 
-def _demo_anchor(path: Path | None, spec: Any) -> tuple[np.ndarray, np.ndarray]:
+def _demo_anchor(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Every (observation, action) pair of the demonstration file."""
     from datasets import open_dataset
 
@@ -547,8 +579,7 @@ def _demo_anchor(path: Path | None, spec: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row(
-    update: int,
-    env_steps: int,
+    counters: Counters,
     warmup: bool,
     segments: list[Segment],
     metrics: dict[str, float],
@@ -556,6 +587,7 @@ def _row(
     anchor_weight: float,
     wall: float,
 ) -> UpdateRow:
+    """The update's row (``counters`` as they stand after it, before the update count)."""
     episodes = [e for s in segments for e in s.episodes]
 
     def mean(key: str) -> float:
@@ -565,8 +597,8 @@ def _row(
     worker_s = sum(s.wall_s for s in segments)
     sim_s = sum(s.sim_s for s in segments)
     return UpdateRow(
-        update=update,
-        env_steps=env_steps,
+        update=counters.update,
+        env_steps=counters.env_steps,
         phase="warmup" if warmup else "ppo",
         episodes=len(episodes),
         survival=1.0 - mean("fell") if episodes else math.nan,

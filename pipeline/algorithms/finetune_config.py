@@ -126,7 +126,7 @@ class FinetuneConfig(StrictConfig):
 
     seed: int = 0
     """Seeds the critic's initial weights, every rollout and every minibatch."""
-    steps: int = Field(3_000_000, ge=1)
+    steps: int = Field(1_000_000, ge=1)
     """Environment steps in all (the critic's warm-up included); the run stops at the
     first update that reaches them."""
     steps_per_update: int = Field(8192, ge=16)

@@ -15,8 +15,8 @@ def report_command(
     run: Annotated[
         Path,
         typer.Argument(
-            help="A training run, evaluation (--out), DAgger or quickstart folder; a folder "
-            "of quickstart runs reports the newest."
+            help="A training run, evaluation (--out), DAgger, fine-tuning or quickstart "
+            "folder; a folder of quickstart runs reports the newest."
         ),
     ],
     out: Annotated[

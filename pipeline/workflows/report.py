@@ -1,8 +1,9 @@
 """``pipeline report RUN``: one self-contained HTML page for a training run, an evaluation, a
-DAgger run or a quickstart.
+DAgger run, a fine-tuning run or a quickstart.
 
 What the folder holds decides what the page shows (``quickstart.json``, ``dagger.json``,
-``evaluation.json`` or ``training_run.json``; a folder of quickstart runs reports the newest):
+``finetune.json``, ``evaluation.json`` or ``training_run.json``; a folder of quickstart runs
+reports the newest):
 
 - results against the expert and a random policy on the same seeds (the evaluation's table,
   expert-normalized scores, survival on the starts the expert survives, its warnings),
@@ -10,6 +11,8 @@ What the folder holds decides what the page shows (``quickstart.json``, ``dagger
 - the videos (learner, learner beside the expert, its first fall),
 - learning curves (training loss, DAgger's survival against expert labels), the training
   summary of the published policy, DAgger's iterations and its final choice among fits,
+  fine-tuning's selections beside the expert and its per-update metrics
+  (:mod:`pipeline.workflows.finetune_report`),
 - the joint-trajectory, action-error and per-episode plots,
 - the config, the demonstration file's summary, and the commands that reproduce the run.
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.policy_files import SPEC_FILE
 from pipeline.algorithms.dagger import AGGREGATE_FILE, DAGGER_FILE
+from pipeline.algorithms.finetune import FINETUNE_FILE
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, read_json_object
 from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
@@ -42,6 +46,7 @@ from pipeline.reports.html_page import (
     video,
 )
 from pipeline.stages.evaluate import EVALUATION_FILE
+from pipeline.workflows import finetune_report
 from pipeline.workflows.quickstart import QUICKSTART_FILE
 
 if TYPE_CHECKING:
@@ -50,7 +55,8 @@ if TYPE_CHECKING:
 PAGE_FILE = "report.html"
 """The page, in the run folder unless ``--out`` says otherwise."""
 QUICKSTART, DAGGER, EVALUATION, TRAINING = "quickstart", "dagger", "evaluation", "training"
-MARKERS = {QUICKSTART: QUICKSTART_FILE, DAGGER: DAGGER_FILE,
+FINETUNE = "finetune"
+MARKERS = {QUICKSTART: QUICKSTART_FILE, DAGGER: DAGGER_FILE, FINETUNE: FINETUNE_FILE,
            EVALUATION: EVALUATION_FILE, TRAINING: TRAINING_RUN_FILE}  # fmt: skip
 """The file that makes a folder a run of each kind (each named by the module that writes
 it), in the order they are looked for."""
@@ -86,6 +92,8 @@ class RunParts:
     dagger: dict[str, Any] | None = None
     final: FinalChoice | None = None
     """DAgger's final choice among fits (``--final-fits``), when it made one."""
+    finetune: finetune_report.FinetuneRun | None = None
+    """A fine-tuning run's record and arguments."""
     data: Path | None = None
     """The demonstration file the policy learned from."""
     commands: list[str] = field(default_factory=list)
@@ -195,6 +203,11 @@ def gather(kind: str, run: Path) -> RunParts:
         parts.training = run
         if (run / "evaluation" / MARKERS[EVALUATION]).is_file():
             parts.evaluation_dir = run / "evaluation"
+    elif kind == FINETUNE:
+        parts.finetune = finetune_report.read_finetune_run(run)
+        parts.data = parts.finetune.anchor_data()
+        if (run / "evaluation" / MARKERS[EVALUATION]).is_file():  # the hint's evaluation
+            parts.evaluation_dir = run / "evaluation"
     else:
         parts.dagger = _read_json(run / MARKERS[DAGGER])
         parts.final = _final_choice(run / MARKERS[DAGGER], parts.dagger)
@@ -222,6 +235,8 @@ def gather(kind: str, run: Path) -> RunParts:
 def _env_of(parts: RunParts) -> str | None:
     if parts.dagger is not None:
         return parts.dagger.get("env_id")
+    if parts.finetune is not None:
+        return parts.finetune.record.get("env_id")
     return parts.training_spec.get("env_id")
 
 
@@ -261,6 +276,8 @@ def _commands(parts: RunParts) -> list[str]:
                         f"{parts.training / CONFIG_FILE} --out {parts.training}-again")  # fmt: skip
     if parts.dagger is not None:
         commands.append(_dagger_command(parts))
+    if parts.finetune is not None:
+        commands.append(finetune_report.command(parts.finetune))
     report = parts.evaluation
     if report is not None:
         command = (f"pipeline evaluate --policy {report.policy} --episodes {len(report.seeds)} "
@@ -305,6 +322,8 @@ def holdings(parts: RunParts) -> str:
                      f"(seeds {report.seeds[0]}-{report.seeds[-1]})")  # fmt: skip
     if parts.kind == DAGGER:
         return _dagger_holdings(parts, evaluated)
+    if parts.finetune is not None:
+        return finetune_report.holdings(parts.finetune, evaluated)
     if parts.kind == EVALUATION:
         return f"This evaluation holds {evaluated}."
     what = {QUICKSTART: "This quickstart run holds its demonstrations, its training run",
@@ -356,9 +375,15 @@ def _published(parts: RunParts) -> tuple[str | None, dict[str, Any]]:
 
 
 def _sections(parts: RunParts) -> list[Section]:
-    builders = (_results, _phases, _videos, _curves, _dagger_rows, _dagger_final, _plots,
+    builders = (_finetune, _results, _phases, _videos, _curves, _dagger_rows, _dagger_final, _plots,
                 _config, _dataset, _reproduce)  # fmt: skip
     return [section for build in builders for section in build(parts)]
+
+
+def _finetune(parts: RunParts) -> list[Section]:
+    if parts.finetune is None:
+        return []
+    return finetune_report.sections(parts.finetune, parts.evaluation is not None)
 
 
 def _results(parts: RunParts) -> list[Section]:
@@ -367,6 +392,8 @@ def _results(parts: RunParts) -> list[Section]:
     report = parts.evaluation
     if report is None and parts.dagger is not None:
         return _dagger_results(parts)
+    if report is None and parts.finetune is not None:
+        return []  # its selections are its closed-loop results; their note says how to get more
     if report is None:
         hint = (
             "This run holds no closed-loop evaluation. Run pipeline evaluate --policy "
@@ -475,6 +502,8 @@ def _curves(parts: RunParts) -> list[Section]:
             parts.run / "learning_curve.png",
             "DAgger: survival and distance against expert-labelled steps",
         )
+    if parts.finetune is not None:
+        body += finetune_report.curves(parts.finetune)
     if parts.training is not None:
         body += _training_summary(parts.training, parts.training_record)
         for png in sorted((parts.training / "plots").glob("*.png")):
@@ -564,6 +593,8 @@ def _config(parts: RunParts) -> list[Section]:
     body = ""
     if parts.dagger is not None:
         body += preformatted(json.dumps(parts.dagger.get("config", {}), indent=2))
+    if parts.finetune is not None:
+        body += preformatted(json.dumps(parts.finetune.config, indent=2))
     if parts.training is not None:
         body += preformatted((parts.training / CONFIG_FILE).read_text())
     return [Section("Config", body)] if body else []
@@ -597,6 +628,8 @@ def _run_to_log(parts: RunParts) -> str | None:
         return parts.evaluation.eval_run_id
     if parts.dagger is not None and parts.dagger.get("run_id"):
         return parts.dagger["run_id"]
+    if parts.finetune is not None and parts.finetune.record.get("run_id"):
+        return parts.finetune.record["run_id"]
     return parts.training_record.get("run_id")
 
 
