@@ -3,7 +3,8 @@
 - :mod:`.cli`: the commands (parse, call, print);
 - :mod:`.workflows`: the quickstart, tune and the report, which run algorithms and stages;
 - :mod:`.algorithms`: the learning algorithms (behaviour cloning, DAgger, final-fit
-  selection) with their typed configs and the one training-config resolution;
+  selection, reward fine-tuning with PPO) with their typed configs and the one
+  training-config resolution;
 - :mod:`.stages`: record, evaluate, compare, visualize, export and the motion lab;
 - building blocks: :mod:`.reports`, :mod:`.rollout` and :mod:`.training`,
   :mod:`.tracking`, :mod:`.core`.

@@ -39,6 +39,11 @@ SCALE = [
     (r"--fine-trials \d+", "--fine-trials 1"),
     (r"--rollout-episodes \d+", "--rollout-episodes 1"),
 ]
+FINETUNE_SMALL = (
+    "steps=512 steps_per_update=256 segments=2 ppo.minibatch=128 critic.warmup_updates=1 "
+    "selection.episodes=1 curriculum.episode_seconds=1"
+)
+"""Two updates of 256 steps (one warming the critic up), one selection episode."""
 WALK_SECONDS = "--episode-seconds 1"
 """Walk rollouts, recordings and evaluations run 1 simulated second instead of 20."""
 
@@ -73,6 +78,8 @@ def scaled(command: str) -> str:
         command += " --epochs 1"
     if words[:3] == ["pipeline", "motion", "fit"]:
         command += " steps=300"
+    if words[:2] == ["pipeline", "finetune"]:
+        command += f" {FINETUNE_SMALL}"
     walk = "HumanoidRun" not in command and "run" not in Path(_policy_arg(words)).name
     if words[:2] in (["pipeline", "rollout"], ["pipeline", "record"],
                      ["pipeline", "evaluate"]) and walk:  # fmt: skip
@@ -93,7 +100,7 @@ def test_readme_commands_are_found():
     # Each command of the product appears at least once in the README.
     assert {"rollout", "record", "inspect", "export", "import", "train", "evaluate",
             "quickstart", "envs", "dagger", "compare", "tune", "motion",
-            "visualize"} <= verbs  # fmt: skip
+            "visualize", "finetune", "report"} <= verbs  # fmt: skip
     assert any(c.startswith("mlflow ui") for c in commands)
 
 

@@ -28,8 +28,7 @@ class PPOConfig(StrictConfig):
     minibatch: int = Field(1024, ge=16)
     """Steps per gradient step."""
     policy_lr: float = Field(2e-5, gt=0.0)
-    """Adam's learning rate for the policy (mean network and log-std): small, the policy
-    already walks."""
+    """Adam's learning rate for the policy's mean network: small, the policy already walks."""
     log_std_lr: float = Field(1e-3, gt=0.0)
     """Adam's learning rate for the log standard deviation (its own optimizer)."""
     value_lr: float = Field(1e-3, gt=0.0)
@@ -80,8 +79,9 @@ class AnchorConfig(StrictConfig):
     update's rollouts); ``demos``: the pairs of a demonstration file (``--anchor-data``);
     ``none``: no anchor."""
     weight: float = Field(1.0, ge=0.0)
-    """Initial weight of the anchor loss (mean squared error in the policy's z-scored
-    action units, summed over dimensions) beside the surrogate (normalised advantages)."""
+    """Initial weight of the anchor loss (the squared error in the policy's z-scored action
+    units, summed over the action dimensions and averaged over states) beside the
+    surrogate (whose advantages are normalised)."""
     decay: float = Field(0.98, ge=0.0, le=1.0)
     """The weight is multiplied by this after every policy update."""
 

@@ -14,6 +14,7 @@ PAGE = Path("docs") / "config-reference.md"
 def reference() -> str:
     """The page's Markdown."""
     from pipeline.algorithms.dagger_config import DaggerConfig
+    from pipeline.algorithms.finetune_config import FinetuneConfig
     from pipeline.core.config_docs import reference_markdown
     from pipeline.stages.motion.config import MotionFitConfig
     from pipeline.training.config import TrainConfig
@@ -30,6 +31,12 @@ def reference() -> str:
         ("`pipeline dagger`", DaggerConfig,
          "How DAgger gathers labels; each key is also the option `--key-name` (underscores "
          "as dashes). The refits use the training config above."),
+        ("`pipeline finetune`: reward fine-tuning", FinetuneConfig,
+         "PPO from a learned policy with a demonstration anchor. Without `--config` the "
+         "environment's measured recipe is the base (`FINETUNE_RECIPES` in "
+         "`pipeline/algorithms/finetune_config.py`; the defaults are the walk's); "
+         "`--steps`, `--seed`, `--eval-every`, `--eval-episodes` and `--eval-seed` set "
+         "`steps`, `seed` and `selection.*`."),
         ("`pipeline motion fit`", MotionFitConfig,
          "The motion-imitation lab's fit of a clip (phase -> joint angles)."),
     ]  # fmt: skip
