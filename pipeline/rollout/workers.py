@@ -11,10 +11,13 @@ classes run as Ray actors on a cluster (:mod:`pipeline.rollout.ray_pool`, chosen
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +26,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 
 from datasets import Episode
+from pipeline.core.errors import PipelineError
 from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.demonstration import DemoTask, record_demonstration
 from pipeline.rollout.episodes import EpisodeResult, Relabeller, run_episode
@@ -142,17 +146,26 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+RESTARTS = 3
+"""Times a local pool replaces its processes after one died, before it gives up."""
+
+
 class WorkerPool(Pool):
     """Long-lived workers: ``workers=1`` runs in this process, more in a spawn pool.
 
     Each worker is built once by ``factory`` and keeps its environment for every task it
-    is given, so repeated calls pay no start-up cost.
+    is given, so repeated calls pay no start-up cost. A worker process that dies (killed,
+    out of memory) breaks the process pool; the pool is then started again and the tasks
+    whose results were not yet taken are given to it again: a task's result is a function
+    of the task, and each is taken once, so nothing is lost or counted twice.
     """
 
     def __init__(self, factory: Callable[[], Worker], workers: int = 1) -> None:
         self.workers = max(1, workers)
+        self.restarts = 0
+        self._factory = factory
         self._local: Worker | None = None
-        self._pool: Any = None
+        self._executor: ProcessPoolExecutor | None = None
         self._blas_limits: Any = None
         if self.workers == 1:
             # The same reason as WORKER_THREAD_ENV, in this process: NumPy is already
@@ -164,25 +177,56 @@ class WorkerPool(Pool):
             self._blas_limits = threadpool_limits(limits=1, user_api="blas")
             self._local = factory()
         else:
-            ctx = mp.get_context("spawn")
-            with _worker_environment():
-                self._pool = ctx.Pool(self.workers, _init_process, (factory,))
+            self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        with _worker_environment():
+            executor = ProcessPoolExecutor(self.workers, mp.get_context("spawn"),
+                                           _init_process, (self._factory,))  # fmt: skip
+            # Start every process now, under the thread limits (the executor would start
+            # them one by one as tasks arrive, after the limits are restored).
+            for _ in concurrent.futures.as_completed(
+                [executor.submit(_started) for _ in range(self.workers)]
+            ):
+                pass
+        return executor
+
+    def _restart(self, error: BaseException) -> None:
+        self.restarts += 1
+        assert self._executor is not None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.restarts > RESTARTS:
+            raise PipelineError(f"--workers: worker processes died {self.restarts} times, "
+                                f"giving up ({error})")  # fmt: skip
+        self._executor = self._start()
 
     def imap(self, tasks: Iterable[Any], window: int | None = None) -> Iterator[Any]:
         if self._local is not None:
             yield from map(self._local.run, tasks)
             return
         window = window or 2 * self.workers
-        pending: deque[Any] = deque()
+        pending: deque[list[Any]] = deque()  # [future, task]
         source = iter(tasks)
+
+        def submit(task: Any) -> list[Any]:
+            assert self._executor is not None
+            return [self._executor.submit(_run_in_process, task), task]
+
         for task in source:
-            pending.append(self._pool.apply_async(_run_in_process, (task,)))
+            pending.append(submit(task))
             if len(pending) >= window:
                 break
         while pending:
-            result = pending.popleft().get()
+            try:
+                result = pending[0][0].result()
+            except BrokenProcessPool as error:
+                self._restart(error)
+                for entry in pending:
+                    entry[0] = submit(entry[1])[0]
+                continue
+            pending.popleft()
             for task in source:
-                pending.append(self._pool.apply_async(_run_in_process, (task,)))
+                pending.append(submit(task))
                 break
             yield result
 
@@ -192,9 +236,14 @@ class WorkerPool(Pool):
         if self._blas_limits is not None:
             self._blas_limits.restore_original_limits()
             self._blas_limits = None
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+def _started() -> int:
+    """A no-op task: the process that runs it has built its worker."""
+    return os.getpid()
 
 
 def make_pool(factory: Callable[[], Worker], workers: int, backend: Backend = LOCAL) -> Pool:
