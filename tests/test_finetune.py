@@ -309,3 +309,24 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
     )
     assert "config.seed was 0, now 1" in err
     assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
+
+
+def test_the_run_fine_tunes_on_its_own_reward(run_data, tmp_path):
+    """HumanoidRun (no clip, no pose reward, its own reward and start noise) goes through
+    the same loop: returns are the run's, selections rank by distance."""
+    train_from_file(
+        run_data,
+        load_config(None, ["model.hidden_sizes=[16,16]", "training.epochs=1"]),
+        tmp_path / "run-bc",
+        tracking_uri=None,
+    )
+    config = resolve_finetune_config(
+        None, [*SMALL, "curriculum.episode_seconds=0.5"], env_id="sim/HumanoidRun-v0"
+    )
+    out = tmp_path / "run-ft"
+    result = finetune(FinetuneRequest(policy=str(tmp_path / "run-bc"), out=out, config=config))
+    assert result.env_id == "sim/HumanoidRun-v0"
+    assert all(np.isfinite(r.mean_return) for r in result.rows)
+    assert all(np.isnan(r.pose_reward) for r in result.rows)  # the run has no clip
+    assert all(np.isfinite(s.normalized_distance) for s in result.selections)
+    assert (out / "policy" / "spec.json").is_file()

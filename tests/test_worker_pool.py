@@ -46,8 +46,10 @@ def test_a_killed_worker_process_loses_no_task_and_repeats_none():
 def test_a_pool_whose_workers_keep_dying_gives_up_in_one_line(monkeypatch):
     monkeypatch.setattr(workers, "RESTARTS", 0)
     tasks = [EpisodeTask(seed) for seed in range(6)]
-    with WorkerPool(_factory(), 2) as pool:
-        with pytest.raises(PipelineError, match="worker processes died 1 times"):
-            for _ in pool.imap(tasks):
-                for pid in list(pool._executor._processes):
-                    os.kill(pid, signal.SIGKILL)
+    with (
+        WorkerPool(_factory(), 2) as pool,
+        pytest.raises(PipelineError, match="worker processes died 1 times"),
+    ):
+        for _ in pool.imap(tasks):
+            for pid in list(pool._executor._processes):
+                os.kill(pid, signal.SIGKILL)
