@@ -174,6 +174,28 @@ def test_dagger_on_ray_aggregates_the_local_episodes(ray_head, run_data, tmp_pat
     ]
 
 
+def test_finetune_on_ray_trains_the_local_run(ray_head, policy, tmp_path):
+    """A few fine-tuning updates with their segments on Ray actors end in the checkpoint
+    the local pool gives: a segment is a function of its task, wherever it runs."""
+    from pipeline.algorithms.finetune import CHECKPOINT_FILE, FinetuneRequest, finetune
+    from pipeline.algorithms.finetune_config import resolve_finetune_config
+
+    config = resolve_finetune_config(None, [
+        "steps=768", "steps_per_update=256", "segments=4", "ppo.minibatch=128",
+        "critic.warmup_updates=1", "selection.episodes=2", "curriculum.episode_seconds=0.5",
+    ], env_id=RUN)  # fmt: skip
+    checkpoints = {}
+    for name, backend in (("local", Backend()), ("ray", parse_backend("ray", ray_head))):
+        out = tmp_path / name
+        finetune(FinetuneRequest(policy=str(policy), out=out, config=config, workers=2,
+                                 backend=backend))  # fmt: skip
+        with np.load(out / CHECKPOINT_FILE) as data:
+            checkpoints[name] = {k: data[k] for k in data.files if k != "meta"}
+    assert checkpoints["local"].keys() == checkpoints["ray"].keys()
+    for key, value in checkpoints["local"].items():
+        np.testing.assert_array_equal(value, checkpoints["ray"][key], err_msg=key)
+
+
 def test_workers_that_keep_dying_fail_with_one_line(ray_head, monkeypatch):
     monkeypatch.setattr(ray_pool, "RESTARTS", 0)
     expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[RUN]))
