@@ -13,7 +13,8 @@ eval-seed + episodes - 1``, which no training episode (seeds from 10^9) or selec
 (``selection.seed``, 7000 by default) used. Prints per policy: survival with its 95%
 interval, survival on the starts the expert survives, pose reward and distance relative
 to the expert's, and per training seed the environment steps, wall time and rollout speed
-against the bare simulator's; writes ``benchmarks/results/bench_finetune_<env>.json``.
+against the bare simulator's; writes ``benchmarks/results/bench_finetune_<env>.json`` and
+beside it the seeds' selection curves (``.png``).
 """
 
 from __future__ import annotations
@@ -102,9 +103,24 @@ def main() -> int:
     }
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    curves = results.with_suffix(".png")
+    plot_curves(runs, curves)
     print_tables(report)
+    print(f"curves: {curves}")
     print(f"results: {results}")
     return 0
+
+
+def plot_curves(runs: dict[int, dict], path: Path) -> None:
+    """Every seed's selection survival and pose reward against environment steps, with the
+    starting policy and the expert (the same selection seeds in every run) as lines."""
+    from pipeline.algorithms.finetune import SelectionRow
+    from pipeline.reports.curve_plots import plot_finetune_curve
+
+    first = next(iter(runs.values()))
+    selections = {f"seed {seed}": [SelectionRow(**row) for row in run["selections"]]
+                  for seed, run in runs.items()}  # fmt: skip
+    plot_finetune_curve(selections, first["start"], first["expert"], path)
 
 
 def _summary(summary: dict) -> dict:

@@ -743,7 +743,8 @@ def _load_checkpoint(out: Path, learner: PPO) -> dict[str, Any]:
 def _finish(result: FinetuneResult, config: FinetuneConfig, out: Path, tracker: Tracker) -> None:
     from pipeline.reports.curve_plots import plot_finetune_curve
 
-    plot_finetune_curve(result.selections, result.start, result.expert, out / CURVE_FILE)
+    plot_finetune_curve({"fine-tuned": result.selections}, result.start, result.expert,
+                        out / CURVE_FILE)  # fmt: skip
     tracker.log_artifact(out / CURVE_FILE, "plots")
     write_json(
         out / FINETUNE_FILE,

@@ -3,7 +3,7 @@ an algorithm (DAgger, or BC on more demonstrations) spends expert-labelled steps
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +38,25 @@ def plot_label_curve(
     plt.close(fig)
 
 
-def plot_finetune_curve(selections: Sequence[Any], start: dict[str, float],
+def plot_finetune_curve(runs: Mapping[str, Sequence[Any]], start: dict[str, float],
                         expert: dict[str, float], path: Path) -> None:  # fmt: skip
-    """Selection survival and normalized pose reward of a fine-tuning run against
-    environment steps, with the starting policy and the expert as lines."""
-    steps = [s.env_steps for s in selections if s.update >= 0]
-    survival = [100 * s.survival for s in selections if s.update >= 0]
-    pose = [s.normalized_pose_reward for s in selections if s.update >= 0]
+    """Selection survival and normalized pose reward of fine-tuning runs (name -> their
+    selection rows) against environment steps, with the starting policy and the expert as
+    lines."""
     fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_s.plot(steps, survival, marker="o", label="fine-tuned")
+    for name, selections in runs.items():
+        rows = [s for s in selections if s.update >= 0]
+        steps = [s.env_steps for s in rows]
+        ax_s.plot(steps, [100 * s.survival for s in rows], marker="o", label=name)
+        ax_p.plot(steps, [s.normalized_pose_reward for s in rows], marker="o", label=name)
     for name, score, style in (("start", start, ":"), ("expert", expert, "--")):
         if "survival" in score:
             ax_s.axhline(100 * score["survival"], color="gray", linestyle=style, label=name)
+        if "normalized_pose_reward" in score:
+            ax_p.axhline(score["normalized_pose_reward"], color="gray", linestyle=style)
     ax_s.set(xlabel="environment steps", ylabel="survival % (selection seeds)", ylim=(0, 105),
              title="survival")  # fmt: skip
     ax_s.legend()
-    ax_p.plot(steps, pose, marker="o")
-    ax_p.axhline(1.0, color="gray", linestyle="--")
-    if "normalized_pose_reward" in start:
-        ax_p.axhline(start["normalized_pose_reward"], color="gray", linestyle=":")
     ax_p.set(xlabel="environment steps", ylabel="pose reward / expert's",
              title="normalized pose reward")  # fmt: skip
     fig.tight_layout()
