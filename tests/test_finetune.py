@@ -307,7 +307,7 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
         "1",
         *SMALL,
     )
-    assert "config.seed was 0, now 1" in err
+    assert "config.seed: 0 there, 1 now" in err
     assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
 
 
@@ -330,3 +330,19 @@ def test_the_run_fine_tunes_on_its_own_reward(run_data, tmp_path):
     assert all(np.isnan(r.pose_reward) for r in result.rows)  # the run has no clip
     assert all(np.isfinite(s.normalized_distance) for s in result.selections)
     assert (out / "policy" / "spec.json").is_file()
+
+
+def test_from_scratch_starts_from_fresh_weights_of_the_same_architecture(walk_policy, tmp_path):
+    """The ablation starts from a freshly initialised network of the same shapes: whatever
+    it publishes is far from the trained weights (a PPO update moves them by about the
+    learning rate, 2e-5)."""
+    from models import load_policy
+
+    out = tmp_path / "scratch"
+    config = resolve_finetune_config(None, [*SMALL, "steps=256", "from_scratch=true",
+                                            "critic.warmup_updates=0"], env_id=WALK)  # fmt: skip
+    finetune(FinetuneRequest(policy=str(walk_policy), out=out, config=config))
+    trained = load_policy(walk_policy).model
+    published = load_policy(out / "policy").model
+    assert [w.shape for w in trained.get_weights()] == [w.shape for w in published.get_weights()]
+    assert np.abs(trained.get_weights()[0] - published.get_weights()[0]).max() > 0.01

@@ -41,6 +41,7 @@ from models.config import config_inputs
 from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.algorithms.fit_selection import Candidate, FinalChoice, FitChoice, select_among_fits
+from pipeline.core.differences import first_difference
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
 from pipeline.core.run_files import CHECKPOINT_DIR, POLICY_DIR, TRAINING_RUN_FILE
@@ -309,22 +310,12 @@ def _load_state(out: Path, request: dict[str, Any]) -> dict[str, Any]:
     stored = state.get("request", {})
     for key in ("init_data", "env_id", "config", "train_config"):
         if stored.get(key) != request[key]:
-            difference = _differs(stored.get(key), request[key])
+            difference = first_difference(stored.get(key), request[key])
             raise PipelineError(
                 f"--resume {out}: {key} differs from the run being resumed ({difference}); "
                 "a run with other arguments is a new --out"
             )
     return state
-
-
-def _differs(stored: Any, given: Any, path: str = "") -> str:
-    """The first difference between two nested values, as ``a.b: x there, y now``."""
-    if isinstance(stored, dict) and isinstance(given, dict):
-        for key in sorted(set(stored) | set(given)):
-            if stored.get(key) != given.get(key):
-                return _differs(stored.get(key), given.get(key), f"{path}.{key}".lstrip("."))
-    where = f"{path}: " if path else ""
-    return f"{where}{stored!r} there, {given!r} now"
 
 
 def _row(data: dict[str, Any]) -> IterationRow:

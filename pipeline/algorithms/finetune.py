@@ -22,6 +22,7 @@ One run, in ``DIR``:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.algorithms.finetune_config import FinetuneConfig
+from pipeline.core.differences import first_difference
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, read_json_object, write_json
 from pipeline.core.run_files import POLICY_DIR
@@ -259,20 +261,16 @@ def _check_anchor(request: FinetuneRequest, env_id: str | None) -> None:
 def _check_same_request(out: Path, request: FinetuneRequest) -> None:
     stored = read_json_object(out / REQUEST_FILE, f"--resume {out}")
     given = request.recorded()
+    # A key added to the config since the run started counts at its default; a stored
+    # config that no longer validates is reported as the difference below.
+    with contextlib.suppress(ValueError):
+        config = FinetuneConfig.model_validate(stored.get("config"))
+        stored["config"] = config.model_dump(mode="json")
     for key in given:
         if stored.get(key) != given[key]:
-            raise PipelineError(
-                f"--resume {out}: {_first_difference(key, stored.get(key), given[key])}; "
-                "a run with other arguments is a new --out"
-            )
-
-
-def _first_difference(path: str, stored: Any, given: Any) -> str:
-    if isinstance(stored, dict) and isinstance(given, dict):
-        for key in sorted(set(stored) | set(given)):
-            if stored.get(key) != given.get(key):
-                return _first_difference(f"{path}.{key}", stored.get(key), given.get(key))
-    return f"{path} was {stored!r}, now {given!r}"
+            difference = first_difference(stored.get(key), given[key], key)
+            raise PipelineError(f"--resume {out}: {difference}; a run with other arguments "
+                                "is a new --out")  # fmt: skip
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -469,8 +467,14 @@ def _build_learner(loaded: Any, config: FinetuneConfig) -> PPO:
 
     spec = loaded.spec
     exploration = config.exploration
+    model = loaded.model
+    if config.from_scratch:
+        import keras
+
+        # New layers from the same configs: fresh weights (seeded), the same normalization.
+        model = keras.models.clone_model(model)
     policy = GaussianPolicy(
-        loaded.model,
+        model,
         np.sqrt(np.asarray(spec.act_variance, np.float32)),
         exploration.log_std,
         (exploration.min_log_std, exploration.max_log_std),

@@ -146,6 +146,10 @@ class FinetuneConfig(StrictConfig):
     """Training episodes."""
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     """What gets published."""
+    from_scratch: bool = False
+    """Ablation (what the teacher buys): start from the policy's architecture and
+    normalization with freshly initialised weights; the anchor still applies unless it is
+    turned off."""
 
     @model_validator(mode="after")
     def _segments_fit(self) -> FinetuneConfig:
