@@ -471,7 +471,8 @@ def _build_learner(loaded: Any, config: FinetuneConfig) -> PPO:
     if config.from_scratch:
         import keras
 
-        # New layers from the same configs: fresh weights (seeded), the same normalization.
+        # New layers from the same configs: the initial weights (the initializers carry
+        # their seeds), the same normalization.
         model = keras.models.clone_model(model)
     policy = GaussianPolicy(
         model,

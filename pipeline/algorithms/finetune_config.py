@@ -148,8 +148,8 @@ class FinetuneConfig(StrictConfig):
     """What gets published."""
     from_scratch: bool = False
     """Ablation (what the teacher buys): start from the policy's architecture and
-    normalization with freshly initialised weights; the anchor still applies unless it is
-    turned off."""
+    normalization with freshly initialised weights (its layers' initializers, with the
+    seeds they were built with); the anchor still applies unless it is turned off."""
 
     @model_validator(mode="after")
     def _segments_fit(self) -> FinetuneConfig:
