@@ -25,6 +25,7 @@ from pipeline.cli.options import (
 from pipeline.cli.progress import make_console
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_dir, write_json
+from pipeline.reports.tables import number, percent
 
 if TYPE_CHECKING:
     from pipeline.stages.compare import CompareReport, CompareRequest
@@ -33,41 +34,33 @@ PLOT_FILE = "compare.png"
 COMPARE_FILE = "compare.json"
 
 
-def _pct(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{100 * value:.0f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def compare_table(report: CompareReport) -> Table:
     """One row per policy, then per group the mean ± 95% interval (worst - best)."""
     table = Table(title=f"{report.env_id}, {len(report.seeds)} episodes, seeds "
                         f"{report.seeds[0]}-{report.seeds[-1]}: expert survives "
-                        f"{_pct(report.expert['survival_rate'])}")  # fmt: skip
+                        f"{percent(report.expert['survival_rate'])}")  # fmt: skip
     for column in ("group", "policy", "survival", "on expert's starts", "norm. distance",
                    "pose reward"):  # fmt: skip
         table.add_column(column, justify="right", no_wrap=True)
     for row in report.policies:
-        table.add_row(row["group"], row["policy"], _pct(row["survival"]),
-                      _pct(row["survival_on_expert_starts"]), _num(row["normalized_distance"]),
-                      _num(row["pose_reward"], 3))  # fmt: skip
+        table.add_row(row["group"], row["policy"], percent(row["survival"]),
+                      percent(row["survival_on_expert_starts"]), number(row["normalized_distance"]),
+                      number(row["pose_reward"], 3))  # fmt: skip
     table.add_section()
     for name, stats in report.groups.items():
-        pose = _num(stats["pose_reward"]["mean"], 3)
+        pose = number(stats["pose_reward"]["mean"], 3)
         table.add_row(name, f"mean of {stats['policies']}", _group_cell(stats["survival"], True),
                       _group_cell(stats["survival_on_expert_starts"], True),
                       _group_cell(stats["normalized_distance"], False), pose)  # fmt: skip
     return table
 
 
-def _group_cell(stat: dict[str, float], percent: bool) -> str:
+def _group_cell(stat: dict[str, float], as_percent: bool) -> str:
     """``mean ± half-width (worst-best)``; no half-width for a group of one."""
-    fmt = _pct if percent else _num
+    fmt = percent if as_percent else number
     half = ""
     if math.isfinite(stat["ci95"]):
-        half = f" ± {100 * stat['ci95']:.0f}" if percent else f" ± {stat['ci95']:.2f}"
+        half = f" ± {100 * stat['ci95']:.0f}" if as_percent else f" ± {stat['ci95']:.2f}"
     return f"{fmt(stat['mean'])}{half} ({fmt(stat['worst'])}-{fmt(stat['best'])})"
 
 

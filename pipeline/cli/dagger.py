@@ -19,25 +19,18 @@ from pipeline.cli.progress import make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import check_output_path, write_json
+from pipeline.reports.tables import number, percent
 
 if TYPE_CHECKING:
     from pipeline.algorithms.dagger import DaggerResult, IterationRow
     from pipeline.algorithms.fit_selection import Candidate, FinalChoice
 
 
-def _pct(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{100 * value:.0f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def iteration_line(row: IterationRow) -> str:
     """One progress line per finished iteration."""
     beta = "demonstrations" if row.iteration == 0 else f"beta {row.beta:.3f}"
     return (f"iteration {row.iteration} ({beta}): {row.labels} labels, survival "
-            f"{_pct(row.survival)}, normalized distance {_num(row.normalized_distance)}, "
+            f"{percent(row.survival)}, normalized distance {number(row.normalized_distance)}, "
             f"fit {row.fit_s:.0f} s, rollouts {row.rollout_s:.0f} s, "
             f"evaluation {row.eval_s:.0f} s")  # fmt: skip
 
@@ -45,9 +38,9 @@ def iteration_line(row: IterationRow) -> str:
 def candidate_line(candidate: Candidate, episodes: int) -> str:
     """One progress line per judged candidate for the final policy."""
     seed = "" if candidate.training_seed is None else f", training seed {candidate.training_seed}"
-    return (f"final candidate {candidate.name}{seed}: survival {_pct(candidate.survival)} "
+    return (f"final candidate {candidate.name}{seed}: survival {percent(candidate.survival)} "
             f"on {episodes} selection episodes, normalized distance "
-            f"{_num(candidate.normalized_distance)}")  # fmt: skip
+            f"{number(candidate.normalized_distance)}")  # fmt: skip
 
 
 def final_table(final: FinalChoice, episodes: int) -> Table:
@@ -66,16 +59,16 @@ def iterations_table(result: DaggerResult, episodes: int) -> Table:
     """Labels, survival, distance, pose reward and on-policy error per iteration."""
     expert = result.expert
     table = Table(title=f"DAgger on {result.env_id}, {episodes} evaluation episodes: expert "
-                        f"survives {_pct(expert.get('survival_rate', math.nan))}")  # fmt: skip
+                        f"survives {percent(expert.get('survival_rate', math.nan))}")  # fmt: skip
     for column in ("iteration", "beta", "episodes added", "labels", "survival",
                    "on expert's starts", "distance m", "norm. distance", "pose reward",
                    "action error", "val loss"):  # fmt: skip
         table.add_column(column, justify="right", no_wrap=True)
     for r in result.rows:
-        table.add_row(str(r.iteration), _num(r.beta, 3), str(r.episodes_added), str(r.labels),
-                      _pct(r.survival), _pct(r.survival_on_expert_starts), _num(r.distance),
-                      _num(r.normalized_distance), _num(r.pose_reward, 3),
-                      _num(r.action_error, 3), _num(r.val_loss, 4))  # fmt: skip
+        table.add_row(str(r.iteration), number(r.beta, 3), str(r.episodes_added), str(r.labels),
+                      percent(r.survival), percent(r.survival_on_expert_starts), number(r.distance),
+                      number(r.normalized_distance), number(r.pose_reward, 3),
+                      number(r.action_error, 3), number(r.val_loss, 4))  # fmt: skip
     return table
 
 

@@ -16,17 +16,10 @@ from pipeline.cli.options import BackendKind, JsonOut, NoTrack, Overwrite, RayAd
 from pipeline.cli.progress import make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.outputs import check_output_path, write_json
+from pipeline.reports.tables import number, percent
 
 if TYPE_CHECKING:
     from pipeline.algorithms.finetune import FinetuneResult, SelectionRow, UpdateRow
-
-
-def _pct(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{100 * value:.0f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def update_line(row: UpdateRow) -> str:
@@ -36,14 +29,14 @@ def update_line(row: UpdateRow) -> str:
         ""
         if row.phase == "warmup"
         else (
-            f", KL {_num(row.approx_kl, 4)}, clipped {_pct(row.clip_fraction)}, "
-            f"log-std {_num(row.log_std)}, anchor {_num(row.anchor_weight, 3)}"
+            f", KL {number(row.approx_kl, 4)}, clipped {percent(row.clip_fraction)}, "
+            f"log-std {number(row.log_std)}, anchor {number(row.anchor_weight, 3)}"
         )
     )
     return (
         f"update {row.update} ({what}): {row.env_steps} steps, {row.episodes} episodes "
-        f"ended, survival {_pct(row.survival)}, return {_num(row.mean_return, 1)}, "
-        f"value loss {_num(row.value_loss, 3)}{ppo}, {row.steps_per_s:.0f} steps/s "
+        f"ended, survival {percent(row.survival)}, return {number(row.mean_return, 1)}, "
+        f"value loss {number(row.value_loss, 3)}{ppo}, {row.steps_per_s:.0f} steps/s "
         f"per worker"
     )
 
@@ -53,9 +46,9 @@ def selection_line(row: SelectionRow, episodes: int) -> str:
     who = "starting policy" if row.update < 0 else f"after update {row.update}"
     mark = " (published)" if row.published else ""
     return (
-        f"selection, {who}: survival {_pct(row.survival)} on {episodes} episodes, "
-        f"normalized distance {_num(row.normalized_distance)}, pose reward "
-        f"{_num(row.normalized_pose_reward)} of the expert's{mark}"
+        f"selection, {who}: survival {percent(row.survival)} on {episodes} episodes, "
+        f"normalized distance {number(row.normalized_distance)}, pose reward "
+        f"{number(row.normalized_pose_reward)} of the expert's{mark}"
     )
 
 
@@ -63,7 +56,7 @@ def selections_table(result: FinetuneResult, episodes: int) -> Table:
     """The expert, the starting policy and every selection, the published one marked."""
     table = Table(
         title=f"Fine-tuning on {result.env_id}: {episodes} selection episodes "
-        f"each (expert survives {_pct(result.expert.get('survival', math.nan))})"
+        f"each (expert survives {percent(result.expert.get('survival', math.nan))})"
     )
     for column in (
         "policy",
@@ -80,9 +73,9 @@ def selections_table(result: FinetuneResult, episodes: int) -> Table:
         table.add_row(
             name,
             str(row.env_steps),
-            _pct(row.survival),
-            _num(row.normalized_distance),
-            _num(row.normalized_pose_reward),
+            percent(row.survival),
+            number(row.normalized_distance),
+            number(row.normalized_pose_reward),
             "yes" if row is best else "",
         )
     return table

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -44,6 +46,20 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]], caption: str
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     title = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def cell(value: Any) -> str:
+    """A number as a page writes it in a table: three significant digits, ``-`` for none."""
+    if isinstance(value, float):
+        return f"{value:.3g}" if math.isfinite(value) else "-"
+    return "-" if value is None else str(value)
+
+
+def percent(value: Any) -> str:
+    """A share as a page writes it: ``52.5%``, ``-`` for none or not finite."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f}%"
 
 
 def paragraph(text: str, note: bool = False) -> str:

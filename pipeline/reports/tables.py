@@ -10,8 +10,14 @@ from rich.table import Table
 from pipeline.rollout.episodes import EpisodeResult
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
+def number(value: float | None, digits: int = 2) -> str:
+    """A number in a terminal table: ``digits`` decimals, ``-`` for none or not finite."""
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    """A share in a terminal table: ``52%``, ``-`` for none or not finite."""
+    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
 
 def episode_table(title: str, results: list[EpisodeResult], summary: dict[str, Any]) -> Table:
@@ -21,14 +27,14 @@ def episode_table(title: str, results: list[EpisodeResult], summary: dict[str, A
         table.add_column(column, justify="right", no_wrap=True)
     for r in results:
         fell = "yes" if r.fell else "no"
-        table.add_row(str(r.seed), str(r.steps), _fmt(r.survived_s), fell,
-                      _fmt(r.distance), _fmt(r.ret, 1), _fmt(r.pose_reward, 3))  # fmt: skip
+        table.add_row(str(r.seed), str(r.steps), number(r.survived_s), fell,
+                      number(r.distance), number(r.ret, 1), number(r.pose_reward, 3))  # fmt: skip
 
     def mean(key: str) -> float | None:
         return summary[key]["mean"] if key in summary else None
 
     table.add_section()
-    table.add_row("mean", f"{summary['steps'] / len(results):.0f}", _fmt(mean("survived_s")),
-                  f"{summary['falls']}/{len(results)}", _fmt(mean("distance")),
-                  _fmt(mean("return"), 1), _fmt(mean("pose_reward"), 3))  # fmt: skip
+    table.add_row("mean", f"{summary['steps'] / len(results):.0f}", number(mean("survived_s")),
+                  f"{summary['falls']}/{len(results)}", number(mean("distance")),
+                  number(mean("return"), 1), number(mean("pose_reward"), 3))  # fmt: skip
     return table

@@ -22,7 +22,7 @@ from pipeline.algorithms.finetune import CURVE_FILE, FINETUNE_FILE, REQUEST_FILE
 from pipeline.core.errors import PipelineError
 from pipeline.core.outputs import read_json_object
 from pipeline.core.run_files import POLICY_DIR
-from pipeline.reports.html_page import Section, paragraph, picture, table
+from pipeline.reports.html_page import Section, cell, paragraph, percent, picture, table
 
 MAX_UPDATE_ROWS = 24
 """Per-update rows the page shows one by one; a longer run's updates are shown as this many
@@ -73,20 +73,6 @@ def read_finetune_run(run: Path) -> FinetuneRun:
         raise PipelineError(f"RUN {path}: not a run of pipeline finetune{what}")
     request = run / REQUEST_FILE
     return FinetuneRun(run, record, read_json_object(request, "RUN") if request.is_file() else {})
-
-
-def _cell(value: Any) -> str:
-    """A number as the rest of the page writes it (three significant digits)."""
-    if isinstance(value, float):
-        return f"{value:.3g}" if math.isfinite(value) else "-"
-    return "-" if value is None else str(value)
-
-
-def _percent(value: Any) -> str:
-    """A share as the rest of the page writes it: ``52.5%``."""
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return "-"
-    return f"{100 * value:.1f}%"
 
 
 def _name(selection: dict[str, Any]) -> str:
@@ -170,17 +156,17 @@ def selection_rows(ft: FinetuneRun) -> list[list[str]]:
         [
             "expert (reference)",
             "-",
-            _percent(expert.get("survival")),
-            _cell(expert.get("normalized_distance")),
-            _cell(expert.get("normalized_pose_reward")),
-            _cell(expert.get("distance")),
+            percent(expert.get("survival")),
+            cell(expert.get("normalized_distance")),
+            cell(expert.get("normalized_pose_reward")),
+            cell(expert.get("distance")),
             "",
         ]
     ]
     for s in ft.selections:
-        rows.append([_name(s), _cell(s.get("env_steps")), _percent(s.get("survival")),
-                     _cell(s.get("normalized_distance")), _cell(s.get("normalized_pose_reward")),
-                     _cell(s.get("distance")), "yes" if s is published else ""])  # fmt: skip
+        rows.append([_name(s), cell(s.get("env_steps")), percent(s.get("survival")),
+                     cell(s.get("normalized_distance")), cell(s.get("normalized_pose_reward")),
+                     cell(s.get("distance")), "yes" if s is published else ""])  # fmt: skip
     return rows
 
 
@@ -243,11 +229,11 @@ def update_rows(rows: Sequence[dict[str, Any]], limit: int = MAX_UPDATE_ROWS) ->
         phases = dict.fromkeys(str(r.get("phase")) for r in part)
         episodes = sum(r.get("episodes") or 0 for r in part)
         table_rows.append([
-            label, _cell(last.get("env_steps")), "+".join(phases), str(episodes),
-            _percent(_mean(part, "survival", "episodes")), _cell(_mean(part, "mean_return")),
-            _cell(_mean(part, "value_loss")), _cell(_mean(part, "approx_kl")),
-            _percent(_mean(part, "clip_fraction")), _cell(_mean(part, "log_std")),
-            _cell(_mean(part, "anchor_weight")), _cell(_mean(part, "steps_per_s")),
+            label, cell(last.get("env_steps")), "+".join(phases), str(episodes),
+            percent(_mean(part, "survival", "episodes")), cell(_mean(part, "mean_return")),
+            cell(_mean(part, "value_loss")), cell(_mean(part, "approx_kl")),
+            percent(_mean(part, "clip_fraction")), cell(_mean(part, "log_std")),
+            cell(_mean(part, "anchor_weight")), cell(_mean(part, "steps_per_s")),
         ])  # fmt: skip
     return table_rows
 

@@ -23,7 +23,6 @@ run's MLflow run as an artifact (``reports/report.html``) when that run is in th
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,8 +37,10 @@ from pipeline.core.outputs import check_output_path, read_json_object
 from pipeline.core.run_files import CONFIG_FILE, POLICY_DIR, TRAINING_RUN_FILE
 from pipeline.reports.html_page import (
     Section,
+    cell,
     page,
     paragraph,
+    percent,
     picture,
     preformatted,
     table,
@@ -422,16 +423,16 @@ def _dagger_results(parts: RunParts) -> list[Section]:
         return value.get("mean") if isinstance(value, dict) else None
 
     rows = [
-        ["survival", _percent(scores.get("survival")),
-         _percent(expert.get("survival_rate")), _percent(random.get("survival_rate"))],
+        ["survival", percent(scores.get("survival")),
+         percent(expert.get("survival_rate")), percent(random.get("survival_rate"))],
         ["survival on the expert's surviving starts",
-         _percent(scores.get("survival_on_expert_starts")), "-", "-"],
-        ["distance m", _cell(scores.get("distance")), _cell(mean(expert, "distance")),
-         _cell(mean(random, "distance"))],
-        ["norm. distance (0 = random, 1 = expert)", _cell(scores.get("normalized_distance")),
+         percent(scores.get("survival_on_expert_starts")), "-", "-"],
+        ["distance m", cell(scores.get("distance")), cell(mean(expert, "distance")),
+         cell(mean(random, "distance"))],
+        ["norm. distance (0 = random, 1 = expert)", cell(scores.get("normalized_distance")),
          "-", "-"],
-        ["pose reward", _cell(scores.get("pose_reward")), _cell(mean(expert, "pose_reward")),
-         _cell(mean(random, "pose_reward"))],
+        ["pose reward", cell(scores.get("pose_reward")), cell(mean(expert, "pose_reward")),
+         cell(mean(random, "pose_reward"))],
     ]  # fmt: skip
     config = dagger.get("config") or {}
     caption = (f"the final policy ({published}) on the {config.get('eval_episodes')} "
@@ -518,13 +519,13 @@ def _dagger_rows(parts: RunParts) -> list[Section]:
                "norm. distance", "action error", "val loss")  # fmt: skip
     keys = ("iteration", "beta", "labels", "survival", "survival_on_expert_starts", "distance",
             "normalized_distance", "action_error", "val_loss")  # fmt: skip
-    percent = {"survival", "survival_on_expert_starts"}
-    rows = [[(_percent if k in percent else _cell)(row.get(k)) for k in keys]
+    shares = {"survival", "survival_on_expert_starts"}
+    rows = [[(percent if k in shares else cell)(row.get(k)) for k in keys]
             for row in parts.dagger.get("rows", [])]  # fmt: skip
     body = table(columns, rows, "one row per iteration (held-out evaluation seeds)")
     expert = parts.dagger.get("expert") or {}
     if "survival_rate" in expert:
-        body += paragraph(f"expert on the same seeds: survival {_percent(expert['survival_rate'])}")
+        body += paragraph(f"expert on the same seeds: survival {percent(expert['survival_rate'])}")
     return [Section("DAgger iterations", body)]
 
 
@@ -563,19 +564,6 @@ def _published_training(dagger: dict[str, Any], final: FinalChoice | None) -> Pa
         return Path(final.published().policy_dir).parent
     rows = dagger.get("rows") or []
     return Path(rows[-1]["policy_dir"]).parent if rows else None
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if math.isfinite(value) else "-"
-    return "-" if value is None else str(value)
-
-
-def _percent(value: Any) -> str:
-    """A share as the page writes it everywhere: ``52.5%`` (as DAgger's final choice)."""
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return "-"
-    return f"{100 * value:.1f}%"
 
 
 def _plots(parts: RunParts) -> list[Section]:
