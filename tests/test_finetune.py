@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from finetune_small import SMALL, WALK, tiny_walk_policy
 
 from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.algorithms.finetune import (
@@ -23,34 +24,14 @@ from pipeline.algorithms.finetune import (
 )
 from pipeline.algorithms.finetune_config import resolve_finetune_config
 from pipeline.cli import main
-from pipeline.stages.record import RecordConfig, record
 from pipeline.training.config import load_config
 
-WALK = "sim/HumanoidWalk-v0"
-SMALL = [
-    "steps=1536",
-    "steps_per_update=256",
-    "segments=2",
-    "ppo.minibatch=128",
-    "critic.warmup_updates=1",
-    "critic.warmup_epochs=2",
-    "selection.every=2",
-    "selection.episodes=2",
-    "curriculum.episode_seconds=1",
-]
-"""Six updates (one warm-up) of 256 steps, a selection every two policy updates."""
 TIMING = ("wall_s", "steps_per_s", "bare_steps_per_s")
 
 
 @pytest.fixture(scope="module")
 def walk_policy(tmp_path_factory) -> Path:
-    """A tiny walk MLP trained for one epoch on three one-second demonstrations."""
-    root = tmp_path_factory.mktemp("finetune-policy")
-    data = root / "walk.h5"
-    record(RecordConfig(out=data, env_id=WALK, episodes=3, seed=0, episode_seconds=1.0))
-    config = load_config(None, ["model.hidden_sizes=[16,16]", "training.epochs=1"])
-    train_from_file(data, config, root / "run", tracking_uri=None)
-    return root / "run" / "policy"
+    return tiny_walk_policy(tmp_path_factory.mktemp("finetune-policy"))
 
 
 def _request(policy: Path, out: Path, *extra: str, resume: bool = False) -> FinetuneRequest:
@@ -207,8 +188,10 @@ def test_mlflow_gets_per_update_metrics_selections_and_the_model(walk_policy, tm
 # -- bad input -------------------------------------------------------------------------
 
 
-def _refused(capsys, *args: str) -> str:
-    code = main(list(args))
+def _refused(capsys, policy: Path, out: Path, *extra: str) -> str:
+    """``pipeline finetune --policy POLICY --out OUT --no-track EXTRA...`` is refused in one
+    line (exit 2, no traceback); returns the line."""
+    code = main(["finetune", "--policy", str(policy), "--out", str(out), "--no-track", *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -242,38 +225,16 @@ def camera_policy(walk_policy, tmp_path) -> Path:
 )
 def test_bad_options_are_refused_in_one_line(walk_policy, tmp_path, capsys, args, expected):
     out = tmp_path / "out"
-    err = _refused(
-        capsys, "finetune", "--policy", str(walk_policy), "--out", str(out), "--no-track", *args
-    )
-    assert expected in err
+    assert expected in _refused(capsys, walk_policy, out, *args)
     assert not out.exists()
 
 
 def test_a_camera_policy_is_refused(camera_policy, tmp_path, capsys):
-    err = _refused(
-        capsys,
-        "finetune",
-        "--policy",
-        str(camera_policy),
-        "--out",
-        str(tmp_path / "out"),
-        "--no-track",
-    )
-    assert "a camera policy" in err
+    assert "a camera policy" in _refused(capsys, camera_policy, tmp_path / "out")
 
 
 def test_an_anchor_file_of_another_env_is_refused(walk_policy, run_data, tmp_path, capsys):
-    err = _refused(
-        capsys,
-        "finetune",
-        "--policy",
-        str(walk_policy),
-        "--out",
-        str(tmp_path / "out"),
-        "--anchor-data",
-        str(run_data),
-        "--no-track",
-    )
+    err = _refused(capsys, walk_policy, tmp_path / "out", "--anchor-data", str(run_data))
     assert "recorded in sim/HumanoidRun-v0" in err
 
 
@@ -283,30 +244,8 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
     """Without --resume an existing run is refused; with --resume and another seed the
     first difference is named; nothing in the run changes."""
     before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")}
-    err = _refused(
-        capsys,
-        "finetune",
-        "--policy",
-        str(walk_policy),
-        "--out",
-        str(uninterrupted),
-        "--no-track",
-        *SMALL,
-    )
-    assert "already exists" in err
-    err = _refused(
-        capsys,
-        "finetune",
-        "--policy",
-        str(walk_policy),
-        "--out",
-        str(uninterrupted),
-        "--no-track",
-        "--resume",
-        "--seed",
-        "1",
-        *SMALL,
-    )
+    assert "already exists" in _refused(capsys, walk_policy, uninterrupted, *SMALL)
+    err = _refused(capsys, walk_policy, uninterrupted, "--resume", "--seed", "1", *SMALL)
     assert "config.seed: 0 there, 1 now" in err
     assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
 

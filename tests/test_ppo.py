@@ -119,6 +119,13 @@ def _mean_return(worker: SegmentWorker, forward, seeds: range) -> float:
     return float(np.mean([e["return"] for e in episodes]))
 
 
+def _ppo(policy: GaussianPolicy, critic, *, policy_lr: float, epochs: int, minibatch: int) -> PPO:
+    """PPO with the control task's settings (log-std and critic step sizes 1e-2, no KL stop)."""
+    return PPO(policy, critic, policy_lr=policy_lr, log_std_lr=1e-2, value_lr=1e-2,
+               max_grad_norm=1.0, clip=0.2, epochs=epochs, minibatch=minibatch,
+               target_kl=None, seed=0)  # fmt: skip
+
+
 def test_ppo_improves_the_return_of_a_small_control_task():
     """From a policy that does nothing (mean action 0), 15 updates of 1024 steps raise the
     deterministic policy's return by more than half of what there is to gain."""
@@ -128,19 +135,7 @@ def test_ppo_improves_the_return_of_a_small_control_task():
     model = keras.Model(inputs, head(inputs))
     policy = GaussianPolicy(model, np.ones(1, np.float32), log_std=0.0, log_std_bounds=(-3.0, 1.0))
     critic = value_network(np.zeros(1, np.float32), np.ones(1, np.float32), [32], 10.0)
-    ppo = PPO(
-        policy,
-        critic,
-        policy_lr=3e-2,
-        log_std_lr=1e-2,
-        value_lr=1e-2,
-        max_grad_norm=1.0,
-        clip=0.2,
-        epochs=8,
-        minibatch=256,
-        target_kl=None,
-        seed=0,
-    )
+    ppo = _ppo(policy, critic, policy_lr=3e-2, epochs=8, minibatch=256)
     worker = SegmentWorker("tests/PointMass-v0", {})
     seeds = range(30)
     before = _mean_return(worker, compile_numpy(model, check=False), seeds)
@@ -164,19 +159,7 @@ def test_the_critic_alone_leaves_the_policy_unchanged():
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     policy = GaussianPolicy(model, np.ones(1, np.float32), log_std=-1.0, log_std_bounds=(-3.0, 1.0))
     critic = value_network(np.zeros(1, np.float32), np.ones(1, np.float32), [8], 10.0)
-    ppo = PPO(
-        policy,
-        critic,
-        policy_lr=1e-2,
-        log_std_lr=1e-2,
-        value_lr=1e-2,
-        max_grad_norm=1.0,
-        clip=0.2,
-        epochs=2,
-        minibatch=64,
-        target_kl=None,
-        seed=0,
-    )
+    ppo = _ppo(policy, critic, policy_lr=1e-2, epochs=2, minibatch=64)
     worker = SegmentWorker("tests/PointMass-v0", {})
     task = SegmentTask(compile_numpy(model, check=False), policy.std(), np.ones(1), 256, seed=1)
     batch = segments_batch([worker.run(task)], ppo.values, gamma=0.9, lam=0.95)

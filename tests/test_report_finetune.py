@@ -14,29 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from finetune_small import SMALL, WALK, tiny_walk_policy
 
-from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.algorithms.finetune import CURVE_FILE, FINETUNE_FILE, FinetuneRequest, finetune
 from pipeline.algorithms.finetune_config import resolve_finetune_config
 from pipeline.cli import main
-from pipeline.stages.record import RecordConfig, record
-from pipeline.training.config import load_config
 from pipeline.workflows.finetune_report import update_rows
 
-WALK = "sim/HumanoidWalk-v0"
-SMALL = [
-    "steps=1536",
-    "steps_per_update=256",
-    "segments=2",
-    "ppo.minibatch=128",
-    "critic.warmup_updates=1",
-    "critic.warmup_epochs=2",
-    "selection.every=2",
-    "selection.episodes=2",
-    "curriculum.episode_seconds=1",
-]
-"""Six updates (one warm-up) of 256 steps, a selection every two policy updates (as
-tests/test_finetune.py)."""
 EXTRA = ["ppo.policy_lr=3e-05", "critic.hidden_sizes=[32,32]", "ppo.target_kl=null"]
 """Overrides whose values the reproduce command must write back so that YAML reads them as
 they were: a float in exponent notation, a list, a null."""
@@ -47,13 +31,10 @@ def finetune_run(tmp_path_factory) -> Path:
     """A tiny walk MLP trained for one epoch on three one-second demonstrations, then
     fine-tuned for six updates into ``ft/`` (no tracking)."""
     root = tmp_path_factory.mktemp("report-finetune")
-    data = root / "walk.h5"
-    record(RecordConfig(out=data, env_id=WALK, episodes=3, seed=0, episode_seconds=1.0))
-    config = load_config(None, ["model.hidden_sizes=[16,16]", "training.epochs=1"])
-    train_from_file(data, config, root / "run", tracking_uri=None)
+    policy = tiny_walk_policy(root)
     out = root / "ft"
     ft_config = resolve_finetune_config(None, [*SMALL, *EXTRA], env_id=WALK)
-    finetune(FinetuneRequest(policy=str(root / "run" / "policy"), out=out, config=ft_config))
+    finetune(FinetuneRequest(policy=str(policy), out=out, config=ft_config))
     return out
 
 

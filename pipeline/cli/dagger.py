@@ -14,7 +14,15 @@ from rich.table import Table
 
 from pipeline.algorithms.dagger_config import DaggerConfig
 from pipeline.cli.config_options import config_options, option_error
-from pipeline.cli.options import BackendKind, JsonOut, NoTrack, Overwrite, RayAddress, TrackingUri
+from pipeline.cli.options import (
+    BackendKind,
+    JsonOut,
+    NoTrack,
+    Overwrite,
+    RayAddress,
+    Resume,
+    TrackingUri,
+)
 from pipeline.cli.progress import make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.errors import PipelineError
@@ -159,10 +167,7 @@ def dagger_command(
     ] = None,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
-    resume: Annotated[
-        bool,
-        typer.Option(help="Continue the run in --out where it stopped (same arguments)."),
-    ] = False,
+    resume: Resume = False,
     no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
     json_out: JsonOut = None,

@@ -12,7 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.options import BackendKind, JsonOut, NoTrack, Overwrite, RayAddress, TrackingUri
+from pipeline.cli.options import (
+    BackendKind,
+    JsonOut,
+    NoTrack,
+    Overwrite,
+    RayAddress,
+    Resume,
+    TrackingUri,
+)
 from pipeline.cli.progress import make_console
 from pipeline.cli.show_config import ShowConfig, print_configs
 from pipeline.core.outputs import check_output_path, write_json
@@ -121,10 +129,7 @@ def finetune_command(
     workers: Annotated[int, typer.Option(help="Rollout workers (processes or Ray actors).")] = 2,
     backend: BackendKind = "local",
     ray_address: RayAddress = None,
-    resume: Annotated[
-        bool,
-        typer.Option(help="Continue the run in --out from its last checkpoint (same arguments)."),
-    ] = False,
+    resume: Resume = False,
     no_track: NoTrack = False,
     tracking_uri: TrackingUri = None,
     json_out: JsonOut = None,

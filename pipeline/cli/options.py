@@ -67,6 +67,11 @@ RayAddress = Annotated[
 ]
 """The ``--ray-address`` option that goes with ``--backend``."""
 
+Resume = Annotated[
+    bool, typer.Option(help="Continue the run in --out where it stopped (same arguments).")
+]
+"""The ``--resume`` option of the algorithms that checkpoint their runs (DAgger, finetune)."""
+
 NoTrack = Annotated[bool, typer.Option("--no-track", help="Run without MLflow tracking.")]
 """The ``--no-track`` option of every tracked command."""
 
