@@ -341,9 +341,9 @@ def _run(
         demos = None
         if config.anchor.source == "demos":
             demos = _demo_anchor(request.anchor_data)
-        selection = config.selection
-        judge = ClosedLoopJudge(env_id, spec, selection.episodes, selection.seed,
-                                request.workers, request.backend)  # fmt: skip
+        judge = ClosedLoopJudge(
+            env_id, spec, config.selection.episodes, config.selection.seed, request.workers
+        )
         with open_tracker(
             request.tracking_uri,
             DEFAULT_EXPERIMENT,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from pipeline.rollout.cluster import LOCAL, Backend
 from pipeline.rollout.episodes import EpisodeResult, summarize
 from pipeline.rollout.options import is_motion_env
 from pipeline.rollout.policies import ExpertPolicy, LearnedPolicy, RandomPolicy
@@ -47,13 +46,7 @@ class ClosedLoopJudge:
     """
 
     def __init__(
-        self,
-        env_id: str,
-        spec: PolicySpec,
-        episodes: int,
-        seed: int,
-        workers: int,
-        backend: Backend = LOCAL,
+        self, env_id: str, spec: PolicySpec, episodes: int, seed: int, workers: int
     ) -> None:
         import gymnasium as gym
 
@@ -63,7 +56,6 @@ class ClosedLoopJudge:
         self.spec = spec
         self.seeds = list(range(seed, seed + episodes))
         self.workers = workers
-        self.backend = backend
         self.env_kwargs: dict[str, Any] = {"start_phase": "random"} if is_motion_env(env_id) else {}
         if spec.camera is not None:  # the policy sees frames: painted as when recorded
             self.env_kwargs["render_mode"] = "rgb_array"
@@ -74,10 +66,9 @@ class ClosedLoopJudge:
             env.close()
         self._baselines: tuple[list[EpisodeResult], list[EpisodeResult]] | None = None
 
-    def _run(self, policy: Any, workers: int, backend: Backend) -> list[EpisodeResult]:
+    def _run(self, policy: Any, workers: int) -> list[EpisodeResult]:
         tasks = [EpisodeTask(seed) for seed in self.seeds]
-        return run_episodes(self.env_id, self.env_kwargs, policy, tasks, workers,
-                            backend=backend)  # fmt: skip
+        return run_episodes(self.env_id, self.env_kwargs, policy, tasks, workers)
 
     def baselines(self) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
         """The expert's and the random policy's episodes on the judge's seeds (run once)."""
@@ -86,8 +77,7 @@ class ClosedLoopJudge:
 
             expert = ExpertPolicy(sim.load_expert(sim.EXPERT_FOR_ENV[self.env_id]))
             random = RandomPolicy(self._low.astype(float), self._high.astype(float))
-            self._baselines = (self._run(expert, self.workers, self.backend),
-                               self._run(random, self.workers, self.backend))  # fmt: skip
+            self._baselines = (self._run(expert, self.workers), self._run(random, self.workers))
         return self._baselines
 
     def __call__(self, model: Any) -> dict[str, float]:
@@ -96,12 +86,10 @@ class ClosedLoopJudge:
         from models.inference import NumpyForward, compile_forward
 
         forward = compile_forward(model)
-        # A TensorFlow forward pass does not travel: it runs here, in this process.
-        numpy = isinstance(forward, NumpyForward)
-        workers, backend = (self.workers, self.backend) if numpy else (1, LOCAL)
+        workers = self.workers if isinstance(forward, NumpyForward) else 1
         policy = LearnedPolicy(forward, self.spec.history, camera=self.spec.camera,
                                inputs=self.spec.inputs)  # fmt: skip
-        learner = self._run(policy, workers, backend)
+        learner = self._run(policy, workers)
         expert, random = self.baselines()
         summary = summarize(learner)
         scores = normalized_scores(learner, expert, random)
