@@ -341,6 +341,8 @@ def _run(
         demos = None
         if config.anchor.source == "demos":
             demos = _demo_anchor(request.anchor_data)
+        # Selections run on local processes even with --backend ray: actors of their own
+        # would wait for the CPUs the rollout actors hold.
         judge = ClosedLoopJudge(
             env_id, spec, config.selection.episodes, config.selection.seed, request.workers
         )
