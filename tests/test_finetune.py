@@ -4,6 +4,7 @@ that continues bit-identically, and one clear line for every bad input."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -293,3 +294,27 @@ def test_from_scratch_starts_from_the_initial_weights_of_the_same_architecture(w
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(started, trained, strict=True))
     assert loaded.model.get_weights()[0].tolist() == trained[0].tolist()  # left untouched
+
+
+def test_the_anchor_weight_stops_at_its_floor(walk_policy, tmp_path):
+    result = finetune(_request(walk_policy, tmp_path / "floor", "anchor.decay=0.5",
+                               "anchor.min_weight=0.3"))  # fmt: skip
+    assert [r.anchor_weight for r in result.rows if r.phase == "ppo"] == [1.0, 0.5, 0.3, 0.3, 0.3]
+
+
+def test_a_candidate_below_the_pose_floor_is_not_published():
+    """It would rank first (survival), but keeps only 0.90 of the expert's pose reward
+    against a floor of 0.95; the floor does not apply to the starting policy, nor to a
+    task without a pose reward (NaN)."""
+    from pipeline.algorithms.finetune import SelectionRow, publishes
+
+    best = SelectionRow(update=-1, env_steps=0, survival=0.7, normalized_distance=1.0,
+                        normalized_pose_reward=1.0, distance=10.0, published=True)  # fmt: skip
+    better = {"survival": 0.9, "normalized_distance": 1.2, "normalized_pose_reward": 0.90}
+    assert publishes(better, best, 10, None)
+    assert not publishes(better, best, 10, 0.95)
+    assert publishes({**better, "normalized_pose_reward": 0.96}, best, 10, 0.95)
+    assert publishes({**better, "normalized_pose_reward": math.nan}, best, 10, 0.95)
+    assert publishes(better, None, -1, 0.95)
+    worse = {"survival": 0.6, "normalized_distance": 2.0, "normalized_pose_reward": 1.0}
+    assert not publishes(worse, best, 10, 0.95)

@@ -378,6 +378,7 @@ def _run(
                             spec,
                             tracker,
                             on_selection,
+                            config.selection.min_pose_reward,
                         )
                     meta = counters.meta(time.perf_counter() - start)
                     _save_checkpoint(out, learner, {**meta, **_result_state(result)})
@@ -447,7 +448,8 @@ def _update(
     """One update: gather the segments, fit the critic alone (warm-up) or run PPO with the
     anchor's weight of the moment; advances ``counters``."""
     warmup = counters.update < config.critic.warmup_updates
-    weight = config.anchor.weight * config.anchor.decay**counters.policy_updates
+    anchor = config.anchor
+    weight = max(anchor.weight * anchor.decay**counters.policy_updates, anchor.min_weight)
     segments, wall = _collect(pool, learner, config, counters.update, spec)
     batch, anchor = _batch(learner, segments, config, demos, weight)
     if warmup:
@@ -662,14 +664,15 @@ def _select(
     spec: Any,
     tracker: Tracker,
     on_selection: Callable[[SelectionRow], None] | None,
+    min_pose: float | None = None,
 ) -> dict[str, float]:
     """Score the deterministic policy on the selection seeds; publish it when it is the
-    best so far (the starting policy, ``update`` -1, is the first candidate)."""
-    from pipeline.rollout.closed_loop_judge import score_key
+    best so far (the starting policy, ``update`` -1, is the first candidate). With
+    ``min_pose``, a fine-tuned candidate whose pose reward is below that share of the
+    expert's is not published, however well it survives."""
 
     score = judge(learner.policy.mean_model)
-    best = result.best()
-    better = best is None or score_key(score) > score_key(_as_score(best))
+    better = publishes(score, result.best(), update, min_pose)
     row = SelectionRow(
         update=update,
         env_steps=env_steps,
@@ -688,6 +691,21 @@ def _select(
     if on_selection:
         on_selection(row)
     return score
+
+
+def publishes(score: dict[str, float], best: SelectionRow | None, update: int,
+              min_pose: float | None) -> bool:  # fmt: skip
+    """Whether a candidate with ``score`` replaces the published ``best``: the first one
+    always; then one that ranks higher (survival, then normalized distance or pose reward)
+    and, after fine-tuning (``update`` >= 0) with ``min_pose``, keeps at least that share
+    of the expert's pose reward where the task has one."""
+    from pipeline.rollout.closed_loop_judge import score_key
+
+    if best is None:
+        return True
+    pose = score.get("normalized_pose_reward", math.nan)
+    keeps_gait = update < 0 or min_pose is None or not math.isfinite(pose) or pose >= min_pose
+    return keeps_gait and score_key(score) > score_key(_as_score(best))
 
 
 def _as_score(row: SelectionRow) -> dict[str, float]:

@@ -84,6 +84,9 @@ class AnchorConfig(StrictConfig):
     surrogate (whose advantages are normalised)."""
     decay: float = Field(0.98, ge=0.0, le=1.0)
     """The weight is multiplied by this after every policy update."""
+    min_weight: float = Field(0.0, ge=0.0)
+    """The weight never decays below this: a permanent pull towards the teacher's gait
+    (0: the anchor fades away)."""
 
 
 class CurriculumConfig(StrictConfig):
@@ -119,6 +122,10 @@ class SelectionConfig(StrictConfig):
     seed: int = Field(7000, ge=0, lt=1_000_000_000)
     """First selection seed: kept apart from the evaluation seeds you report (training
     episodes use seeds from 10^9 up)."""
+    min_pose_reward: float | None = Field(None, ge=0.0)
+    """A fine-tuned candidate whose pose reward on the selection seeds is below this share
+    of the expert's is never published, however well it survives (the motion-imitation
+    tasks; null: no floor). Survival can be bought by leaving the gait."""
 
 
 class FinetuneConfig(StrictConfig):
