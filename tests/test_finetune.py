@@ -318,3 +318,9 @@ def test_a_candidate_below_the_pose_floor_is_not_published():
     assert publishes(better, None, -1, 0.95)
     worse = {"survival": 0.6, "normalized_distance": 2.0, "normalized_pose_reward": 1.0}
     assert not publishes(worse, best, 10, 0.95)
+
+
+def test_without_an_anchor_no_anchor_loss_is_reported(walk_policy, tmp_path):
+    result = finetune(_request(walk_policy, tmp_path / "free", "anchor.source=none", "steps=512"))
+    ppo_rows = [r for r in result.rows if r.phase == "ppo"]
+    assert ppo_rows and all(math.isnan(r.anchor_loss) and r.anchor_weight == 0 for r in ppo_rows)

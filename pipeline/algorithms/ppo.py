@@ -306,7 +306,8 @@ class PPO:
                     tf.constant(weight, tf.float32),
                 )
                 sums["policy_loss"].append(float(surrogate))
-                sums["anchor_loss"].append(float(anchor_loss))
+                if weight > 0:  # without an anchor the loss is of nothing
+                    sums["anchor_loss"].append(float(anchor_loss))
                 sums["approx_kl"].append(float(kl))
                 sums["clip_fraction"].append(float(clipped))
                 epoch_kl.append(float(kl))
