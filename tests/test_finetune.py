@@ -142,7 +142,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(walk_policy, uninterru
 
 def test_mlflow_gets_per_update_metrics_selections_and_the_model(walk_policy, tmp_path, capsys):
     """One run: a metric per update, the selection scores, the curve and the policy as an
-    MLflow model that ``pipeline evaluate runs:/...`` accepts."""
+    MLflow model that ``pipeline evaluate runs:/...`` accepts; ``--json`` has the rows."""
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -158,12 +158,17 @@ def test_mlflow_gets_per_update_metrics_selections_and_the_model(walk_policy, tm
             "1",
             "--tracking-uri",
             uri,
+            "--json",
+            str(tmp_path / "finetune.json"),
             *SMALL,
         ]
     )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     run_id = printed.out.split("mlflow run: ")[1].split()[0]
+    report = json.loads((tmp_path / "finetune.json").read_text())
+    assert report["run_id"] == run_id and report["env_steps"] == 1536
+    assert len(report["rows"]) == 6 and report["selections"][0]["update"] == -1
     client = mlflow.MlflowClient(uri)
     history = client.get_metric_history(run_id, "train/value_loss")
     assert [m.step for m in history] == [256 * k for k in range(1, 7)]
