@@ -185,11 +185,9 @@ def check_request(request: FinetuneRequest) -> str:
             raise PipelineError(f"--policy {request.policy}: not found")
         policy_env = local_policy_env(request.policy)
         _check_state_policy(Path(request.policy))
+    if policy_env is not None:
+        _check_policy_env(request, policy_env)
     env_id = request.env_id or policy_env
-    if request.env_id and policy_env and request.env_id != policy_env:
-        raise PipelineError(
-            f"--policy {request.policy}: trained on {policy_env}, not {request.env_id}"
-        )
     if env_id is not None:
         _check_env(env_id, request.config)
     _check_anchor(request, env_id)
@@ -204,15 +202,29 @@ def _check_state_policy(path: Path) -> None:
     if not spec_file.is_file():
         return  # loading reports what it is
     spec = read_json_object(spec_file, f"--policy {path}")
-    if spec.get("camera") is not None or spec.get("inputs", "state") != "state":
+    _check_state_spec(str(path), spec.get("camera"), spec.get("inputs", "state"),
+                      int(spec.get("history", 1)))  # fmt: skip
+
+
+def _check_state_spec(policy: str, camera: Any, inputs: str, history: int) -> None:
+    """Fine-tuning takes a policy of the current state alone (a spec file read before
+    loading, or a loaded policy's spec, e.g. one an MLflow URI named)."""
+    if camera is not None or inputs != "state":
         raise PipelineError(
-            f"--policy {path}: a camera policy; fine-tuning takes a state "
+            f"--policy {policy}: a camera policy; fine-tuning takes a state "
             "policy (its rollouts would render every step)"
         )
-    if int(spec.get("history", 1)) != 1:
+    if history != 1:
         raise PipelineError(
-            f"--policy {path}: acts on a history of {spec['history']} "
+            f"--policy {policy}: acts on a history of {history} "
             "observations; fine-tuning takes a policy of the current one"
+        )
+
+
+def _check_policy_env(request: FinetuneRequest, policy_env: str) -> None:
+    if request.env_id is not None and request.env_id != policy_env:
+        raise PipelineError(
+            f"--policy {request.policy}: trained on {policy_env}, not {request.env_id}"
         )
 
 
@@ -282,16 +294,31 @@ def finetune(
     on_selection: Callable[[SelectionRow], None] | None = None,
 ) -> FinetuneResult:
     """Run (or resume) the fine-tuning ``request`` describes; see the module docstring."""
+    return run_checked(request, check_request(request), on_update, on_selection)
+
+
+def run_checked(
+    request: FinetuneRequest,
+    env_id: str,
+    on_update: Callable[[UpdateRow], None] | None = None,
+    on_selection: Callable[[SelectionRow], None] | None = None,
+) -> FinetuneResult:
+    """:func:`finetune` for a request :func:`check_request` passed (``env_id``: what it
+    returned). A policy named by an MLflow URI is checked here, once it is loaded."""
     start = time.perf_counter()
-    env_id = check_request(request)
-    from pipeline.rollout.policy_source import resolve_policy_source
+    from pipeline.rollout.policy_source import is_mlflow_uri, resolve_policy_source
 
     resolved = resolve_policy_source(request.policy, request.tracking_uri)
     try:
         loaded = resolved.loaded
-        env_id = _policy_env(request, loaded.spec.env_id)
-        _check_env(env_id, request.config)
-        _check_anchor(request, env_id)
+        spec = loaded.spec
+        if is_mlflow_uri(request.policy):  # the checks its spec file would have had
+            _check_state_spec(request.policy, spec.camera, spec.inputs, spec.history)
+            _check_policy_env(request, spec.env_id)
+            if spec.env_id != env_id:
+                _check_env(spec.env_id, request.config)
+                _check_anchor(request, spec.env_id)
+        env_id = spec.env_id
         out = request.out
         out.mkdir(parents=True, exist_ok=True)
         if not request.resume:
@@ -300,14 +327,6 @@ def finetune(
     finally:
         if resolved.download_dir is not None:
             shutil.rmtree(resolved.download_dir, ignore_errors=True)
-
-
-def _policy_env(request: FinetuneRequest, policy_env: str) -> str:
-    if request.env_id is not None and request.env_id != policy_env:
-        raise PipelineError(
-            f"--policy {request.policy}: trained on {policy_env}, not {request.env_id}"
-        )
-    return policy_env
 
 
 def _run(

@@ -4,7 +4,7 @@ per selection, then the selection table and where the outputs are."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +28,7 @@ from pipeline.reports.tables import number, percent
 
 if TYPE_CHECKING:
     from pipeline.algorithms.finetune import FinetuneResult, SelectionRow, UpdateRow
+    from pipeline.algorithms.finetune_config import FinetuneConfig
 
 
 def update_line(row: UpdateRow) -> str:
@@ -144,6 +145,7 @@ def finetune_command(
     selection seeds is published as OUT/policy.
     """
     from pipeline.algorithms.finetune_config import resolve_finetune_config
+    from pipeline.rollout.policy_source import local_policy_env
 
     if json_out is not None:
         check_output_path(json_out, "--json", (".json",), overwrite=overwrite)
@@ -156,7 +158,7 @@ def finetune_command(
     }
     if anchor_data is not None:
         options["anchor.source"] = "demos"
-    env_id = env or _policy_env(policy)
+    env_id = env or local_policy_env(policy)
     cfg = resolve_finetune_config(config, overrides or [], env_id=env_id, options=options)
     console = make_console()
     if show_config:
@@ -177,16 +179,10 @@ def finetune_command(
     )
 
 
-def _policy_env(policy: str) -> str | None:
-    from pipeline.rollout.policy_source import local_policy_env
-
-    return local_policy_env(policy)
-
-
 def run_finetune_command(
     policy: str,
     out: Path,
-    config: object,
+    config: FinetuneConfig,
     env: str | None,
     anchor_data: Path | None,
     workers: int,
@@ -197,7 +193,7 @@ def run_finetune_command(
     console: Console,
 ) -> FinetuneResult:
     """Check everything, then run and print."""
-    from pipeline.algorithms.finetune import FinetuneRequest, check_request, finetune
+    from pipeline.algorithms.finetune import FinetuneRequest, check_request, run_checked
     from pipeline.rollout.cluster import cluster_session, parse_backend
     from pipeline.tracking import prepare
 
@@ -205,16 +201,16 @@ def run_finetune_command(
     request = FinetuneRequest(
         policy=policy,
         out=out,
-        config=config,  # type: ignore[arg-type]
+        config=config,
         env_id=env,
         anchor_data=anchor_data,
         workers=workers,
         resume=resume,
     )
-    check_request(request)
+    env_id = check_request(request)
     backend = parse_backend(*cluster)
     uri = None if no_track else prepare(tracking_uri)
-    request = FinetuneRequest(**{**request.__dict__, "backend": backend, "tracking_uri": uri})
+    request = replace(request, backend=backend, tracking_uri=uri)
     episodes = request.config.selection.episodes
 
     def on_update(row: UpdateRow) -> None:
@@ -224,7 +220,7 @@ def run_finetune_command(
         console.print(selection_line(row, episodes), highlight=False)
 
     with cluster_session(backend, uri):
-        result = finetune(request, on_update, on_selection)
+        result = run_checked(request, env_id, on_update, on_selection)
     console.print(selections_table(result, episodes))
     console.print(f"policy: {result.policy_dir}")
     if result.run_id:
