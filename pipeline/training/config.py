@@ -340,7 +340,7 @@ def _override_at_fault(exc: ValidationError, overrides: list[str]) -> str | None
     return None
 
 
-def config_differences(saved: TrainConfig, other: TrainConfig) -> list[tuple[str, Any, Any]]:
+def config_differences(saved: StrictConfig, other: StrictConfig) -> list[tuple[str, Any, Any]]:
     """``(dotted key, saved value, other value)`` for every setting that differs."""
 
     def walk(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:

@@ -268,16 +268,6 @@ def sections(ft: FinetuneRun, evaluated: bool) -> list[Section]:
 # -- the command that reproduces it -------------------------------------------------------------
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _yaml_value(value: Any) -> str:
     """``value`` as an override's YAML reads it back: a float keeps its point (YAML reads
     ``2e-05`` as a string), a string that YAML would read as something else is quoted."""
@@ -299,12 +289,13 @@ def _yaml_value(value: Any) -> str:
 def overrides(ft: FinetuneRun) -> list[str]:
     """``key=value`` for every config key that differs from what ``pipeline finetune``
     starts from for this env (the typed defaults and the env's recipe)."""
-    from pipeline.algorithms.finetune_config import resolve_finetune_config
+    from pipeline.algorithms.finetune_config import FinetuneConfig, resolve_finetune_config
+    from pipeline.training.config import config_differences
 
     env = ft.request.get("env_id") or ft.record.get("env_id")
-    base = _flat(resolve_finetune_config(None, [], env_id=env).model_dump(mode="json"))
-    return [f"{key}={_yaml_value(value)}" for key, value in _flat(ft.config).items()
-            if base.get(key) != value]  # fmt: skip
+    base = resolve_finetune_config(None, [], env_id=env)
+    run = FinetuneConfig.model_validate(ft.config)
+    return [f"{key}={_yaml_value(value)}" for key, _, value in config_differences(base, run)]
 
 
 def command(ft: FinetuneRun) -> str:
