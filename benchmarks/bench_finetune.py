@@ -134,6 +134,9 @@ def _cost(run: dict) -> dict:
     speed = sum(r["steps_per_s"] for r in rows) / max(len(rows), 1)
     bare = [r["bare_steps_per_s"] for r in rows if r.get("bare_steps_per_s")]
     bare_speed = sum(bare) / len(bare) if bare else float("nan")
+    # Rows written before the expert labels were timed apart have no rollout speed.
+    rollout = [r["rollout_steps_per_s"] for r in rows if r.get("rollout_steps_per_s")]
+    rollout_speed = sum(rollout) / len(rollout) if rollout else float("nan")
     published = [s for s in run["selections"] if s["published"]][-1]
     return {
         "env_steps": run["env_steps"],
@@ -142,6 +145,8 @@ def _cost(run: dict) -> dict:
         "steps_per_s_per_worker": speed,
         "bare_steps_per_s": bare_speed,
         "speed_ratio": speed / bare_speed if bare else float("nan"),
+        "rollout_steps_per_s_per_worker": rollout_speed,
+        "rollout_speed_ratio": rollout_speed / bare_speed if bare else float("nan"),
         "published_update": published["update"],
         "published_selection_survival": published["survival"],
         "start_selection_survival": run["start"].get("survival"),
@@ -176,12 +181,14 @@ def print_tables(report: dict) -> None:
     Console(width=160).print(table)
     cost = Table(title="training cost per seed")
     for column in ("seed", "env steps", "wall min", "steps/s per worker",
-                   "bare simulator steps/s", "ratio", "published update"):  # fmt: skip
+                   "bare simulator steps/s", "ratio with labels", "rollout ratio",
+                   "published update"):  # fmt: skip
         cost.add_column(column, justify="right")
     for seed, c in report["training"].items():
         cost.add_row(seed, f"{c['env_steps']:,}", f"{c['wall_s'] / 60:.1f}",
                      f"{c['steps_per_s_per_worker']:.0f}", f"{c['bare_steps_per_s']:.0f}",
-                     f"{c['speed_ratio']:.2f}", str(c["published_update"]))  # fmt: skip
+                     f"{c['speed_ratio']:.2f}", f"{c.get('rollout_speed_ratio', float('nan')):.2f}",
+                     str(c["published_update"]))  # fmt: skip
     Console(width=160).print(cost)
 
 

@@ -27,7 +27,7 @@ from pipeline.algorithms.finetune_config import resolve_finetune_config
 from pipeline.cli import main
 from pipeline.training.config import load_config
 
-TIMING = ("wall_s", "steps_per_s", "bare_steps_per_s")
+TIMING = ("wall_s", "steps_per_s", "rollout_steps_per_s", "bare_steps_per_s")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,14 @@ def test_a_run_publishes_a_policy_the_pipeline_accepts(uninterrupted, capsys):
         ]
     )
     assert code == 0, capsys.readouterr().err
+
+
+def test_the_expert_labels_are_timed_apart_from_the_rollout(uninterrupted):
+    """Each update's speed: with the anchor's expert labels, without them (the rollout),
+    and the simulator alone, slowest first."""
+    rows = json.loads((uninterrupted / FINETUNE_FILE).read_text())["rows"]
+    for row in rows:
+        assert row["steps_per_s"] < row["rollout_steps_per_s"] < row["bare_steps_per_s"]
 
 
 def test_the_policy_moves_and_the_warmup_does_not_move_it(uninterrupted, walk_policy):

@@ -114,7 +114,10 @@ class UpdateRow:
     log_std: float = math.nan
     """Mean learned log standard deviation (policy's action-std units)."""
     steps_per_s: float = math.nan
-    """Environment steps per second per worker in this update's rollouts."""
+    """Environment steps per second per worker in this update's rollouts, the anchor's
+    expert labels included."""
+    rollout_steps_per_s: float = math.nan
+    """The same without the expert labels: the policy acting in the simulator."""
     bare_steps_per_s: float = math.nan
     """The same steps per second of time inside the simulator alone (reset and step): the
     rollouts' rate without the policy and bookkeeping."""
@@ -624,6 +627,7 @@ def _row(
     steps = sum(len(s.obs) for s in segments)
     worker_s = sum(s.wall_s for s in segments)
     sim_s = sum(s.sim_s for s in segments)
+    rollout_s = worker_s - sum(s.label_s for s in segments)
     return UpdateRow(
         update=counters.update,
         env_steps=counters.env_steps,
@@ -642,6 +646,7 @@ def _row(
         epochs=metrics.get("epochs", math.nan),
         log_std=float(np.mean(learner.policy.clipped_log_std().numpy())),
         steps_per_s=steps / worker_s if worker_s > 0 else math.nan,
+        rollout_steps_per_s=steps / rollout_s if rollout_s > 0 else math.nan,
         bare_steps_per_s=steps / sim_s if sim_s > 0 else math.nan,
         wall_s=wall,
     )

@@ -85,7 +85,11 @@ class Segment:
     """Seconds the worker spent on the task."""
     sim_s: float = 0.0
     """Of those, seconds inside the environment's ``reset`` and ``step``: the bare
-    simulator's share (the rest is the policy, sampling and bookkeeping)."""
+    simulator's share (the rest is the policy, sampling, bookkeeping and any expert
+    labels)."""
+    label_s: float = 0.0
+    """Of ``wall_s``, seconds spent labelling the visited states with the expert's actions
+    (the anchor's cost, not the rollout's)."""
 
 
 def gaussian_log_prob(actions: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -170,6 +174,9 @@ class SegmentWorker:
                     break
         obs_array = np.asarray(obs_rows, dtype=np.float32)
         sampled = np.asarray(action_rows)
+        tick = time.perf_counter()
+        expert_actions = self._expert_act(obs_array) if task.expert_labels else None
+        label_s = time.perf_counter() - tick
         return Segment(
             obs=obs_array,
             actions=sampled.astype(np.float32),
@@ -181,9 +188,10 @@ class SegmentWorker:
             truncated=np.asarray(truncated, dtype=bool),
             final_obs=np.asarray(final_obs, dtype=np.float32).reshape(-1, obs_array.shape[1]),
             episodes=episodes,
-            expert_actions=self._expert_act(obs_array) if task.expert_labels else None,
+            expert_actions=expert_actions,
             wall_s=time.perf_counter() - start,
             sim_s=sim_s,
+            label_s=label_s,
         )
 
     def close(self) -> None:
