@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pipeline.algorithms.behaviour_cloning import train_from_file
 from pipeline.algorithms.finetune import (
     CHECKPOINT_FILE,
     FINETUNE_FILE,
+    REQUEST_FILE,
     FinetuneRequest,
     finetune,
 )
@@ -215,8 +217,6 @@ def _refused(capsys, policy: Path, out: Path, *extra: str) -> str:
 @pytest.fixture()
 def camera_policy(walk_policy, tmp_path) -> Path:
     """The walk policy whose spec says it sees camera frames."""
-    import shutil
-
     copy = tmp_path / "camera-policy"
     shutil.copytree(walk_policy, copy)
     spec = json.loads((copy / "spec.json").read_text())
@@ -262,6 +262,24 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
     err = _refused(capsys, walk_policy, uninterrupted, "--resume", "--seed", "1", *SMALL)
     assert "config.seed: 0 there, 1 now" in err
     assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
+
+
+def test_a_resume_with_more_steps_extends_the_run(uninterrupted, walk_policy, tmp_path, capsys):
+    """``--resume`` with a larger ``--steps`` goes on from the finished run: its updates and
+    selections stay, new ones follow (the old last update keeps its selection), the request
+    records the new budget. Fewer steps than the run had are refused."""
+    out = tmp_path / "ft"
+    shutil.copytree(uninterrupted, out)
+    err = _refused(capsys, walk_policy, out, "--resume", *SMALL, "steps=1024")
+    assert "config.steps: 1536 there, 1024 now" in err
+    result = finetune(_request(walk_policy, out, "steps=2048", resume=True))
+    assert result.env_steps == 2048
+    before = json.loads((uninterrupted / FINETUNE_FILE).read_text())
+    after = json.loads((out / FINETUNE_FILE).read_text())
+    assert after["rows"][:6] == before["rows"] and len(after["rows"]) == 8
+    assert [s["update"] for s in after["selections"]] == [-1, 3, 5, 6, 7, 8]
+    recorded = json.loads((out / REQUEST_FILE).read_text())
+    assert recorded["config"]["steps"] == 2048
 
 
 def test_the_run_fine_tunes_on_its_own_reward(run_data, tmp_path):

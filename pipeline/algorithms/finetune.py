@@ -280,6 +280,8 @@ def _check_same_request(out: Path, request: FinetuneRequest) -> None:
     # config that no longer validates is reported as the difference below.
     with contextlib.suppress(ValueError):
         config = FinetuneConfig.model_validate(stored.get("config"))
+        if config.steps < request.config.steps:  # an extension: the run goes on further
+            config = config.model_copy(update={"steps": request.config.steps})
         stored["config"] = config.model_dump(mode="json")
     for key in given:
         if stored.get(key) != given[key]:
@@ -324,8 +326,8 @@ def run_checked(
         env_id = spec.env_id
         out = request.out
         out.mkdir(parents=True, exist_ok=True)
-        if not request.resume:
-            write_json(out / REQUEST_FILE, request.recorded())
+        # On a resume the request differs at most by more steps (checked): record them.
+        write_json(out / REQUEST_FILE, request.recorded())
         return _run(request, env_id, loaded, start, on_update, on_selection)
     finally:
         if resolved.download_dir is not None:

@@ -112,7 +112,10 @@ def finetune_command(
         Path | None,
         typer.Option(help="Fine-tuning YAML config; default: the env's measured recipe."),
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Environment steps in all (steps).")] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Environment steps in all (steps); with --resume, more extend the run."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed (seed).")] = None,
     anchor_data: Annotated[
         Path | None,
