@@ -4,6 +4,7 @@ small control task within a test's budget."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import gymnasium as gym
 import keras
@@ -110,6 +111,27 @@ class PointMass(gym.Env):
 
 
 gym.register("tests/PointMass-v0", entry_point=PointMass)
+
+
+def test_a_segment_on_several_envs_steps_them_in_lanes_with_one_forward_pass():
+    """Three environments in lockstep: one forward pass of three rows per step; each
+    environment's steps form a block of their own that ends in a cut or a fall; the first
+    keeps the one-environment segment's stream, the others have their own."""
+    rows: list[int] = []
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        rows.append(len(x))
+        return -x
+
+    task = SegmentTask(forward, np.full(1, 0.3), np.ones(1), 90, seed=3, envs=3)
+    three = SegmentWorker("tests/PointMass-v0", {}).run(task)
+    assert rows == [3] * 30
+    one = SegmentWorker("tests/PointMass-v0", {}).run(replace(task, steps=30, envs=1))
+    for name in ("obs", "actions", "log_probs", "rewards", "terminated", "truncated"):
+        np.testing.assert_array_equal(getattr(three, name)[:30], getattr(one, name))
+    assert all(three.terminated[i] or three.truncated[i] for i in (29, 59, 89))
+    assert not np.array_equal(three.obs[30:60], three.obs[:30])
+    assert len(three.final_obs) == three.truncated.sum()
 
 
 def _mean_return(worker: SegmentWorker, forward, seeds: range) -> float:

@@ -564,6 +564,7 @@ def _collect(
                 curriculum.push_probability, tuple(curriculum.push_impulse), curriculum.action_noise
             ),
             expert_labels=labels,
+            envs=config.segment_envs,
         )
         for i in range(config.segments)
     ]

@@ -141,6 +141,10 @@ class FinetuneConfig(StrictConfig):
     segments: int = Field(8, ge=1)
     """Rollout tasks per update (each ``steps_per_update / segments`` steps): the unit the
     workers share, fixed so that the result does not depend on their number."""
+    segment_envs: int = Field(1, ge=1)
+    """Environments each segment steps in lockstep, with one forward pass of the policy for
+    all of them: the policy's cost per step shrinks (docs/benchmarks/finetune.md). Another
+    value gives other (equally valid) trajectories; 1 keeps the runs measured before it."""
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     """The update."""
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
@@ -160,8 +164,8 @@ class FinetuneConfig(StrictConfig):
 
     @model_validator(mode="after")
     def _segments_fit(self) -> FinetuneConfig:
-        if self.steps_per_update < self.segments:
-            raise ValueError("steps_per_update must be at least segments")
+        if self.steps_per_update < self.segments * self.segment_envs:
+            raise ValueError("steps_per_update must be at least segments * segment_envs")
         if self.ppo.minibatch > self.steps_per_update:
             raise ValueError("ppo.minibatch must be at most steps_per_update")
         return self

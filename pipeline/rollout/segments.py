@@ -55,6 +55,10 @@ class SegmentTask:
     curriculum: Curriculum = field(default_factory=Curriculum)
     expert_labels: bool = False
     """Also return the shipped expert's action on every visited state (the anchor)."""
+    envs: int = 1
+    """Environments that share the steps, stepping in lockstep with one forward pass of the
+    policy for all (each with its own episodes and streams): the policy's cost per step
+    shrinks. The segment holds each environment's steps in turn."""
 
 
 @dataclass
@@ -103,14 +107,20 @@ def gaussian_log_prob(actions: np.ndarray, mean: np.ndarray, std: np.ndarray) ->
 
 
 class SegmentWorker:
-    """Owns one environment (and the expert when labels are asked); runs segments."""
+    """Owns the environments of its segments (and the expert when labels are asked)."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
         import sim  # noqa: F401  (registers the environments in this process)
 
-        self.env = gym.make(env_id, **env_kwargs)
         self.env_id = env_id
+        self.env_kwargs = env_kwargs
+        self.envs = [gym.make(env_id, **env_kwargs)]
         self._expert: Any = None
+
+    @property
+    def env(self) -> gym.Env:
+        """The first environment (the only one of one-environment segments)."""
+        return self.envs[0]
 
     def _expert_act(self, obs: np.ndarray) -> np.ndarray:
         if self._expert is None:
@@ -121,59 +131,24 @@ class SegmentWorker:
 
     def run(self, task: SegmentTask) -> Segment:
         start = time.perf_counter()
-        act_dim = task.std.shape[0]
-        dtype = self.env.action_space.dtype
-        curriculum_noise = task.curriculum.action_noise * task.action_scale
-        obs_rows, action_rows, means, rewards = [], [], [], []
-        terminated, truncated, final_obs, episodes = [], [], [], []
-        episode, sim_s = 0, 0.0
-        while len(obs_rows) < task.steps:
-            rng = np.random.default_rng(np.random.SeedSequence([task.seed, episode]))
-            episode += 1
-            options = _episode_options(task.curriculum, rng)
-            seed = int(rng.integers(TRAINING_SEEDS_FROM, 2**31))
-            tick = time.perf_counter()
-            obs, info = self.env.reset(seed=seed, options=options)
-            sim_s += time.perf_counter() - tick
-            ret, steps, pose = 0.0, 0, 0.0
-            while True:
-                mean = np.asarray(task.forward(obs[None].astype(np.float32))[0], np.float64)
-                action = mean + task.std * rng.standard_normal(act_dim)
-                executed = action
-                if task.curriculum.action_noise > 0:
-                    executed = action + curriculum_noise * rng.standard_normal(act_dim)
-                obs_rows.append(obs)
-                action_rows.append(action)
-                means.append(mean)
-                tick = time.perf_counter()
-                obs, reward, fell, timed_out, info = self.env.step(executed.astype(dtype))
-                sim_s += time.perf_counter() - tick
-                rewards.append(float(reward))
-                ret += float(reward)
-                steps += 1
-                pose += float(info.get("reward_pose", math.nan))
-                cut = timed_out or (len(obs_rows) >= task.steps and not fell)
-                terminated.append(bool(fell))
-                truncated.append(bool(cut))
-                if cut:
-                    final_obs.append(obs)
-                if fell or timed_out:
-                    episodes.append(
-                        {
-                            "return": ret,
-                            "steps": steps,
-                            "fell": float(fell),
-                            "survived_s": float(info.get("sim_time", math.nan)),
-                            "pose_reward": pose / steps,
-                            "push_impulse": float(
-                                (options or {}).get("push", {}).get("impulse", 0.0)
-                            ),
-                        }
-                    )
-                if fell or cut:
-                    break
-        obs_array = np.asarray(obs_rows, dtype=np.float32)
-        sampled = np.asarray(action_rows)
+        while len(self.envs) < task.envs:
+            self.envs.append(gym.make(self.env_id, **self.env_kwargs))
+        quota, extra = divmod(task.steps, task.envs)
+        lanes = [
+            _Lane(self.envs[i], task, i, quota + (1 if i < extra else 0)) for i in range(task.envs)
+        ]
+        lanes = [lane for lane in lanes if lane.quota > 0]
+        for lane in lanes:
+            lane.begin_episode()
+        while active := [lane for lane in lanes if not lane.full()]:
+            # One forward pass for every lane still stepping: the policy's cost is shared.
+            batch = np.stack([lane.obs for lane in active]).astype(np.float32)
+            means = np.asarray(task.forward(batch), np.float64)
+            for lane, mean in zip(active, means, strict=True):
+                lane.step(mean)
+        obs_array = np.concatenate([np.asarray(lane.obs_rows, np.float32) for lane in lanes])
+        sampled = np.concatenate([np.asarray(lane.action_rows) for lane in lanes])
+        means = np.concatenate([np.asarray(lane.means) for lane in lanes])
         tick = time.perf_counter()
         expert_actions = self._expert_act(obs_array) if task.expert_labels else None
         label_s = time.perf_counter() - tick
@@ -182,20 +157,94 @@ class SegmentWorker:
             actions=sampled.astype(np.float32),
             # In one pass after the loop: the same numbers as per step (NumPy sums each row
             # alike), without the per-step calls.
-            log_probs=gaussian_log_prob(sampled, np.asarray(means), task.std),
-            rewards=np.asarray(rewards, dtype=np.float64),
-            terminated=np.asarray(terminated, dtype=bool),
-            truncated=np.asarray(truncated, dtype=bool),
-            final_obs=np.asarray(final_obs, dtype=np.float32).reshape(-1, obs_array.shape[1]),
-            episodes=episodes,
+            log_probs=gaussian_log_prob(sampled, means, task.std),
+            rewards=np.concatenate([np.asarray(lane.rewards, np.float64) for lane in lanes]),
+            terminated=np.concatenate([np.asarray(lane.terminated, bool) for lane in lanes]),
+            truncated=np.concatenate([np.asarray(lane.truncated, bool) for lane in lanes]),
+            final_obs=np.asarray(
+                [o for lane in lanes for o in lane.final_obs], dtype=np.float32
+            ).reshape(-1, obs_array.shape[1]),
+            episodes=[e for lane in lanes for e in lane.episodes],
             expert_actions=expert_actions,
             wall_s=time.perf_counter() - start,
-            sim_s=sim_s,
+            sim_s=sum(lane.sim_s for lane in lanes),
             label_s=label_s,
         )
 
     def close(self) -> None:
-        self.env.close()
+        for env in self.envs:
+            env.close()
+
+
+class _Lane:
+    """One environment's share of a segment: its episodes one after another, each with its
+    own random stream, until its quota of steps is taken."""
+
+    def __init__(self, env: gym.Env, task: SegmentTask, index: int, quota: int) -> None:
+        self.env, self.task, self.index, self.quota = env, task, index, quota
+        self.act_dim = task.std.shape[0]
+        self.dtype = env.action_space.dtype
+        self.noise_scale = task.curriculum.action_noise * task.action_scale
+        self.obs_rows: list[np.ndarray] = []
+        self.action_rows: list[np.ndarray] = []
+        self.means: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.terminated: list[bool] = []
+        self.truncated: list[bool] = []
+        self.final_obs: list[np.ndarray] = []
+        self.episodes: list[dict[str, float]] = []
+        self.episode, self.sim_s = 0, 0.0
+
+    def full(self) -> bool:
+        return len(self.obs_rows) >= self.quota
+
+    def begin_episode(self) -> None:
+        # Lane 0 keeps the stream a one-environment segment has always had.
+        key = [self.task.seed, self.episode] + ([self.index] if self.index else [])
+        self.rng = np.random.default_rng(np.random.SeedSequence(key))
+        self.episode += 1
+        self.options = _episode_options(self.task.curriculum, self.rng)
+        seed = int(self.rng.integers(TRAINING_SEEDS_FROM, 2**31))
+        tick = time.perf_counter()
+        self.obs, _ = self.env.reset(seed=seed, options=self.options)
+        self.sim_s += time.perf_counter() - tick
+        self.ret, self.steps, self.pose = 0.0, 0, 0.0
+
+    def step(self, mean: np.ndarray) -> None:
+        """One control step from the policy's ``mean``; a new episode after a fall or cut."""
+        action = mean + self.task.std * self.rng.standard_normal(self.act_dim)
+        executed = action
+        if self.task.curriculum.action_noise > 0:
+            executed = action + self.noise_scale * self.rng.standard_normal(self.act_dim)
+        self.obs_rows.append(self.obs)
+        self.action_rows.append(action)
+        self.means.append(mean)
+        tick = time.perf_counter()
+        obs, reward, fell, timed_out, info = self.env.step(executed.astype(self.dtype))
+        self.sim_s += time.perf_counter() - tick
+        self.obs = obs
+        self.rewards.append(float(reward))
+        self.ret += float(reward)
+        self.steps += 1
+        self.pose += float(info.get("reward_pose", math.nan))
+        cut = timed_out or (self.full() and not fell)
+        self.terminated.append(bool(fell))
+        self.truncated.append(bool(cut))
+        if cut:
+            self.final_obs.append(obs)
+        if fell or timed_out:
+            self.episodes.append(
+                {
+                    "return": self.ret,
+                    "steps": self.steps,
+                    "fell": float(fell),
+                    "survived_s": float(info.get("sim_time", math.nan)),
+                    "pose_reward": self.pose / self.steps,
+                    "push_impulse": float((self.options or {}).get("push", {}).get("impulse", 0.0)),
+                }
+            )
+        if (fell or cut) and not self.full():
+            self.begin_episode()
 
 
 def _episode_options(curriculum: Curriculum, rng: np.random.Generator) -> dict[str, Any] | None:
