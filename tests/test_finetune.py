@@ -264,6 +264,17 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
     assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*")} == before
 
 
+def test_the_walk_runs_on_its_measured_recipe():
+    """The walk's defaults carry its recipe's anchor and pose floors; other envs do not, and
+    an override still wins."""
+    walk = resolve_finetune_config(None, [], env_id=WALK)
+    assert (walk.anchor.min_weight, walk.selection.min_pose_reward) == (0.4, 0.95)
+    run = resolve_finetune_config(None, [], env_id="sim/HumanoidRun-v0")
+    assert (run.anchor.min_weight, run.selection.min_pose_reward) == (0.0, None)
+    overridden = resolve_finetune_config(None, ["anchor.min_weight=0"], env_id=WALK)
+    assert overridden.anchor.min_weight == 0
+
+
 def test_a_resume_with_more_steps_extends_the_run(uninterrupted, walk_policy, tmp_path, capsys):
     """``--resume`` with a larger ``--steps`` goes on from the finished run: its updates and
     selections stay, new ones follow (the old last update keeps its selection), the request
