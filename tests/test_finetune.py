@@ -265,12 +265,14 @@ def test_an_existing_out_is_not_touched_and_a_resume_must_repeat_the_arguments(
 
 
 def test_the_walk_runs_on_its_measured_recipe():
-    """The walk's defaults carry its recipe's anchor and pose floors; other envs do not, and
-    an override still wins."""
+    """The walk's defaults carry its recipe's anchor and pose floors and pushes; other envs
+    do not, and an override still wins."""
     walk = resolve_finetune_config(None, [], env_id=WALK)
     assert (walk.anchor.min_weight, walk.selection.min_pose_reward) == (0.4, 0.95)
+    assert (walk.curriculum.push_probability, walk.curriculum.push_impulse) == (0.5, (0, 20))
     run = resolve_finetune_config(None, [], env_id="sim/HumanoidRun-v0")
     assert (run.anchor.min_weight, run.selection.min_pose_reward) == (0.0, None)
+    assert run.curriculum.push_probability == 0
     overridden = resolve_finetune_config(None, ["anchor.min_weight=0"], env_id=WALK)
     assert overridden.anchor.min_weight == 0
 
