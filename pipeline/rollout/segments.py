@@ -117,11 +117,6 @@ class SegmentWorker:
         self.envs = [gym.make(env_id, **env_kwargs)]
         self._expert: Any = None
 
-    @property
-    def env(self) -> gym.Env:
-        """The first environment (the only one of one-environment segments)."""
-        return self.envs[0]
-
     def _expert_act(self, obs: np.ndarray) -> np.ndarray:
         if self._expert is None:
             import sim
